@@ -60,7 +60,10 @@ class FeatureSpec(Strict):
 class FieldMap(Strict):
     """Dotted paths of the non-feature fields in a prediction document. ``null`` = not logged."""
 
-    timestamp: str = Field("timestamp", description="UTC time of the prediction (BSON date, ISO string, epoch s/ms)")
+    timestamp: str = Field("timestamp", description="UTC time of the prediction")
+    timestamp_type: Literal["date", "string", "epoch_s", "epoch_ms"] = Field(
+        "date", description="how the timestamp is stored: BSON date, ISO-8601 string (UTC, one format), epoch s/ms"
+    )
     request_id: str | None = Field("request_id", description="id joining predictions to delayed labels")
     model_version: str | None = Field("model_version", description="model version string")
     prediction: str | None = Field("prediction.value", description="predicted label or number")

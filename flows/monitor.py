@@ -1,0 +1,226 @@
+"""Prefect flows: one window (``monitor_window``) and a range of windows (``backfill``).
+
+Flows compose, tasks wrap, functions compute: every task below is a thin wrapper (retries, logging)
+around a plain function in ``tasks/`` or ``reports/``; no pandas in a flow.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from mlmon.settings import Settings
+from tasks import extract, reference
+from tasks.checks import presets
+from tasks.checks.outcome import WindowResult
+from tasks.config import ModelConfig, load_config
+from tasks.errors import SourceUnavailable, StoreError
+from tasks.evaluate import evaluate
+from tasks.store import store
+from tasks.window import Window, as_utc
+
+# Database I/O is retried with backoff; a bad config or bad data is not (retrying cannot fix it).
+DB_RETRIES = dict(retries=2, retry_delay_seconds=[2, 8], cache_policy=NO_CACHE)
+
+
+def _retry_on(*kinds: type[BaseException]):  # noqa: ANN202 - Prefect's callback signature
+    def condition(_task: Any, _run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except kinds:
+            return True
+        except BaseException:  # noqa: BLE001 - any other failure is final
+            return False
+        return False
+
+    return condition
+
+
+@task(name="extract", **DB_RETRIES, retry_condition_fn=_retry_on(SourceUnavailable))
+def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Batch:
+    import pymongo
+
+    log = get_run_logger()
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    try:
+        batch = extract.read_window(client[cfg.source.database], cfg, window)
+    finally:
+        client.close()
+    log.info(
+        "[%s %s] extracted %d rows, quarantined %d, labels joined %d (%.1fs)",
+        cfg.name, window.label, len(batch.frame), batch.n_quarantined, batch.n_labels_joined, batch.seconds,
+    )  # fmt: skip
+    return batch
+
+
+@task(name="reference", cache_policy=NO_CACHE)
+def reference_task(cfg: ModelConfig, profiles_dir: Path) -> reference.Baseline:
+    return reference.baseline(cfg, profiles_dir)
+
+
+@task(name="checks", cache_policy=NO_CACHE)
+def checks_task(
+    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
+) -> WindowResult:
+    return evaluate(cfg, base.profile, batch, window)
+
+
+@task(name="evidently", cache_policy=NO_CACHE)
+def evidently_task(
+    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch
+) -> presets.EvidentlyOutput | None:
+    if not cfg.evidently.enabled:
+        return None
+    return presets.run_evidently(base.frame, batch.frame, cfg)
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(
+    result: WindowResult, cfg: ModelConfig, out_dir: Path, evid: presets.EvidentlyOutput | None
+) -> Path:
+    from reports import render
+
+    path = render.write_report(result, cfg, out_dir, evid.html if evid else None)
+    render.write_index(out_dir, render.scan_index(out_dir))
+    return path
+
+
+@task(name="store", **DB_RETRIES, retry_condition_fn=_retry_on(StoreError))
+def store_task(pg_uri: str, result: WindowResult, report_path: str, flow_run_id: str | None) -> None:
+    store.migrate(pg_uri)
+    store.write_window(pg_uri, result, report_path=report_path, flow_run_id=flow_run_id)
+
+
+def _with_evidently_note(result: WindowResult, evid: presets.EvidentlyOutput | None) -> WindowResult:
+    from dataclasses import replace
+
+    if evid is None:
+        return replace(result, notes=(*result.notes, "Evidently report disabled in the config."))
+    notes = result.notes
+    if evid.sampled:
+        notes = (
+            *notes,
+            f"Evidently ran on a seeded sample of {evid.rows_used:,} of {result.n_rows:,} rows "
+            f"(evidently.max_rows); mlmon's own checks used every row.",
+        )
+    return replace(result, evidently_rows=evid.rows_used, notes=notes)
+
+
+@flow(name="monitor-window", flow_run_name="{model} {start}", log_prints=True)
+def monitor_window(model: str, start: datetime, end: datetime, config: str | None = None) -> dict[str, Any]:
+    """Run every check for one model over ``[start, end)`` and store the results (idempotent)."""
+    settings = Settings.from_env(config)
+    cfg = load_config(settings.config_path).model(model)
+    window = Window(as_utc(start), as_utc(end))
+    run_id = str(flow_run.id) if flow_run.id else None
+    pg_uri, mongo_uri = settings.postgres_uri(), settings.mongo_uri()
+    try:
+        batch = extract_task(cfg, window, mongo_uri)
+        base = reference_task(cfg, settings.profiles_dir)
+        result = checks_task(cfg, base, batch, window)
+        evid = evidently_task(cfg, base, batch)
+        result = _with_evidently_note(result, evid)
+        path = report_task(result, cfg, settings.reports_dir, evid)
+        rel = str(path.relative_to(settings.reports_dir))
+        store_task(pg_uri, result, rel, run_id)
+    except Exception as e:
+        _record_failure(pg_uri, model, window, e, run_id)
+        raise
+    summary = _summary(result, path, settings)
+    create_markdown_artifact(
+        key=_artifact_key(model), markdown=summary["markdown"], description=f"{model} {window.label}"
+    )
+    return {k: v for k, v in summary.items() if k != "markdown"}
+
+
+def _record_failure(pg_uri: str, model: str, window: Window, error: Exception, run_id: str | None) -> None:
+    """Best effort: mark the run as errored without touching the last good results."""
+    try:
+        store.mark_failed(pg_uri, model, window, f"{type(error).__name__}: {error}", run_id)
+    except StoreError:
+        pass  # the store itself is down: the flow's own failure says so
+
+
+def _artifact_key(model: str) -> str:
+    safe = "".join(ch if ch.isalnum() else "-" for ch in model.lower()).strip("-")
+    return f"mlmon-{safe or 'model'}"[:100]
+
+
+def _summary(result: WindowResult, path: Path, settings: Settings) -> dict[str, Any]:
+    link = (
+        f"{settings.reports_url.rstrip('/')}/{path.relative_to(settings.reports_dir)}"
+        if settings.reports_url
+        else (path.as_uri())
+    )
+    failed = result.failed
+    lines = [
+        f"# {result.model} — {result.window.label}: **{result.status.value.upper()}**",
+        "",
+        f"Window `{result.window}` · {result.n_rows:,} rows · {result.n_quarantined:,} quarantined · "
+        f"label coverage {'n/a' if result.label_coverage is None else f'{result.label_coverage:.0%}'}",
+        "",
+        f"[Open the HTML report]({link})",
+        "",
+    ]
+    if failed:
+        lines += ["| check | feature | segment | status | message |", "|---|---|---|---|---|"]
+        for ch in failed[:30]:
+            msg = ch.message.replace("|", "\\|")
+            lines.append(f"| {ch.check} | {ch.feature} | {ch.segment} | {ch.status.value} | {msg} |")
+        if len(failed) > 30:
+            lines.append(f"\n… and {len(failed) - 30} more failed checks in the report.")
+    else:
+        lines.append("No failed checks.")
+    return {
+        "model": result.model,
+        "window_start": result.window.start.isoformat(),
+        "window_end": result.window.end.isoformat(),
+        "status": result.status.value,
+        "rows": result.n_rows,
+        "quarantined": result.n_quarantined,
+        "failed_checks": [f"{ch.check}:{ch.feature}:{ch.segment}" for ch in failed],
+        "report": str(path),
+        "markdown": "\n".join(lines),
+    }
+
+
+@flow(name="backfill", flow_run_name="backfill {model} {start}..{end}", log_prints=True)
+def backfill(model: str, start: datetime, end: datetime, config: str | None = None) -> list[dict[str, Any]]:
+    """Run ``monitor_window`` for every window of the model in ``[start, end)``; safe to re-run."""
+    settings = Settings.from_env(config)
+    cfg = load_config(settings.config_path).model(model)
+    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length))
+    log = get_run_logger()
+    progress = create_progress_artifact(progress=0.0, description=f"backfill {model}: {len(windows)} windows")
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for i, w in enumerate(windows, 1):
+        try:
+            results.append(monitor_window(model, w.start, w.end, config))
+            status = results[-1]["status"]
+        except Exception as e:  # noqa: BLE001 - one bad window must not stop the others
+            errors.append(f"{w.label}: {type(e).__name__}: {e}")
+            log.error("[%s %s] window failed: %s", model, w.label, e)
+            status = "error"
+        update_progress_artifact(progress, progress=100.0 * i / len(windows))
+        _bar(i, len(windows), model, w, status)
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(windows)} windows failed:\n" + "\n".join(errors))
+    return results
+
+
+def _bar(done: int, total: int, model: str, w: Window, status: str) -> None:
+    width = 30
+    filled = round(width * done / total)
+    print(
+        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {model} {w.label} {status}",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,331 @@
+"""The ``mlmon`` command line. Every subcommand has ``--help``.
+
+Heavy imports (Prefect, pandas, Evidently) happen inside the subcommands, so ``mlmon --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+environment:
+  MLMON_MONGO_URI      MongoDB URI (unset: an embedded MongoDB wire server under MLMON_HOME)
+  MLMON_POSTGRES_URI   PostgreSQL URI (unset: an embedded PostgreSQL under MLMON_HOME)
+  MLMON_HOME           state folder, default ./.mlmon
+  MLMON_CONFIG         models config, default deployments/models.yaml
+  MLMON_REPORTS_DIR    HTML reports folder, default $MLMON_HOME/reports
+"""
+
+
+def _prepare_prefect_env(home: Path) -> None:
+    """Keep Prefect's local state under MLMON_HOME unless the user points Prefect elsewhere."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
+        os.environ["PREFECT_HOME"] = str(home / "prefect")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def _time(text: str) -> datetime:
+    from tasks.window import as_utc
+
+    try:
+        return as_utc(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO date/time: {text!r} (e.g. 2026-01-31 or 2026-01-31T12:00Z)"
+        ) from None
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from mlmon.settings import Settings
+
+    s = Settings.from_env(getattr(args, "config", None))
+    _prepare_prefect_env(s.home)
+    return s
+
+
+def _model_cfg(args: argparse.Namespace) -> Any:
+    from tasks.config import load_config
+
+    s = _settings(args)
+    return s, load_config(s.config_path).model(args.model)
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tasks.window import Window, parse_duration
+
+    s, cfg = _model_cfg(args)
+    if args.start:
+        start = args.start
+        end = args.end or start + cfg.window_length
+    else:
+        w = Window.containing(datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length)
+        start, end = w.start - cfg.window_length, w.start
+    from flows.monitor import monitor_window
+
+    summary = monitor_window(args.model, start, end, str(s.config_path))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    s, _cfg = _model_cfg(args)
+    from flows.monitor import backfill
+
+    results = backfill(args.model, args.start, args.end, str(s.config_path))
+    _print_results(results, s)
+    return 0
+
+
+def _print_results(results: list[dict[str, Any]], s: Any) -> None:
+    print(f"\n{'window':<20} {'status':<6} {'rows':>7} {'quar.':>6}  failed checks")
+    for r in results:
+        failed = ", ".join(r["failed_checks"][:4]) + (" …" if len(r["failed_checks"]) > 4 else "")
+        print(
+            f"{r['window_start'][:16]:<20} {r['status']:<6} {r['rows']:>7,} {r['quarantined']:>6,}  {failed}"
+        )
+    print(f"\nreport index: {s.reports_dir / 'index.html'}")
+
+
+def cmd_reference_build(args: argparse.Namespace) -> int:
+    from tasks import reference
+
+    s, cfg = _model_cfg(args)
+    out = Path(args.output) if args.output else cfg.reference_path
+    info = reference.build_from_mongo(s.mongo_uri(), cfg, args.start, args.end, out)
+    print(
+        f"reference for {cfg.name}: {info['rows']:,} rows ({info['quarantined']:,} quarantined, "
+        f"{info['labelled']:,} labelled) from [{args.start.isoformat()}, {args.end.isoformat()}) "
+        f"-> {out} (hash {info['hash']})"
+    )
+    return 0
+
+
+def cmd_reports(args: argparse.Namespace) -> int:
+    from reports import render
+
+    s = _settings(args)
+    runs = render.scan_index(s.reports_dir)
+    path = render.write_index(s.reports_dir, runs)
+    print(f"{len(runs)} reports indexed: {path}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from tasks.config import load_config
+
+    s = _settings(args)
+    cfg = load_config(s.config_path)
+    for name, m in cfg.models.items():
+        ref = (
+            "ok"
+            if m.reference_path.exists()
+            else f"MISSING ({m.reference_path}; run `mlmon reference build`)"
+        )
+        print(f"{name}: {len(m.features)} features, task {m.task.value}, window {m.window}, reference {ref}")
+    return 0
+
+
+def cmd_config_draft(args: argparse.Namespace) -> int:
+    import pymongo
+
+    from tasks import draft
+
+    s = _settings(args)
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        s.mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    flt = json.loads(args.filter) if args.filter else {}
+    docs = list(client[args.database][args.collection].find(flt).limit(args.sample))
+    if not docs:
+        print(f"no documents in {args.database}.{args.collection} matching {flt}", file=sys.stderr)
+        return 2
+    print(
+        draft.draft_config(
+            docs, model=args.model, database=args.database, collection=args.collection, flt=flt
+        )
+    )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from mlmon import simulate
+
+    s = _settings(args)
+    start = args.start or (
+        datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=args.days)
+    )
+    summary = simulate.run_simulation(s.mongo_uri(), args.database, start, args.days, args.per_day, args.seed)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlmon import demo
+
+    s = _settings(args)
+    return demo.run_demo(s, days=args.days, per_day=args.per_day, fresh=args.fresh)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Run one read-only query against the metrics database and print the rows as a table."""
+    import psycopg2
+
+    from tasks.store import store
+
+    s = _settings(args)
+    with store.connect(s.postgres_uri()) as conn, conn.cursor() as cur:
+        conn.set_session(readonly=True)
+        try:
+            cur.execute(args.query)
+        except psycopg2.Error as e:
+            print(f"mlmon: query failed: {e.pgerror or e}".strip(), file=sys.stderr)
+            return 2
+        if cur.description is None:
+            return 0
+        head = [d.name for d in cur.description]
+        rows = [["" if v is None else str(v) for v in r] for r in cur.fetchmany(args.limit)]
+    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(head)]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)))
+    print(f"({len(rows)} rows{'; truncated, use --limit' if len(rows) == args.limit else ''})")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from mlmon import embedded
+
+    s = _settings(args)
+    if args.action == "start":
+        print(f"MongoDB:    {s.mongo_uri()}")
+        print(f"PostgreSQL: {s.postgres_uri()}")
+    elif args.action == "stop":
+        embedded.stop_mongo(s.home / "mongo")
+        embedded.stop_postgres(s.home / "postgres")
+        print("embedded servers stopped")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlmon",
+        description="Batch monitoring for ML models: MongoDB prediction logs -> drift, data-quality, "
+        "model-quality and service-health checks -> Postgres metrics and HTML reports, run as Prefect flows.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_: str, func: Any, description: str | None = None) -> argparse.ArgumentParser:
+        sp = sub.add_parser(
+            name, help=help_, description=description or help_, epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+        sp.set_defaults(func=func)
+        sp.add_argument("--config", help="models config (default: $MLMON_CONFIG or deployments/models.yaml)")
+        return sp
+
+    sp = add("run", "run every check for one window of one model", cmd_run,
+             "Run every check for one window (default: the last complete window) and store the results. "
+             "Re-running a window replaces its results.")  # fmt: skip
+    sp.add_argument("model", help="model name from the config")
+    sp.add_argument("--start", type=_time, help="window start (UTC ISO time); default: last complete window")
+    sp.add_argument("--end", type=_time, help="window end; default: start + the model's window length")
+
+    sp = add("backfill", "run every window of a date range (safe to re-run)", cmd_backfill)
+    sp.add_argument("model", help="model name from the config")
+    sp.add_argument("--start", type=_time, required=True, help="range start (UTC ISO date/time)")
+    sp.add_argument("--end", type=_time, required=True, help="range end, exclusive")
+
+    sp = add("demo", "seed simulated traffic, backfill it and show where the results are", cmd_demo,
+             "Start the embedded servers (unless URIs are set), seed a week of simulated traffic for the "
+             "demo model (with a drift episode, a data-quality incident and a latency spike), build its "
+             "reference, backfill every day and print where the reports and tables are.")  # fmt: skip
+    sp.add_argument("--days", type=int, default=7, help="monitored days after the reference day (default 7)")
+    sp.add_argument("--per-day", type=int, default=2500, help="predictions per day (default 2500)")
+    sp.add_argument("--fresh", action="store_true", help="drop the demo data and seed again")
+
+    ref = sub.add_parser("reference", help="build reference datasets", description="Reference datasets.")
+    ref_sub = ref.add_subparsers(dest="ref_command", metavar="ACTION", required=True)
+    sp = ref_sub.add_parser(
+        "build", help="build a model's reference Parquet from a past window in MongoDB",
+        description="Extract [start, end) of a model's logs (same contract and quarantine as a monitored "
+        "window, labels joined) and write it as the model's reference Parquet.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sp.set_defaults(func=cmd_reference_build)
+    sp.add_argument("--config", help="models config")
+    sp.add_argument("model", help="model name from the config")
+    sp.add_argument("--start", type=_time, required=True, help="window start (UTC ISO time)")
+    sp.add_argument("--end", type=_time, required=True, help="window end, exclusive")
+    sp.add_argument("--output", help="Parquet path (default: the model's reference.path)")
+
+    add("reports", "rebuild the HTML report index and print where it is", cmd_reports)
+
+    cfg = sub.add_parser(
+        "config", help="check or draft the models config", description="Models config tools."
+    )
+    cfg_sub = cfg.add_subparsers(dest="cfg_command", metavar="ACTION", required=True)
+    sp = cfg_sub.add_parser("check", help="validate the config and say what is missing")
+    sp.set_defaults(func=cmd_config_check)
+    sp.add_argument("--config", help="models config")
+    sp = cfg_sub.add_parser(
+        "draft", help="draft a model config from a sample of an existing collection",
+        description="Sample documents from a collection, infer field paths, types and categories, and print "
+        "a config for you to edit.",
+    )  # fmt: skip
+    sp.set_defaults(func=cmd_config_draft)
+    sp.add_argument("--config", help=argparse.SUPPRESS)
+    sp.add_argument("--collection", required=True, help="collection of prediction documents")
+    sp.add_argument("--database", default="mlmon", help="database (default mlmon)")
+    sp.add_argument("--model", default="my_model", help="name for the drafted model")
+    sp.add_argument("--filter", help='extra filter as JSON, e.g. \'{"model_name": "churn"}\'')
+    sp.add_argument("--sample", type=int, default=1000, help="documents to sample (default 1000)")
+
+    sp = add("simulate", "write simulated traffic for the demo model to MongoDB", cmd_simulate)
+    sp.add_argument("--start", type=_time, help="first day (default: --days days ago, midnight UTC)")
+    sp.add_argument("--days", type=int, default=8, help="days of traffic (default 8)")
+    sp.add_argument("--per-day", type=int, default=2500, help="predictions per day")
+    sp.add_argument("--seed", type=int, default=7, help="random seed")
+    sp.add_argument("--database", default="mlmon", help="database (default mlmon)")
+
+    sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
+    sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')
+    sp.add_argument("--limit", type=int, default=200, help="rows to print (default 200)")
+
+    sp = add("services", "start or stop the embedded MongoDB / PostgreSQL", cmd_services)
+    sp.add_argument("action", choices=["start", "stop"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tasks.errors import MlmonError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MlmonError as e:
+        print(f"mlmon: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Evaluate one window: every check, for the whole window and for each configured segment.
+
+Pure function of (config, fitted profile, extracted batch): no I/O, no Prefect. Its
+:class:`~tasks.checks.outcome.WindowResult` feeds both the store and the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from tasks import contract as c
+from tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
+from tasks.checks.health import health_checks
+from tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, WindowResult
+from tasks.checks.performance import performance_checks
+from tasks.checks.quality import quality_checks
+from tasks.config import Kind, ModelConfig, TaskType
+from tasks.extract import Batch
+from tasks.profile import Profile
+from tasks.window import Window
+
+PREDICTION_COLUMNS = (c.PREDICTION, c.SCORE)
+
+
+def drift_specs(cfg: ModelConfig, profile: Profile) -> dict[str, DriftSpec]:
+    """Columns tested for drift: every feature, the prediction and its score/confidence (when profiled)."""
+    d = cfg.drift
+    specs: dict[str, DriftSpec] = {}
+
+    def spec(kind: Kind, test: str | None, effect: str | None, threshold: float | None) -> DriftSpec:
+        num = kind is Kind.NUMERICAL
+        return DriftSpec(
+            kind=kind,
+            test=test if test is not None else (d.numerical_test if num else d.categorical_test),
+            effect=effect or (d.numerical_effect if num else d.categorical_effect),
+            threshold=threshold
+            if threshold is not None
+            else (d.numerical_threshold if num else d.categorical_threshold),
+        )
+
+    for name, f in cfg.features.items():
+        specs[name] = spec(f.type, f.drift_test, f.drift_effect, f.drift_threshold)
+    if c.PREDICTION in profile.columns:
+        kind = Kind.NUMERICAL if cfg.task is TaskType.REGRESSION else Kind.CATEGORICAL
+        specs[c.PREDICTION] = spec(kind, None, None, None)
+    if c.SCORE in profile.columns:
+        specs[c.SCORE] = spec(Kind.NUMERICAL, None, None, None)
+    return specs
+
+
+def profile_kinds(cfg: ModelConfig) -> dict[str, Kind]:
+    """What to fit in the reference profile: features plus prediction columns."""
+    kinds = {n: f.type for n, f in cfg.features.items()}
+    if cfg.task is not TaskType.NONE:
+        kinds[c.PREDICTION] = Kind.NUMERICAL if cfg.task is TaskType.REGRESSION else Kind.CATEGORICAL
+        if cfg.task is not TaskType.REGRESSION:
+            kinds[c.SCORE] = Kind.NUMERICAL
+    return kinds
+
+
+def evaluate(
+    cfg: ModelConfig,
+    profile: Profile,
+    batch: Batch,
+    window: Window,
+    *,
+    computed_at: datetime | None = None,
+    notes: tuple[str, ...] = (),
+    evidently_rows: int | None = None,
+) -> WindowResult:
+    frame = batch.frame
+    checks: list[CheckResult] = []
+    metrics: list[Metric] = []
+    drift: list[FeatureDrift] = []
+    specs = drift_specs(cfg, profile)
+    seconds = window.length.total_seconds()
+    for segment, part in _segments(cfg, frame):
+        whole = segment == ALL
+        present = {k: v for k, v in specs.items() if k in part.columns}
+        table = drift_table(profile, part, present, cfg.drift, segment=segment)
+        drift.extend(table)
+        checks.extend(drift_checks(table))
+        checks.append(dataset_drift(table, cfg.drift, set(cfg.features), segment=segment))
+        metrics.extend(_drift_metrics(table))
+        q_checks, q_metrics = quality_checks(
+            part,
+            profile,
+            cfg,
+            n_quarantined=batch.n_quarantined if whole else 0,
+            unexpected_fields=batch.unexpected_fields if whole else None,
+            segment=segment,
+            window_level=whole,
+        )
+        h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
+        p_checks, p_metrics = performance_checks(part, profile, cfg, segment=segment)
+        checks += q_checks + h_checks + p_checks
+        metrics += q_metrics + h_metrics + p_metrics + _class_balance(part, cfg, segment)
+    return WindowResult(
+        model=cfg.name,
+        window=window,
+        computed_at=computed_at or datetime.now(UTC),
+        n_rows=len(frame),
+        n_quarantined=batch.n_quarantined,
+        n_labelled=int(frame[c.TARGET].notna().sum()) if c.TARGET in frame else 0,
+        reference_hash=profile.reference_hash,
+        checks=tuple(checks),
+        metrics=tuple(_dedupe(metrics)),
+        drift=tuple(drift),
+        quarantine=tuple(batch.quarantine),
+        evidently_rows=evidently_rows,
+        notes=notes,
+    )
+
+
+def _segments(cfg: ModelConfig, frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """The whole window, then the largest values of each segment field (at most ``max_segment_values``)."""
+    yield ALL, frame
+    for field in cfg.segments:
+        col = c.VERSION if field == "model_version" else field
+        if col not in frame or frame.empty:
+            continue
+        values = frame[col]
+        if cfg.features.get(field) is not None and cfg.features[field].type is Kind.NUMERICAL:
+            continue  # numerical segment fields are not split (config validation keeps this rare)
+        counts = values.value_counts(dropna=True).head(cfg.max_segment_values)
+        codes = values.to_numpy()
+        for value in counts.index:
+            yield f"{field}={value}", frame[codes == value]
+
+
+def _drift_metrics(table: list[FeatureDrift]) -> list[Metric]:
+    out = []
+    for d in table:
+        seg, feat = d.segment, d.feature
+        if d.effect is not None and np.isfinite(d.effect):
+            out.append(Metric("drift_effect", float(d.effect), feat, seg))
+        if d.p_value is not None:
+            out.append(Metric("drift_p_value", float(d.p_value), feat, seg))
+        if d.p_adjusted is not None:
+            out.append(Metric("drift_p_adjusted", float(d.p_adjusted), feat, seg))
+        if d.statistic is not None and np.isfinite(d.statistic):
+            out.append(Metric("drift_statistic", float(d.statistic), feat, seg))
+        out.append(Metric("drifted", 1.0 if d.drifted else 0.0, feat, seg))
+        for method, value in d.scores.items():
+            if value is not None and np.isfinite(value):
+                out.append(Metric(f"drift_{method}", float(value), feat, seg))
+    return out
+
+
+def _class_balance(frame: pd.DataFrame, cfg: ModelConfig, segment: str) -> list[Metric]:
+    """Share of each predicted class (class balance of predictions)."""
+    if cfg.task not in (TaskType.BINARY, TaskType.MULTICLASS) or c.PREDICTION not in frame or frame.empty:
+        return []
+    shares = frame[c.PREDICTION].value_counts(normalize=True, dropna=True)
+    return [Metric("prediction_share", float(v), str(k), segment) for k, v in shares.items()]
+
+
+def _dedupe(metrics: list[Metric]) -> list[Metric]:
+    """One row per (metric, feature, segment): the store's primary key. Later values win."""
+    seen: dict[tuple[str, str, str], Metric] = {}
+    for m in metrics:
+        seen[(m.metric, m.feature, m.segment)] = m
+    return list(seen.values())
