@@ -6,6 +6,7 @@ around a plain function in ``tasks/`` or ``reports/``; no pandas in a flow.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from tasks.store import store
 from tasks.window import Window, as_utc
 
 # Database I/O is retried with backoff; a bad config or bad data is not (retrying cannot fix it).
-DB_RETRIES = dict(retries=2, retry_delay_seconds=[2, 8], cache_policy=NO_CACHE)
+DB_RETRIES = dict(retries=2, retry_delay_seconds=[1, 3], cache_policy=NO_CACHE)
 
 
 def _retry_on(*kinds: type[BaseException]):  # noqa: ANN202 - Prefect's callback signature
@@ -48,7 +49,10 @@ def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Ba
     import pymongo
 
     log = get_run_logger()
-    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    timeout_ms = int(1000 * float(os.environ.get("MLMON_DB_TIMEOUT_S", "3")))
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
+    )
     try:
         batch = extract.read_window(client[cfg.source.database], cfg, window)
     finally:

@@ -1,0 +1,169 @@
+"""End to end through real Prefect flows, MongoDB over the wire and a real PostgreSQL.
+
+One Prefect test harness for the session. The demo scenario (a reference day then seven monitored
+days) is seeded once at a small size; the assertions read Postgres, as Grafana would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.prefect]
+
+REPO = Path(__file__).resolve().parents[1]
+START = datetime(2026, 2, 2, tzinfo=UTC)
+DAYS = 8  # day 0 = reference, days 1-7 monitored
+PER_DAY = 900
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo_env(
+    prefect_harness: None, mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """Seeded demo traffic in its own database, a config pointing at it, and the env the flows read."""
+    import uuid
+
+    from mlmon import simulate
+    from tasks import reference
+    from tasks.config import load_config
+
+    tmp = tmp_path_factory.mktemp("flows")
+    database = f"flows_{uuid.uuid4().hex[:8]}"
+    raw = yaml.safe_load((REPO / "deployments" / "models.yaml").read_text())
+    model = raw["models"]["demo_classifier"]
+    model["source"]["database"] = database
+    model["reference"]["path"] = str(tmp / "demo_classifier.parquet")
+    model["quality"]["expected_volume"] = {"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)}
+    model["evidently"] = {"enabled": False}
+    cfg_path = tmp / "models.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    simulate.run_simulation(mongo_uri, database, START, DAYS, PER_DAY, 7)
+    cfg = load_config(cfg_path).model("demo_classifier")
+    reference.build_from_mongo(mongo_uri, cfg, START, START + timedelta(days=1), cfg.reference_path)
+    env = {
+        "MLMON_MONGO_URI": mongo_uri,
+        "MLMON_POSTGRES_URI": pg_uri,
+        "MLMON_HOME": str(tmp / "home"),
+        "MLMON_CONFIG": str(cfg_path),
+        "MLMON_REPORTS_DIR": str(tmp / "reports"),
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rows(pg_uri: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def day(i: int) -> tuple[datetime, datetime]:
+    return START + timedelta(days=i), START + timedelta(days=i + 1)
+
+
+def test_same_window_three_times_leaves_one_set_of_rows(demo_env: dict[str, str]) -> None:
+    from flows.monitor import monitor_window
+
+    pg = demo_env["MLMON_POSTGRES_URI"]
+    start, end = day(1)
+    counts = []
+    for _ in range(3):
+        monitor_window("demo_classifier", start, end)
+        counts.append(
+            [
+                rows(pg, f"select count(*) from mlmon.{t} where model = %s and window_start = %s", "demo_classifier", start)[0][0]
+                for t in ("runs", "checks", "metrics", "drift", "quarantine")
+            ]
+        )
+    assert counts[0][0] == 1 and counts[0][1] > 10 and counts[0][2] > 50
+    assert counts[0] == counts[1] == counts[2]
+    report = Path(demo_env["MLMON_REPORTS_DIR"])
+    assert len(list(report.glob("demo_classifier/*.html"))) == 1
+    assert (report / "index.html").exists()
+
+
+def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[str, str]) -> None:
+    from flows.monitor import backfill
+
+    pg = demo_env["MLMON_POSTGRES_URI"]
+    results = backfill("demo_classifier", day(1)[0], day(7)[1])
+    assert len(results) == 7
+    status = dict(rows(pg, "select window_start, status from mlmon.runs where model = %s", "demo_classifier"))
+    failed = {
+        (ws, check)
+        for ws, check in rows(
+            pg, "select window_start, check from mlmon.checks where model = %s and status = 'fail'", "demo_classifier"
+        )
+    }
+
+    def failed_on(i: int) -> set[str]:
+        return {ch for ws, ch in failed if ws == day(i)[0]}
+
+    for clean in (1, 2, 7):
+        assert failed_on(clean) == set(), (clean, failed_on(clean))
+        assert status[day(clean)[0]] in ("pass", "warn")
+    assert "dataset_drift" in failed_on(4)  # the drift episode at its height
+    assert failed_on(5) & {"missing_share", "unseen_categories", "out_of_range_share"}  # the quality incident
+    assert failed_on(6) & {"latency_p95", "latency_p99", "error_rate"}  # the latency / error spike
+    quarantined = rows(pg, "select count(*) from mlmon.quarantine where model = %s", "demo_classifier")[0][0]
+    assert quarantined > 0
+
+
+def test_unreachable_postgres_is_a_clear_error_within_seconds(demo_env: dict[str, str], tmp_path: Path) -> None:
+    from flows.monitor import monitor_window
+    from tasks.errors import StoreError
+
+    os.environ["MLMON_POSTGRES_URI"] = f"postgresql://postgres@/postgres?host={tmp_path / 'nowhere'}"
+    try:
+        t = time.monotonic()
+        with pytest.raises(StoreError, match="Postgres"):
+            monitor_window("demo_classifier", *day(2))
+        assert time.monotonic() - t < 30
+    finally:
+        os.environ["MLMON_POSTGRES_URI"] = demo_env["MLMON_POSTGRES_URI"]
+
+
+def test_unreachable_mongo_is_a_clear_error_within_seconds(demo_env: dict[str, str]) -> None:
+    import socket
+
+    from flows.monitor import monitor_window
+    from tasks.errors import SourceUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ["MLMON_MONGO_URI"] = f"mongodb://127.0.0.1:{port}/"
+    os.environ["MLMON_DB_TIMEOUT_S"] = "1"
+    try:
+        t = time.monotonic()
+        with pytest.raises(SourceUnavailable, match="MLMON_MONGO_URI"):
+            monitor_window("demo_classifier", *day(2))
+        assert time.monotonic() - t < 30
+    finally:
+        os.environ["MLMON_MONGO_URI"] = demo_env["MLMON_MONGO_URI"]
+        os.environ.pop("MLMON_DB_TIMEOUT_S", None)
