@@ -128,7 +128,7 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
         assert failed_on(clean) == set(), (clean, failed_on(clean))
         assert status[day(clean)[0]] in ("pass", "warn")
     assert "dataset_drift" in failed_on(4)  # the drift episode at its height
-    assert failed_on(5) & {"missing_share", "unseen_categories", "out_of_range_share"}  # the quality incident
+    assert failed_on(5) & {"missing_share", "unseen_categories", "out_of_range"}  # the quality incident
     assert failed_on(6) & {"latency_p95", "latency_p99", "error_rate"}  # the latency / error spike
     quarantined = rows(pg, "select count(*) from mlmon.quarantine where model = %s", "demo_classifier")[0][0]
     assert quarantined > 0

@@ -1,0 +1,125 @@
+"""Service-health checks of one window: latency percentiles against SLOs, error rate, throughput.
+
+Pure functions of the window frame and the model's :class:`~tasks.config.ServiceConfig`; vectorised over
+every row.
+
+Checks: ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (fail above the configured SLO; only for the
+SLOs that are configured), ``latency_logged`` (warn: latency is mapped but no row carries it, and no SLO
+is configured to report it), ``error_rate`` (fail above ``service.max_error_rate``; warn when no row has a
+status).
+
+Metrics: ``latency_p50_ms``, ``latency_p95_ms``, ``latency_p99_ms`` (``np.nanpercentile``, linear
+interpolation), ``error_rate``, ``requests_per_minute`` (rows / window minutes) and ``row_count``.
+
+Fields the config explicitly does not log (``fields.latency_ms: null`` / ``fields.status: null``) are
+skipped quietly: that is a configuration choice, not a problem of the window. An empty window publishes
+``row_count`` 0 and ``requests_per_minute`` 0 and no checks: the ``volume`` quality check reports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tasks import contract as c
+from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from tasks.config import ModelConfig, ServiceConfig
+
+PERCENTILES = (50, 95, 99)
+
+Found = tuple[list[CheckResult], list[Metric]]
+
+
+def health_checks(frame: pd.DataFrame, cfg: ModelConfig, window_seconds: float, segment: str = ALL) -> Found:
+    """Every health check of one window (or one segment of it); ``window_seconds`` is the window length."""
+    if window_seconds <= 0:
+        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    rows = len(frame)
+    metrics = [
+        Metric("row_count", float(rows), "", segment),
+        Metric("requests_per_minute", rows / (window_seconds / 60.0), "", segment),
+    ]
+    if rows == 0:
+        return [], metrics
+    checks: list[CheckResult] = []
+    found = latency(frame, cfg.service, logged=cfg.fields.latency_ms is not None, segment=segment)
+    checks += found[0]
+    metrics += found[1]
+    if cfg.fields.status is not None:
+        found = error_rate(frame, cfg.service, segment)
+        checks += found[0]
+        metrics += found[1]
+    return checks, metrics
+
+
+def latency(frame: pd.DataFrame, service: ServiceConfig, *, logged: bool = True, segment: str = ALL) -> Found:
+    """Latency percentiles (linear interpolation over the logged values) and their SLO checks.
+
+    When no row carries a latency: every configured SLO check warns "latency not logged" (or, with no
+    SLO, one ``latency_logged`` warning) unless the config says latency is not logged at all.
+    """
+    slos = {p: getattr(service, f"latency_p{p}_ms") for p in PERCENTILES}
+    configured = {p: v for p, v in slos.items() if v is not None}
+    has_column = c.LATENCY in frame
+    values = frame[c.LATENCY].to_numpy(dtype=np.float64, na_value=np.nan) if has_column else np.empty(0)
+    n = int(np.count_nonzero(~np.isnan(values)))
+    if n == 0:
+        if not logged and not configured:
+            return [], []
+        message = "latency not logged" + (" (no row has a latency)" if has_column else " (no latency column)")
+        if not configured:
+            return [
+                CheckResult("latency_logged", Category.HEALTH, Status.WARN, None, None, message, "", segment)
+            ], []
+        return [
+            CheckResult(f"latency_p{p}", Category.HEALTH, Status.WARN, None, slo, message, "", segment)
+            for p, slo in configured.items()
+        ], []
+
+    found = np.nanpercentile(values, PERCENTILES, method="linear")
+    metrics = [
+        Metric(f"latency_p{p}_ms", float(v), "", segment) for p, v in zip(PERCENTILES, found, strict=True)
+    ]
+    checks = []
+    for p, v in zip(PERCENTILES, found, strict=True):
+        slo = configured.get(p)
+        if slo is None:
+            continue
+        failed = v > slo
+        message = f"p{p} latency {v:.1f} ms {'>' if failed else '≤'} {slo:g} ms SLO ({n:,} requests)"
+        status = Status.FAIL if failed else Status.PASS
+        checks.append(
+            CheckResult(f"latency_p{p}", Category.HEALTH, status, float(v), slo, message, "", segment)
+        )
+    return checks, metrics
+
+
+def error_rate(frame: pd.DataFrame, service: ServiceConfig, segment: str = ALL) -> Found:
+    """Share of requests flagged ``__is_error``; fail above ``service.max_error_rate``.
+
+    Warns instead when no row carries a status (extraction would flag none of them as errors).
+    """
+    allowed = service.max_error_rate
+    no_status = c.STATUS in frame and not frame[c.STATUS].notna().any()
+    if c.IS_ERROR not in frame or no_status:
+        message = "status not logged: error rate unknown" + (" (no row has a status)" if no_status else "")
+        check = CheckResult("error_rate", Category.HEALTH, Status.WARN, None, allowed, message, "", segment)
+        return [check], []
+    flags = frame[c.IS_ERROR].to_numpy(dtype=bool, na_value=False)
+    rows = len(flags)
+    n_err = int(np.count_nonzero(flags))
+    rate = n_err / rows
+    failed = rate > allowed
+    op = ">" if failed else "≤"
+    message = f"{_pct(rate)} of {rows:,} requests failed ({n_err:,}) {op} {_pct(allowed)} allowed"
+    status = Status.FAIL if failed else Status.PASS
+    return (
+        [CheckResult("error_rate", Category.HEALTH, status, rate, allowed, message, "", segment)],
+        [Metric("error_rate", rate, "", segment)],
+    )
+
+
+def _pct(share: float) -> str:
+    if 0 < abs(share) < 0.001:
+        return f"{share * 100:.2g}%"
+    return f"{share:.1%}"
