@@ -366,7 +366,12 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
     if cfg.task is not TaskType.NONE and c.PREDICTION in data:
         # a prediction is required: from its own field, or inferred from the probabilities
         pred = data[c.PREDICTION]
-        missing = np.flatnonzero(pd.isna(pred))
+        absent = pd.isna(pred)
+        if c.STATUS in data:  # a failed request has no prediction: that is an error, not a broken document
+            ok = {str(x) for x in cfg.service.ok_statuses}
+            status = pd.Series(data[c.STATUS], dtype=object)
+            absent &= ~(status.notna() & ~status.astype(str).isin(ok)).to_numpy()
+        missing = np.flatnonzero(absent)
         where = cfg.fields.prediction or cfg.fields.probabilities or "prediction"
         flagged = {
             r

@@ -242,3 +242,11 @@ def test_unreachable_mongo_is_a_clear_error_within_seconds() -> None:
     with pytest.raises(SourceUnavailable, match="MLMON_MONGO_URI"):
         read_window(client.mlmon, make_cfg(), WINDOW)
     assert time.monotonic() - t < 10
+
+
+def test_failed_request_without_prediction_is_kept_as_an_error() -> None:
+    d = good(1)
+    d.update({"status": "error", "prediction": {"value": None}})
+    batch = decode_documents([d, good(2)], make_cfg(), WINDOW)
+    assert not batch.quarantine
+    assert list(batch.frame[c.IS_ERROR]) == [True, False]

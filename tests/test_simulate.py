@@ -1,0 +1,210 @@
+"""The demo traffic simulator: deterministic, realistic, incidents on their days, canonical documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlmon import demo_model as dm
+from mlmon.simulate import Scenario, run_simulation, simulate, write
+from tasks.config import Kind, TaskType, load_config
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+PER_DAY = 1_000
+CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "models.yaml"
+PREDICTION_KEYS = {"_id", "request_id", "model_name", "model_version", "timestamp", "features", "prediction",
+                   "latency_ms", "status"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def week():
+    """Day 0 (reference) + 7 monitored days with the default scenario."""
+    return simulate(START, days=8, per_day=PER_DAY, seed=3)
+
+
+def _day(doc) -> int:
+    return (doc["timestamp"] - START).days
+
+
+def _canonical(doc) -> bool:
+    """The document has the canonical shape (the malformed ones planted on the quality day do not)."""
+    keys_ok = set(doc) - {"error"} == PREDICTION_KEYS
+    return (
+        keys_ok
+        and isinstance(doc["timestamp"], datetime)
+        and isinstance(doc["features"], dict)
+        and set(doc["features"]) <= set(dm.FEATURES)
+        and all(type(doc["features"].get(n, 0.0)) in (int, float) for n in dm.NUMERICAL)  # bool is no number
+        and all(type(doc["features"][n]) is str and len(doc["features"][n]) < 20 for n in dm.CATEGORICAL)
+        and doc["features"]["plan"] in dm.PLANS
+        and type(doc["latency_ms"]) is float
+    )
+
+
+def _by_day(predictions):
+    days: dict[int, list[dict]] = {}
+    for doc in predictions:
+        if _canonical(doc):
+            days.setdefault(_day(doc), []).append(doc)
+    return days
+
+
+def _feature(docs, name):
+    return np.array([d["features"][name] for d in docs if name in d["features"]], dtype=float)
+
+
+def test_deterministic_for_a_seed():
+    a = simulate(START, days=3, per_day=150, seed=11)
+    assert a == simulate(START, days=3, per_day=150, seed=11)
+    assert a != simulate(START, days=3, per_day=150, seed=12)
+    # Day d depends only on (seed, d): a shorter run is a prefix of a longer one.
+    shorter = simulate(START, days=2, per_day=150, seed=11)
+    assert shorter[0] == a[0][:300]
+
+
+def test_models_are_realistic():
+    rng = np.random.default_rng(2024)
+    frame = dm.customers(rng, 5_000)
+    truth = dm.sample_churn(rng, frame)
+    assert 0.25 < np.mean(truth == dm.POSITIVE) < 0.45
+    for version in ("v1", "v2"):
+        predicted, p_churn = dm.predict(dm.train(version, seed=0), frame)
+        accuracy = float(np.mean(predicted == truth))
+        assert 0.74 <= accuracy <= 0.85, (version, accuracy)
+        assert np.all((p_churn >= 0) & (p_churn <= 1))
+
+
+def test_documents_follow_the_contract(week):
+    predictions, labels = week
+    canonical = [d for d in predictions if _canonical(d)]
+    assert len(canonical) == 8 * PER_DAY
+    assert len({d["_id"] for d in predictions}) == len(predictions)
+    assert len({d["request_id"] for d in predictions}) == len(predictions)
+    for doc in canonical:
+        assert doc["model_name"] == dm.MODEL_NAME and doc["model_version"] in {"v1", "v2"}
+        assert doc["timestamp"].tzinfo is not None and doc["timestamp"].microsecond % 1000 == 0  # BSON: ms
+        if doc["status"] == "ok":
+            probs = doc["prediction"]["probabilities"]
+            assert set(probs) == set(dm.CLASSES) and abs(sum(probs.values()) - 1) < 1e-3
+            assert doc["prediction"]["value"] == max(probs, key=probs.get) or probs["churn"] == 0.5
+        else:
+            assert doc["status"] == "error" and doc["error"] and doc["prediction"] == {"value": None}
+    assert all(set(lab) == {"_id", "request_id", "label", "timestamp"} for lab in labels)
+    assert all(lab["label"] in dm.CLASSES for lab in labels)
+
+
+def test_traffic_follows_a_daily_cycle(week):
+    hours = np.array([d["timestamp"].hour for d in week[0] if _canonical(d)])
+    afternoon, night = np.sum((hours >= 12) & (hours < 18)), np.sum(hours < 6)
+    assert afternoon > 3 * night > 0
+
+
+def test_labels_arrive_after_their_predictions(week):
+    predictions, labels = week
+    by_id = {d["request_id"]: d for d in predictions}
+    delays = []
+    for lab in labels:
+        pred = by_id[lab["request_id"]]
+        assert pred["status"] == "ok"
+        delays.append((lab["timestamp"] - pred["timestamp"]) / timedelta(hours=1))
+    assert min(delays) >= 1 and max(delays) <= 7 * 24
+    assert 2 < np.median(delays) < 72  # hours to days
+    assert 0.55 < len(labels) / len(predictions) < 0.65
+    assert [lab["timestamp"] for lab in labels] == sorted(lab["timestamp"] for lab in labels)
+
+
+def test_drift_episode_on_days_3_and_4(week):
+    days = _by_day(week[0])
+    for name in ("income", "sessions_last_7d"):
+        clean = _feature(days[1], name)
+        assert _feature(days[4], name).mean() > clean.mean() + 0.5 * clean.std(), name
+        assert _feature(days[3], name).mean() > clean.mean() + 0.2 * clean.std(), name
+        assert abs(_feature(days[7], name).mean() - clean.mean()) < 0.15 * clean.std(), name
+    day_of = {d["request_id"]: _day(d) for d in week[0] if _canonical(d)}
+    churn = {
+        day: np.mean([lab["label"] == dm.POSITIVE for lab in week[1] if day_of[lab["request_id"]] == day])
+        for day in (1, 4)
+    }
+    assert churn[4] < churn[1] - 0.05  # the drift really changes who churns
+
+
+def test_quality_incident_on_day_5(week):
+    predictions, _ = week
+    days = _by_day(predictions)
+    for day, docs in days.items():
+        missing = np.mean(["tenure_months" not in d["features"] for d in docs])
+        new_country = np.mean([d["features"]["country"] == "XX" for d in docs])
+        in_seconds = np.mean(_feature(docs, "avg_session_minutes") > 120)  # > 2 h: seconds, not minutes
+        if day == 5:
+            assert 0.25 < missing < 0.35 and 0.06 < new_country < 0.14 and 0.3 < in_seconds < 0.5
+        else:
+            assert missing == 0 and new_country == 0 and in_seconds < 0.005, day
+    malformed = [d for d in predictions if not _canonical(d)]
+    assert 5 <= len(malformed) < 0.005 * PER_DAY * 2  # a handful
+    assert {(d["timestamp"] - START).days for d in malformed if isinstance(d["timestamp"], datetime)} == {5}
+    assert any(isinstance(d["timestamp"], str) for d in malformed)
+    assert any("<script>" in str(d["features"]) for d in malformed)
+
+
+def test_service_incident_on_day_6_and_v2_canary(week):
+    slo = load_config(CONFIG).model(dm.MODEL_NAME).service
+    for day, docs in _by_day(week[0]).items():
+        p95 = np.percentile([d["latency_ms"] for d in docs], 95)
+        errors = np.mean([d["status"] != "ok" for d in docs])
+        v2 = np.mean([d["model_version"] == "v2" for d in docs])
+        if day == 6:
+            assert p95 > slo.latency_p95_ms and 700 < p95 < 1100 and 0.05 < errors < 0.11
+        else:
+            assert 90 < p95 < 150 and errors < slo.max_error_rate, day
+        assert (0.22 < v2 < 0.38) if day >= 6 else v2 == 0, day
+
+
+def test_clean_scenario_has_no_incidents():
+    predictions, _ = simulate(START, days=8, per_day=300, seed=5, scenario=Scenario.clean())
+    assert all(_canonical(d) for d in predictions)
+    assert {d["model_version"] for d in predictions} == {"v1"}
+    assert max(d["latency_ms"] for d in predictions if _day(d) == 6) < 1_000
+
+
+def test_demo_config_matches_the_simulator():
+    model = load_config(CONFIG).model(dm.MODEL_NAME)
+    assert model.source.filter == {"model_name": {"$eq": dm.MODEL_NAME}}
+    assert list(model.features) == list(dm.FEATURES)
+    assert model.numerical == list(dm.NUMERICAL) and model.categorical == list(dm.CATEGORICAL)
+    assert all(spec.type in (Kind.NUMERICAL, Kind.CATEGORICAL) for spec in model.features.values())
+    assert model.task is TaskType.BINARY and model.classes == list(dm.CLASSES)
+    assert model.positive_class == dm.POSITIVE
+    assert set(model.features["plan"].allowed or []) == set(dm.PLANS)
+    lo, hi = model.quality.expected_volume.min, model.quality.expected_volume.max
+    assert lo is not None and hi is not None and lo < 2_500 < hi  # the demo's default daily volume
+
+
+@pytest.mark.integration
+def test_write_is_idempotent_and_readable(mongo_db):
+    predictions, labels = simulate(START, days=2, per_day=200, seed=9)
+    seen = []
+    counts = write(
+        mongo_db, predictions, labels, batch_size=150, progress=lambda done, total: seen.append(done)
+    )
+    assert counts == {"predictions": 400, "labels": len(labels), "existing": 0}
+    assert seen[-1] == 400 + len(labels) and seen == sorted(seen)
+    again = write(mongo_db, predictions, labels)
+    assert again == {"predictions": 0, "labels": 0, "existing": 400 + len(labels)}
+    day1 = {"$gte": START + timedelta(days=1), "$lt": START + timedelta(days=2)}
+    found = list(mongo_db.predictions.find({"model_name": {"$eq": dm.MODEL_NAME}, "timestamp": day1}))
+    assert len(found) == 200
+    by_id = {d["_id"]: d for d in predictions}
+    assert all(doc == by_id[doc["_id"]] for doc in found)  # round trip is exact (ms timestamps, UTC)
+
+
+@pytest.mark.integration
+def test_run_simulation_seeds_a_database(mongo_uri, mongo_db):
+    summary = run_simulation(mongo_uri, mongo_db.name, start=START, days=2, per_day=100, seed=1)
+    assert summary["predictions"] == 200 and summary["labels"] > 0 and summary["existing"] == 0
+    assert [row["day"] for row in summary["daily"]] == [0, 1]
+    assert mongo_db.predictions.count_documents({}) == 200
+    keys = {tuple(ix["key"]) for ix in mongo_db.predictions.list_indexes()}
+    assert {("timestamp",), ("model_name", "timestamp"), ("request_id",)} <= keys
