@@ -62,7 +62,7 @@ BAD = [
     ({"latency_ms": math.inf}, "non_finite", "latency_ms"),
     ({"features": {"age": 3, "plan": "x" * 5000}}, "string_too_long", "features.plan"),
     ({"timestamp": T0 - timedelta(seconds=1)}, "out_of_window", "timestamp"),
-    ({"prediction": {}}, "missing_field", "prediction.value"),
+    ({"prediction": {}, "status": "ok"}, "missing_field", "prediction.value"),
 ]
 
 
