@@ -126,6 +126,7 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     run_id = str(flow_run.id) if flow_run.id else None
     pg_uri, mongo_uri = settings.postgres_uri(), settings.mongo_uri()
     try:
+        store.mark_running(pg_uri, model, window, run_id)
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir)
         result = checks_task(cfg, base, batch, window)

@@ -117,7 +117,7 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
     failed = {
         (ws, check)
         for ws, check in rows(
-            pg, "select window_start, check from mlmon.checks where model = %s and status = 'fail'", "demo_classifier"
+            pg, "select window_start, check_name from mlmon.checks where model = %s and status = 'fail'", "demo_classifier"
         )
     }
 

@@ -1,0 +1,157 @@
+"""Schema migrations: applied once, in order, under a lock; a changed applied file is refused."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tasks.errors import StoreError
+from tasks.store import store
+
+integration = pytest.mark.integration
+
+
+def query(uri: str, sql: str, *args: object) -> list[tuple]:
+    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A private copy of the shipped migrations, to add or change files in."""
+    dest = tmp_path / "migrations"
+    shutil.copytree(Path(str(store.MIGRATIONS)), dest)
+    return dest
+
+
+@integration
+def test_migrate_applies_each_file_once_and_is_idempotent(pg_schema_uri: str) -> None:
+    shipped = store.migrations()
+    assert [m.file for m in shipped][:1] == ["0001_init.sql"]
+    assert store.migrate(pg_schema_uri) == [m.version for m in shipped]
+    assert store.migrate(pg_schema_uri) == []
+    recorded = query(pg_schema_uri, "SELECT version, name, checksum FROM mlmon.schema_migrations ORDER BY 1")
+    assert recorded == [(m.version, m.name, m.checksum) for m in shipped]
+    tables = {t for (t,) in query(pg_schema_uri, "SELECT table_name FROM information_schema.tables "
+                                                 "WHERE table_schema = 'mlmon'")}  # fmt: skip
+    assert {*store.WINDOW_TABLES, "schema_migrations", "latest_runs", "latest_checks"} <= tables
+
+
+@integration
+def test_every_table_column_says_what_grafana_uses_it_for(pg_schema_uri: str) -> None:
+    store.migrate(pg_schema_uri)
+    missing = query(
+        pg_schema_uri,
+        """
+        SELECT c.relname || '.' || a.attname
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'mlmon' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+          AND col_description(c.oid, a.attnum) IS NULL
+        """,
+    )
+    assert missing == []
+    undocumented = query(
+        pg_schema_uri,
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+        "n.nspname = 'mlmon' AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL",
+    )
+    assert undocumented == []
+
+
+@integration
+def test_two_processes_migrating_at_once_apply_it_once(pg_schema_uri: str) -> None:
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def run() -> None:
+        start.wait()
+        try:
+            results.append(store.migrate(pg_schema_uri))
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(results) == [[], [], [1]]
+    assert query(pg_schema_uri, "SELECT count(*) FROM mlmon.schema_migrations") == [(1,)]
+
+
+@integration
+def test_a_new_file_is_applied_and_a_changed_applied_file_is_refused(
+    pg_schema_uri: str, folder: Path
+) -> None:
+    assert store.migrate(pg_schema_uri, folder=folder) == [1]
+    (folder / "0002_add_note.sql").write_text("ALTER TABLE mlmon.runs ADD COLUMN note text;\n")
+    assert store.migrate(pg_schema_uri, folder=folder) == [2]
+
+    init = folder / "0001_init.sql"
+    init.write_text(init.read_text() + "\n-- an innocent-looking edit\n")
+    (folder / "0003_more.sql").write_text("CREATE TABLE mlmon.should_not_exist (x int);\n")
+    with pytest.raises(StoreError, match=r"0001_init\.sql was changed after it was applied.*0004"):
+        store.migrate(pg_schema_uri, folder=folder)
+    assert query(pg_schema_uri, "SELECT to_regclass('mlmon.should_not_exist')") == [(None,)]
+
+
+@integration
+def test_crlf_line_endings_do_not_count_as_a_change(pg_schema_uri: str, folder: Path) -> None:
+    store.migrate(pg_schema_uri, folder=folder)
+    init = folder / "0001_init.sql"
+    init.write_bytes(init.read_bytes().replace(b"\n", b"\r\n"))
+    assert store.migrate(pg_schema_uri, folder=folder) == []
+
+
+@integration
+def test_a_failing_migration_applies_nothing(pg_schema_uri: str, folder: Path) -> None:
+    (folder / "0002_broken.sql").write_text("CREATE TABLE mlmon.half (x int);\nSELECT no_such_function();\n")
+    with pytest.raises(StoreError, match=r"migration 0002_broken\.sql failed.*no_such_function"):
+        store.migrate(pg_schema_uri, folder=folder)
+    # one transaction: not even 0001 or the bookkeeping table survived
+    assert query(pg_schema_uri, "SELECT to_regclass('mlmon.runs'), to_regclass('mlmon.half')") == [
+        (None, None)
+    ]
+    (folder / "0002_broken.sql").unlink()
+    assert store.migrate(pg_schema_uri, folder=folder) == [1]
+
+
+@integration
+def test_a_database_newer_than_the_code_is_refused(pg_schema_uri: str, folder: Path) -> None:
+    (folder / "0002_future.sql").write_text("SELECT 1;\n")
+    store.migrate(pg_schema_uri, folder=folder)
+    with pytest.raises(StoreError, match=r"0002_future\.sql, which this mlmon does not have"):
+        store.migrate(pg_schema_uri)
+
+
+@integration
+def test_a_file_numbered_below_an_applied_one_is_refused(pg_schema_uri: str, folder: Path) -> None:
+    (folder / "0003_later.sql").write_text("SELECT 1;\n")
+    store.migrate(pg_schema_uri, folder=folder)
+    (folder / "0002_forgotten.sql").write_text("SELECT 1;\n")
+    with pytest.raises(StoreError, match=r"0002_forgotten\.sql is numbered below 0003.*0004"):
+        store.migrate(pg_schema_uri, folder=folder)
+
+
+@pytest.mark.parametrize("name", ["1_init.sql", "0002-add.sql", "0002_Add.sql"])
+def test_misnamed_files_are_refused(folder: Path, name: str) -> None:
+    (folder / name).write_text("SELECT 1;\n")
+    with pytest.raises(StoreError, match="misnamed"):
+        store.migrations(folder)
+
+
+def test_duplicate_versions_are_refused(folder: Path) -> None:
+    (folder / "0001_again.sql").write_text("SELECT 1;\n")
+    with pytest.raises(StoreError, match="share version 0001"):
+        store.migrations(folder)
