@@ -280,13 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
         "config", help="check or draft the models config", description="Models config tools."
     )
     cfg_sub = cfg.add_subparsers(dest="cfg_command", metavar="ACTION", required=True)
-    sp = cfg_sub.add_parser("check", help="validate the config and say what is missing")
+    sp = cfg_sub.add_parser(
+        "check", help="validate the config and say what is missing",
+        description="Validate the models config (unknown keys, types, durations, segments) and report, per "
+        "model, its features, task, window and whether its reference file exists.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     sp.set_defaults(func=cmd_config_check)
     sp.add_argument("--config", help="models config")
     sp = cfg_sub.add_parser(
         "draft", help="draft a model config from a sample of an existing collection",
         description="Sample documents from a collection, infer field paths, types and categories, and print "
-        "a config for you to edit.",
+        "a config for you to edit.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sp.set_defaults(func=cmd_config_draft)
     sp.add_argument("--config", help=argparse.SUPPRESS)

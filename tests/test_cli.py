@@ -1,0 +1,46 @@
+"""The command line: every subcommand has a useful --help; errors are one clear line, exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mlmon.cli import build_parser, main
+
+COMMANDS = [
+    ["run"], ["backfill"], ["demo"], ["reference", "build"], ["reports"], ["config", "check"],
+    ["config", "draft"], ["simulate"], ["sql"], ["services"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_subcommand_has_help(cmd: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([*cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: mlmon " + " ".join(cmd) in out
+    assert len(out.splitlines()) > 5
+
+
+def test_top_level_help_lists_commands_and_environment() -> None:
+    out = subprocess.run([sys.executable, "-m", "mlmon.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for word in ("run", "backfill", "demo", "reference", "reports", "MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
+        assert word in out
+
+
+def test_config_error_is_one_clear_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "m.yaml"
+    bad.write_text("models:\n  m:\n    features: {a: {type: numerical}}\n    reference: {path: r.parquet}\n    windo: 1h\n")
+    assert main(["config", "check", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mlmon: error: ") and "key windo: unknown key" in err
+
+
+def test_bad_date_is_rejected_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["backfill", "m", "--start", "last tuesday", "--end", "2026-01-02"])
+    assert e.value.code == 2
+    assert "not an ISO date/time" in capsys.readouterr().err
