@@ -107,7 +107,7 @@ def _with_evidently_note(result: WindowResult, evid: presets.EvidentlyOutput | N
 
     if evid is None:
         return replace(result, notes=(*result.notes, "Evidently report disabled in the config."))
-    notes = result.notes
+    notes = (*result.notes, *evid.notes, *(f"Evidently: {e}" for e in evid.errors))
     if evid.sampled:
         notes = (
             *notes,

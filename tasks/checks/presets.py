@@ -1,0 +1,391 @@
+"""Evidently's presets for one window, rendered to a self-contained HTML page for the report.
+
+mlmon's own checks give the verdict; Evidently adds an interactive view of the same window: the
+DataDrift and DataSummary presets on every row, plus the Classification or Regression preset on the
+labelled rows when the window has any. Evidently keeps its own defaults (its drift methods, thresholds
+and 50% dataset-drift share), so its verdicts can differ from mlmon's: the report says mlmon's decide.
+Its auto-generated test summary is not rendered, for the same reason (``include_tests=False`` itself
+crashes in evidently 0.7.23, so the tests are computed and dropped).
+
+Our reserved columns are renamed for Evidently in a copy (``__prediction`` → ``prediction``, ``__score``
+→ ``score``, ``__target`` → ``target``, ``__proba::<class>`` → ``<class>``); features keep their names.
+Windows larger than ``evidently.max_rows`` run on a seeded sample (and so does a large reference).
+
+Evidently is an optional view: a failure inside it is logged and shown in its place in the report, and
+never fails the window. Its HTML is built here rather than with ``snapshot.get_html_str`` because
+Evidently embeds its data with a plain ``json.dumps`` inside ``<script>``: a logged value such as
+``</script><script>…`` would run as code. We escape ``<``, ``>`` and ``&`` in that JSON.
+
+Tested against evidently 0.7.23 (pinned); the page is assembled from ``Snapshot._widgets``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks import contract as c
+from tasks.config import ModelConfig, TaskType
+
+log = logging.getLogger(__name__)
+
+NO_DATA_MARKER = "<!-- no embedded data -->"  # what evidently's page template leaves when embed_data=False
+
+
+@dataclass(frozen=True)
+class EvidentlyOutput:
+    """Evidently's page for one window and how it was computed."""
+
+    html: str  # a complete HTML document (Evidently's ~3.5 MB JavaScript still inline)
+    rows_used: int  # current rows Evidently's data presets saw
+    sampled: bool  # the current window was larger than evidently.max_rows and was sampled
+    seconds: float
+    reference_rows: int = 0  # reference rows Evidently saw (sampled too when larger than max_rows)
+    errors: tuple[str, ...] = ()  # parts Evidently could not compute ("<part>: <error>")
+    notes: tuple[str, ...] = ()  # what was left out of Evidently's view, and why
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One titled group of Evidently widgets (rendered as one section of the page)."""
+
+    title: str
+    widgets: list[Any]
+
+
+def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig) -> EvidentlyOutput:
+    """Run Evidently's presets on one window against the reference and render them to HTML.
+
+    ``reference`` and ``current`` are window frames in the contract's shape (:mod:`tasks.contract`).
+    """
+    t0 = time.perf_counter()
+    ev = cfg.evidently
+    if current.empty:
+        return EvidentlyOutput(
+            html=_note_page("Evidently", "The window has no rows: there is nothing for Evidently to show."),
+            rows_used=0,
+            sampled=False,
+            seconds=time.perf_counter() - t0,
+        )
+    cur, sampled = sample(current, ev.max_rows, ev.seed)
+    ref, _ = sample(reference, ev.max_rows, ev.seed)
+    parts: list[_Part] = []
+    errors: list[str] = []
+    notes: list[str] = []
+
+    title = f"Data drift and summary: {len(cur):,} rows" + (
+        f" (seeded sample of {len(current):,})" if sampled else ""
+    )
+    left_out = [f for f in cfg.features if not _both_have(ref, cur, f)]
+    if left_out:
+        notes.append(
+            "Left out of Evidently's view (no value in the window or in the reference; see mlmon's data "
+            f"quality checks): {', '.join(left_out)}."
+        )
+    _collect(parts, errors, title, lambda: _data_widgets(ref, cur, cfg))
+
+    if cfg.task is not TaskType.NONE:
+        what = "Regression" if cfg.task is TaskType.REGRESSION else "Classification"
+        labelled = _labelled(current)
+        ref_labelled = _labelled(reference)
+        skip = _skip_quality(labelled, cfg)
+        if skip:
+            notes.append(f"{what} preset skipped: {skip}.")
+        else:
+            lab, lab_sampled = sample(labelled, ev.max_rows, ev.seed)
+            ref_lab, _ = sample(ref_labelled, ev.max_rows, ev.seed)
+            if _skip_quality(ref_lab, cfg):
+                notes.append(f"{what} preset shown without the reference: it has no usable labelled rows.")
+                ref_lab = ref_lab.iloc[:0]
+            title = f"{what} quality: {len(lab):,} labelled rows" + (
+                f" (seeded sample of {len(labelled):,})" if lab_sampled else ""
+            )
+            _collect(parts, errors, title, lambda: _quality_widgets(ref_lab, lab, cfg))
+
+    return EvidentlyOutput(
+        html=render_page(parts, errors, notes),
+        rows_used=len(cur),
+        sampled=sampled,
+        seconds=time.perf_counter() - t0,
+        reference_rows=len(ref),
+        errors=tuple(errors),
+        notes=tuple(notes),
+    )
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with both a target and a prediction."""
+    if c.TARGET not in frame or c.PREDICTION not in frame:
+        return frame.iloc[:0]
+    return frame[frame[c.TARGET].notna() & frame[c.PREDICTION].notna()]
+
+
+def _skip_quality(labelled: pd.DataFrame, cfg: ModelConfig) -> str | None:
+    """Why Evidently's quality preset cannot run on these labelled rows (None = it can)."""
+    if labelled.empty:
+        return "no labelled row with a prediction in the window (labels may not have arrived yet)"
+    if cfg.task is TaskType.BINARY:
+        seen = set(labelled[c.TARGET].astype(str)) | set(labelled[c.PREDICTION].astype(str))
+        if len(seen) < 2:
+            return (
+                f"labels and predictions hold a single class ({', '.join(sorted(seen))}); Evidently needs two"
+            )
+    return None
+
+
+def sample(frame: pd.DataFrame, max_rows: int, seed: int) -> tuple[pd.DataFrame, bool]:
+    """At most ``max_rows`` rows: a seeded uniform sample kept in the original order; True if sampled.
+
+    >>> f = pd.DataFrame({"x": range(10)})
+    >>> s, was = sample(f, 4, seed=0)
+    >>> len(s), was, list(s["x"]) == sorted(s["x"]), s.equals(sample(f, 4, seed=0)[0])
+    (4, True, True, True)
+    >>> sample(f, 10, seed=0)[1]
+    False
+    """
+    if len(frame) <= max_rows:
+        return frame, False
+    return frame.sample(n=max_rows, random_state=np.random.default_rng(seed)).sort_index(), True
+
+
+# --------------------------------------------------------------------------- the two parts
+
+
+def friendly_names(cfg: ModelConfig) -> dict[str, str]:
+    """Evidently's column name for each reserved column we pass (never clashing with a feature).
+
+    >>> from tasks.config import ModelConfig
+    >>> cfg = ModelConfig(name="m", features={"score": {"type": "numerical"}}, reference={"path": "r"})
+    >>> friendly_names(cfg)["__score"], friendly_names(cfg)["__prediction"]
+    ('score_', 'prediction')
+    """
+    taken = set(cfg.features)
+    out = {}
+    for col, name in ((c.PREDICTION, "prediction"), (c.SCORE, "score"), (c.TARGET, "target")):
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        out[col] = name
+    return out
+
+
+def _data_widgets(ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig) -> list[Any]:
+    """DataDriftPreset and DataSummaryPreset over the features, the prediction and its score."""
+    from evidently import DataDefinition
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+    names = friendly_names(cfg)
+    numerical = [f for f in cfg.numerical if _both_have(ref, cur, f)]
+    categorical = [f for f in cfg.categorical if _both_have(ref, cur, f)]
+    columns = {f: f for f in numerical + categorical}
+    if _both_have(ref, cur, c.PREDICTION):
+        columns[c.PREDICTION] = names[c.PREDICTION]
+        (numerical if cfg.task is TaskType.REGRESSION else categorical).append(names[c.PREDICTION])
+    if cfg.task is not TaskType.REGRESSION and _both_have(ref, cur, c.SCORE):
+        columns[c.SCORE] = names[c.SCORE]
+        numerical.append(names[c.SCORE])
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    return _run(
+        [DataDriftPreset(), DataSummaryPreset()],
+        _renamed(ref, columns),
+        _renamed(cur, columns),
+        definition,
+    )
+
+
+def _quality_widgets(ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig) -> list[Any]:
+    """ClassificationPreset or RegressionPreset on labelled rows (reference too, when it has labels)."""
+    from evidently import BinaryClassification, DataDefinition, MulticlassClassification, Regression
+    from evidently.presets import ClassificationPreset, RegressionPreset
+
+    names = friendly_names(cfg)
+    target, prediction = names[c.TARGET], names[c.PREDICTION]
+    columns = {c.TARGET: target, c.PREDICTION: prediction}
+    preset: Any
+    if cfg.task is TaskType.REGRESSION:
+        definition = DataDefinition(
+            numerical_columns=[target, prediction],
+            regression=[Regression(target=target, prediction=prediction)],
+        )
+        preset = RegressionPreset()
+    elif cfg.task is TaskType.BINARY:
+        pos = _positive(cfg, cur)
+        probas = None
+        if _usable(cur, c.SCORE):
+            columns[c.SCORE] = probas = names[c.SCORE]
+        definition = DataDefinition(
+            categorical_columns=[target, prediction],
+            numerical_columns=[probas] if probas else [],
+            classification=[
+                BinaryClassification(
+                    target=target, prediction_labels=prediction, prediction_probas=probas, pos_label=pos
+                )
+            ],
+        )
+        preset = ClassificationPreset()
+    else:
+        # Evidently names each probability column after its class
+        classes = [k[len(c.PROBA_PREFIX) :] for k in cur.columns if k.startswith(c.PROBA_PREFIX)]
+        usable = classes and not {target, prediction} & set(classes)
+        if usable:
+            columns.update({c.PROBA_PREFIX + k: k for k in classes})
+        definition = DataDefinition(
+            categorical_columns=[target, prediction],
+            numerical_columns=classes if usable else [],
+            classification=[
+                MulticlassClassification(
+                    target=target, prediction_labels=prediction, prediction_probas=classes if usable else None
+                )
+            ],
+        )
+        preset = ClassificationPreset()
+    has_ref = not ref.empty and all(k in ref for k in columns)
+    return _run(
+        [preset],
+        _renamed(ref, columns) if has_ref else None,
+        _renamed(cur, columns),
+        definition,
+    )
+
+
+def _run(items: list[Any], ref: pd.DataFrame | None, cur: pd.DataFrame, definition: Any) -> list[Any]:
+    from evidently import Dataset, Report
+
+    with warnings.catch_warnings():
+        # Evidently and its plotting stack warn about pandas/numpy internals we cannot act on.
+        warnings.simplefilter("ignore")
+        current = Dataset.from_pandas(cur, data_definition=definition)
+        reference = Dataset.from_pandas(ref, data_definition=definition) if ref is not None else None
+        snapshot = Report(items).run(current, reference)
+        return list(snapshot._widgets)
+
+
+def _collect(parts: list[_Part], errors: list[str], title: str, compute: Callable[[], list[Any]]) -> None:
+    """Compute one part; a failure inside Evidently becomes a visible error instead of failing the window."""
+    try:
+        widgets = compute()
+    except Exception as e:  # Evidently is an optional view: the error is shown and logged, not raised
+        log.warning("Evidently could not compute %r", title, exc_info=True)
+        errors.append(f"{title}: {type(e).__name__}: {e}")
+        return
+    parts.append(_Part(title, widgets))
+
+
+def _renamed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    return frame.loc[:, list(columns)].rename(columns=columns).reset_index(drop=True)
+
+
+def _both_have(ref: pd.DataFrame, cur: pd.DataFrame, col: str) -> bool:
+    return _usable(ref, col) and _usable(cur, col)
+
+
+def _usable(frame: pd.DataFrame, col: str) -> bool:
+    return col in frame and bool(frame[col].notna().any())
+
+
+def _positive(cfg: ModelConfig, cur: pd.DataFrame) -> str:
+    """The positive class: configured, else the second configured class, else the last label seen."""
+    if cfg.positive_class is not None:
+        return cfg.positive_class
+    if cfg.classes and len(cfg.classes) == 2:
+        return cfg.classes[1]
+    seen = set(cur[c.TARGET].dropna().astype(str)) | set(cur[c.PREDICTION].dropna().astype(str))
+    return sorted(seen)[-1]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_page(parts: Sequence[_Part], errors: Sequence[str] = (), notes: Sequence[str] = ()) -> str:
+    """Evidently's standalone page for these parts, with its embedded data escaped for ``<script>``."""
+    from evidently.legacy.model.dashboard import DashboardInfo
+    from evidently.legacy.model.widget import AdditionalGraphInfo, BaseWidgetInfo
+    from evidently.legacy.renderers.html_widgets import group_widget
+    from evidently.legacy.utils import NumpyEncoder
+    from evidently.legacy.utils.dashboard import TemplateParams, dashboard_info_to_json, file_html_template
+
+    if not parts:
+        return _note_page("Evidently", "Evidently could not compute this window.", errors, notes)
+    widgets = [group_widget(title=p.title, widgets=p.widgets) for p in parts]
+    # as in evidently.core.metric_types.render_widgets
+    graphs: dict[str, Any] = {}
+    for widget in widgets:
+        for g in widget.get_additional_graphs():
+            info = g.params if isinstance(g, AdditionalGraphInfo) else g
+            graphs[str(g.id)] = info.dict() if isinstance(info, BaseWidgetInfo) else info
+    dashboard_id = "metric_" + uuid.uuid4().hex
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = DashboardInfo(name="Report", widgets=widgets)
+        page = file_html_template(
+            TemplateParams(
+                dashboard_id=dashboard_id, dashboard_info=info, additional_graphs=graphs, embed_data=False
+            )
+        )
+        data = (
+            f"<script>\nvar {dashboard_id} = {script_json(dashboard_info_to_json(info))};\n"
+            f"var additional_graphs_{dashboard_id} = {script_json(json.dumps(graphs, cls=NumpyEncoder))};\n"
+            "</script>"
+        )
+    if NO_DATA_MARKER not in page:
+        raise RuntimeError(
+            "evidently's page template changed: no data placeholder (is evidently still 0.7.23?)"
+        )
+    page = page.replace(NO_DATA_MARKER, data, 1)
+    if errors or notes:
+        page = page.replace("<body>", "<body>\n" + _errors_html(errors) + _notes_html(notes), 1)
+    return page
+
+
+def script_json(text: str) -> str:
+    """JSON text made safe inside an HTML ``<script>``: ``<``, ``>`` and ``&`` as ``\\u`` escapes.
+
+    The result is the same JSON value (the escapes only ever occur inside strings).
+
+    >>> script_json(json.dumps(["</script><script>alert(1)</script>"]))
+    '["\\\\u003c/script\\\\u003e\\\\u003cscript\\\\u003ealert(1)\\\\u003c/script\\\\u003e"]'
+    """
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _errors_html(errors: Sequence[str]) -> str:
+    if not errors:
+        return ""
+    items = "".join(f"<li>{html.escape(e)}</li>" for e in errors)
+    return (
+        '<div class="mlmon-evidently-errors" style="font:14px system-ui,sans-serif;margin:12px;'
+        'padding:10px 14px;border-left:4px solid #c0392b;background:#fdf0ee">'
+        f"<strong>Evidently could not compute part of this report</strong><ul>{items}</ul></div>"
+    )
+
+
+def _notes_html(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (
+        '<div class="mlmon-evidently-notes" style="font:14px system-ui,sans-serif;margin:12px;'
+        'padding:8px 14px;border-left:4px solid #2f5fd0;background:#eef3ff">'
+        f'<ul style="margin:0">{items}</ul></div>'
+    )
+
+
+def _note_page(title: str, message: str, errors: Sequence[str] = (), notes: Sequence[str] = ()) -> str:
+    """A small page standing in for Evidently's when there is nothing (or nothing computable) to show."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>"
+        '<body style="font:14px system-ui,sans-serif;margin:16px;color:#333">'
+        f'<p class="mlmon-evidently-note">{html.escape(message)}</p>'
+        f"{_errors_html(errors)}{_notes_html(notes)}</body></html>"
+    )
