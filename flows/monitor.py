@@ -73,7 +73,7 @@ def reference_task(cfg: ModelConfig, profiles_dir: Path) -> reference.Baseline:
 def checks_task(
     cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
 ) -> WindowResult:
-    return evaluate(cfg, base.profile, batch, window)
+    return evaluate(cfg, base.profile, batch, window, reference=base.frame)
 
 
 @task(name="evidently", cache_policy=NO_CACHE)

@@ -7,6 +7,7 @@ Pure function of (config, fitted profile, extracted batch): no I/O, no Prefect. 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -71,7 +72,14 @@ def evaluate(
     computed_at: datetime | None = None,
     notes: tuple[str, ...] = (),
     evidently_rows: int | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> WindowResult:
+    """Every check for the window and each segment.
+
+    A segment is compared with the same segment of the reference when the reference has enough rows of
+    it (``plan=basic`` against the reference's basic-plan rows), else with the whole reference; the
+    segment's own field is never tested for drift inside it (it is constant there by construction).
+    """
     frame = batch.frame
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
@@ -80,13 +88,15 @@ def evaluate(
     seconds = window.length.total_seconds()
     for segment, part in _segments(cfg, frame):
         whole = segment == ALL
-        present = {k: v for k, v in specs.items() if k in part.columns}
-        table = drift_table(profile, part, present, cfg.drift, segment=segment)
+        seg_profile = profile if whole else _segment_profile(cfg, profile, reference, segment)
+        seg_field = None if whole else segment.split("=", 1)[0]
+        present = {k: v for k, v in specs.items() if k in part.columns and k != seg_field}
+        table = drift_table(seg_profile, part, present, cfg.drift, segment=segment)
         drift.extend(table)
         checks.extend(drift_checks(table))
         checks.append(dataset_drift(table, cfg.drift, set(cfg.features), segment=segment))
         metrics.extend(_drift_metrics(table))
-        q_checks, q_metrics = quality_checks(
+        q_checks, q_metrics = quality_checks(  # ranges and categories belong to the feature, not the segment
             part,
             profile,
             cfg,
@@ -96,7 +106,7 @@ def evaluate(
             window_level=whole,
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
-        p_checks, p_metrics = performance_checks(part, profile, cfg, segment=segment)
+        p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
         checks += q_checks + h_checks + p_checks
         metrics += q_metrics + h_metrics + p_metrics + _class_balance(part, cfg, segment)
     return WindowResult(
@@ -116,8 +126,25 @@ def evaluate(
     )
 
 
+def _segment_profile(cfg: ModelConfig, profile: Profile, reference: pd.DataFrame | None, segment: str) -> Profile:
+    """The profile of the reference rows of this segment, when the reference has enough of them."""
+    from tasks.checks.performance import reference_performance
+    from tasks.reference import fit_profile
+
+    field, value = segment.split("=", 1)
+    col = c.VERSION if field == "model_version" else field
+    if reference is None or col not in reference.columns:
+        return profile
+    sub = reference[reference[col].astype(str).to_numpy() == value]
+    if len(sub) < cfg.drift.min_rows:
+        return profile
+    fitted = fit_profile(sub, profile_kinds(cfg), profile.reference_hash)
+    return replace(fitted, performance=reference_performance(sub, cfg))
+
+
 def _segments(cfg: ModelConfig, frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    """The whole window, then the largest values of each segment field (at most ``max_segment_values``)."""
+    """The whole window, then the largest values of each segment field (at most ``max_segment_values``,
+    each with at least ``drift.min_rows`` rows: smaller segments cannot support any verdict)."""
     yield ALL, frame
     for field in cfg.segments:
         col = c.VERSION if field == "model_version" else field
@@ -126,7 +153,8 @@ def _segments(cfg: ModelConfig, frame: pd.DataFrame) -> Iterator[tuple[str, pd.D
         values = frame[col]
         if cfg.features.get(field) is not None and cfg.features[field].type is Kind.NUMERICAL:
             continue  # numerical segment fields are not split (config validation keeps this rare)
-        counts = values.value_counts(dropna=True).head(cfg.max_segment_values)
+        counts = values.value_counts(dropna=True)
+        counts = counts[counts >= cfg.drift.min_rows].head(cfg.max_segment_values)
         codes = values.to_numpy()
         for value in counts.index:
             yield f"{field}={value}", frame[codes == value]

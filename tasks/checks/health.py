@@ -19,6 +19,7 @@ skipped quietly: that is a configuration choice, not a problem of the window. An
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 import pandas as pd
 
 from tasks import contract as c
@@ -94,6 +95,9 @@ def latency(frame: pd.DataFrame, service: ServiceConfig, *, logged: bool = True,
     return checks, metrics
 
 
+SIGNIFICANCE = 0.01  # one-sided binomial test of the error rate against the allowed rate
+
+
 def error_rate(frame: pd.DataFrame, service: ServiceConfig, segment: str = ALL) -> Found:
     """Share of requests flagged ``__is_error``; fail above ``service.max_error_rate``.
 
@@ -112,6 +116,12 @@ def error_rate(frame: pd.DataFrame, service: ServiceConfig, segment: str = ALL) 
     failed = rate > allowed
     op = ">" if failed else "≤"
     message = f"{_pct(rate)} of {rows:,} requests failed ({n_err:,}) {op} {_pct(allowed)} allowed"
+    if failed:
+        # a handful of errors in a small segment is not an incident: the excess must be significant
+        p = float(stats.binomtest(n_err, rows, allowed, alternative="greater").pvalue)
+        if p >= SIGNIFICANCE:
+            failed = False
+            message += f", but not significant at {rows:,} requests (p={p:.2g}): not flagged"
     status = Status.FAIL if failed else Status.PASS
     return (
         [CheckResult("error_rate", Category.HEALTH, status, rate, allowed, message, "", segment)],

@@ -48,7 +48,7 @@ Metrics: every computed metric by name, ``n_labelled`` and ``label_coverage`` (l
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -112,12 +112,49 @@ def performance_checks(frame: pd.DataFrame, profile: Profile, cfg: ModelConfig, 
     for name, value in scores.values.items():
         ref = profile.performance.get(name)
         if ref is not None and np.isfinite(ref):
-            checks.append(vs_reference(name, value, float(ref), perf.max_degradation, segment))
+            check = vs_reference(name, value, float(ref), perf.max_degradation, segment)
+            if check.status is Status.FAIL and scores.n < BOOTSTRAP_MAX_ROWS:
+                check = _unless_noise(check, name, frame, cfg, profile)
+            checks.append(check)
     for name, limit in perf.thresholds.items():
         check = threshold(name, scores, limit, cfg.task, segment)
         if check is not None:
             checks.append(check)
     return checks, metrics
+
+
+BOOTSTRAP_MAX_ROWS = 50_000  # above this the sampling error of every metric is negligible
+BOOTSTRAP_ROUNDS = 100
+NOISE_Z = 2.33  # one-sided 1 %: the same order of false-alarm control as the drift rule
+
+
+def _unless_noise(check: CheckResult, name: str, frame: pd.DataFrame, cfg: ModelConfig, profile: Profile) -> CheckResult:
+    """Keep a degradation failure only when it exceeds the metric's sampling noise at this many labels.
+
+    Like the drift rule, a verdict must not swing with sample size: on a few hundred labels a metric
+    moves by several percent by chance. The standard error comes from a seeded bootstrap of the
+    window's labelled rows; the failure stands when ``value`` is beyond the limit by ``NOISE_Z`` of them.
+    """
+    labelled = frame[frame[c.TARGET].notna()]
+    rng = np.random.default_rng(0)
+    known = _profiled_labels(profile)
+    values = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        sample = labelled.iloc[rng.integers(0, len(labelled), len(labelled))]
+        v = model_scores(sample, cfg, known_labels=known).values.get(name)
+        if v is not None and np.isfinite(v):
+            values.append(v)
+    if len(values) < BOOTSTRAP_ROUNDS // 2:
+        return check
+    se = float(np.std(values, ddof=1))
+    assert check.value is not None and check.threshold is not None
+    if abs(check.value - check.threshold) > NOISE_Z * se:
+        return replace(check, message=f"{check.message}; beyond sampling noise (±{se:.2g})")
+    return replace(
+        check,
+        status=Status.PASS,
+        message=f"{check.message}, but within sampling noise at {len(labelled):,} labels (±{se:.2g}): not flagged",
+    )
 
 
 def reference_performance(frame: pd.DataFrame, cfg: ModelConfig) -> dict[str, float]:

@@ -26,6 +26,7 @@ whole window only, ``row_count`` and ``quarantined_share``. Summary statistics u
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 import pandas as pd
 
 from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
@@ -149,22 +150,48 @@ def _categorical(
     return checks, metrics
 
 
+SIGNIFICANCE = 0.01
+
+
+def significant_excess(k: int, n: int, allowed: float) -> bool:
+    """Is ``k`` of ``n`` significantly more than the ``allowed`` share (one-sided binomial test, 1 %)?
+
+    Keeps share-based verdicts from swinging with sample size: 3 odd values among 200 rows are not an
+    incident at a 1 % limit; 3 % of 100k rows is.
+
+    >>> significant_excess(3, 200, 0.01), significant_excess(3_000, 100_000, 0.01)
+    (False, True)
+    """
+    if n <= 0 or k <= allowed * n:
+        return False
+    if allowed <= 0:
+        return True
+    if allowed >= 1:
+        return False
+    return float(stats.binomtest(k, n, allowed, alternative="greater").pvalue) < SIGNIFICANCE
+
+
+def _noise(over: bool, failed: bool, n: int) -> str:
+    return f", but not significant at {n:,} rows: not flagged" if over and not failed else ""
+
+
 def missing_share(
     name: str, n_missing: int, rows: int, reference_share: float, allowed: float, segment: str = ALL
 ) -> CheckResult:
     """Fail when the missing share exceeds the reference's own missing share by more than ``allowed``."""
     share = n_missing / rows if rows else 0.0
     threshold = reference_share + allowed
-    failed = share > threshold
+    over = share > threshold
+    failed = over and significant_excess(n_missing, rows, threshold)
     if share >= 1.0 and rows:
         message = f"{name}: never present: missing field? (100% missing in {rows:,} rows"
         message += f"; reference {_pct(reference_share)})" if not failed else ")"
     else:
-        op = ">" if failed else "≤"
+        op = ">" if over else "≤"
         message = (
             f"{name}: {_pct(share)} missing {op} {_pct(threshold)} allowed "
             f"(reference {_pct(reference_share)} + {_pct(allowed)})"
-        )
+        ) + _noise(over, failed, rows)
     return CheckResult(
         check="missing_share",
         category=Category.QUALITY,
@@ -193,11 +220,12 @@ def out_of_range(
     lo, hi = bounds
     n_out = int(np.count_nonzero((values < lo) | (values > hi)))
     share = n_out / n_present
-    failed = share > allowed
+    over = share > allowed
+    failed = over and significant_excess(n_out, n_present, allowed)
     message = (
         f"{name}: {_pct(share)} of values outside {source} range [{lo:g}, {hi:g}] "
-        f"{'>' if failed else '≤'} {_pct(allowed)} allowed"
-    )
+        f"{'>' if over else '≤'} {_pct(allowed)} allowed"
+    ) + _noise(over, failed, n_present)
     if n_out:
         message += f" (observed [{np.nanmin(values):g}, {np.nanmax(values):g}])"
     return CheckResult(
@@ -230,8 +258,10 @@ def unseen_categories(
     unseen_mask = ~counts.index.isin(list(allowed)) & (n > 0)  # Categorical dtypes count absent levels as 0
     n_unseen = int(n[unseen_mask].sum())
     share = n_unseen / int(n.sum())
-    failed = share > max_share
-    message = f"{name}: {_pct(share)} unseen categories {'>' if failed else '≤'} {_pct(max_share)} allowed"
+    over = share > max_share
+    failed = over and significant_excess(n_unseen, int(n.sum()), max_share)
+    message = f"{name}: {_pct(share)} unseen categories {'>' if over else '≤'} {_pct(max_share)} allowed"
+    message += _noise(over, failed, int(n.sum()))
     if n_unseen:
         unseen = counts.index[unseen_mask]
         listed = ", ".join(_quote(str(k)) for k in unseen[:MAX_LISTED])

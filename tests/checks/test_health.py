@@ -103,14 +103,22 @@ def test_latency_deliberately_not_logged_is_quiet():
 
 
 def test_error_rate():
-    flags = np.r_[np.ones(6, dtype=bool), np.zeros(94, dtype=bool)]
-    checks, metrics = health_checks(frame([1.0] * 100, flags), make_cfg(), 60)
+    flags = np.r_[np.ones(30, dtype=bool), np.zeros(270, dtype=bool)]
+    checks, metrics = health_checks(frame([1.0] * 300, flags), make_cfg(), 60)
     e = by_name(checks)["error_rate"]
-    assert (e.status, e.value, e.threshold) == (Status.FAIL, 0.06, 0.05)
-    assert e.message == "6.0% of 100 requests failed (6) > 5.0% allowed"
-    assert metrics_of(metrics)["error_rate"] == 0.06
-    checks, _ = health_checks(frame([1.0] * 100, flags), make_cfg(service={"max_error_rate": 0.06}), 60)
+    assert (e.status, e.value, e.threshold) == (Status.FAIL, 0.1, 0.05)
+    assert e.message == "10.0% of 300 requests failed (30) > 5.0% allowed"
+    assert metrics_of(metrics)["error_rate"] == 0.1
+    checks, _ = health_checks(frame([1.0] * 300, flags), make_cfg(service={"max_error_rate": 0.1}), 60)
     assert by_name(checks)["error_rate"].status is Status.PASS
+
+
+def test_error_rate_above_the_limit_by_chance_is_not_flagged():
+    # 6 errors in 100 requests at a 5 % limit: P(X >= 6 | p = 0.05) = 0.38, noise not an incident
+    flags = np.r_[np.ones(6, dtype=bool), np.zeros(94, dtype=bool)]
+    e = by_name(health_checks(frame([1.0] * 100, flags), make_cfg(), 60)[0])["error_rate"]
+    assert e.status is Status.PASS and e.value == 0.06
+    assert "not significant at 100 requests (p=0.38)" in e.message
 
 
 def test_error_flags_as_object_with_none():

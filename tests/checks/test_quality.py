@@ -108,10 +108,25 @@ def test_missing_share_boundary_is_inclusive_and_feature_override_wins():
     plan = one(checks, "missing_share", "plan")
     assert plan.threshold == pytest.approx(0.06)
     assert plan.status is Status.PASS
+    # just over the limit on 100 rows is within sampling noise: reported, not flagged
     df = frame([np.nan] * 51 + [1.0] * 49, [None] * 7 + ["a"] * 93)
+    checks, _ = run(df, cfg, prof)
+    age = one(checks, "missing_share", "age")
+    assert age.status is Status.PASS and "51.0% missing > 50.0%" in age.message and "not significant" in age.message
+    # clearly over the limit on 10k rows is flagged
+    df = frame([np.nan] * 5300 + [1.0] * 4700, [None] * 800 + ["a"] * 9200)
     checks, _ = run(df, cfg, prof)
     assert one(checks, "missing_share", "age").status is Status.FAIL
     assert one(checks, "missing_share", "plan").status is Status.FAIL
+
+
+def test_share_checks_do_not_swing_with_sample_size():
+    from tasks.checks.quality import significant_excess
+
+    assert not significant_excess(3, 200, 0.01)  # 1.5 % of 200: noise at a 1 % limit
+    assert significant_excess(1_500, 100_000, 0.01)  # 1.5 % of 100k: real
+    assert not significant_excess(1_000, 100_000, 0.01)  # at the limit
+    assert significant_excess(1, 10, 0.0)  # a zero tolerance is strict
 
 
 def test_feature_zero_override_is_not_replaced_by_default():
