@@ -16,7 +16,7 @@ import pandas as pd
 from tasks import contract as c
 from tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
 from tasks.checks.health import health_checks
-from tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, WindowResult
+from tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from tasks.checks.performance import performance_checks
 from tasks.checks.quality import quality_checks
 from tasks.config import Kind, ModelConfig, TaskType
@@ -93,8 +93,7 @@ def evaluate(
         present = {k: v for k, v in specs.items() if k in part.columns and k != seg_field}
         table = drift_table(seg_profile, part, present, cfg.drift, segment=segment)
         drift.extend(table)
-        checks.extend(drift_checks(table))
-        checks.append(dataset_drift(table, cfg.drift, set(cfg.features), segment=segment))
+        dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
         metrics.extend(_drift_metrics(table))
         q_checks, q_metrics = quality_checks(  # ranges and categories belong to the feature, not the segment
             part,
@@ -107,7 +106,11 @@ def evaluate(
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
         p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
-        checks += q_checks + h_checks + p_checks
+        seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks]
+        if not whole:
+            # a segment too small for a verdict is a breakdown without one, not a problem with the window
+            seg_checks = [ch for ch in seg_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)]
+        checks += seg_checks
         metrics += q_metrics + h_metrics + p_metrics + _class_balance(part, cfg, segment)
     return WindowResult(
         model=cfg.name,
