@@ -27,6 +27,7 @@ def _prepare_prefect_env(home: Path) -> None:
     """Keep Prefect's local state under MLMON_HOME unless the user points Prefect elsewhere."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
+        (home / "prefect").mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home / "prefect")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 

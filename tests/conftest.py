@@ -8,6 +8,8 @@ embedded servers are started in a temporary folder and stopped at the end.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,29 @@ from mlmon import embedded
 
 
 @pytest.fixture(scope="session")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("mlmon-state")
+def state_dir() -> Iterator[Path]:
+    """Outside pytest's own temp root: every new pytest session re-chmods that root to 0700, which
+    would lock the embedded PostgreSQL (running as its own user) out of a concurrent session's data."""
+    path = Path(tempfile.mkdtemp(prefix="mlmon-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(state_dir: Path) -> Iterator[None]:
+    """Keep the tests' Prefect and mlmon state out of the checkout and the user's home."""
+    keep = {k: os.environ.get(k) for k in ("MLMON_HOME", "PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ["MLMON_HOME"] = str(state_dir / "home")
+    os.environ["PREFECT_HOME"] = str(state_dir / "prefect")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    (state_dir / "prefect").mkdir(exist_ok=True)
+    yield
+    for k, v in keep.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
