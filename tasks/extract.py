@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,7 +123,10 @@ class _Problems:
 
 def _get(values: list[Any], key: str) -> list[Any]:
     """``[v[key] for v in values]`` where v is a dict, else a marker for 'parent is not an object'."""
-    return [v.get(key) if v.__class__ is dict else (_NOT_OBJECT if v is not None else None) for v in values]
+    try:  # fast path, a C-level loop: every parent is an object (the normal case)
+        return list(map(dict.get, values, repeat(key)))
+    except TypeError:
+        return [v.get(key) if v.__class__ is dict else (_NOT_OBJECT if v is not None else None) for v in values]
 
 
 class _NotObject:
@@ -211,8 +215,10 @@ def _strings(
                 probs.add(i, Reason.NESTED_VALUE, path, f"{type(v).__name__} where a scalar belongs")
             else:
                 probs.add(i, Reason.WRONG_TYPE, path, f"{type(v).__name__} where a string belongs")
-    lengths = pd.Series(out, dtype=object).str.len().to_numpy(dtype=np.float64, na_value=0.0)
-    too_long = np.flatnonzero(lengths > max_len)
+    too_long = np.array([], dtype=np.int64)
+    if max(map(len, filter(None, out)), default=0) > max_len:  # C-level scan; per-row work only when needed
+        lengths = np.fromiter((len(v) if v else 0 for v in out), dtype=np.int64, count=len(out))
+        too_long = np.flatnonzero(lengths > max_len)
     if too_long.size:
         probs.add_many(
             too_long.tolist(),
@@ -269,6 +275,10 @@ def _probabilities(
             seen[k] = np.full(n, np.nan)
         return seen[k]
 
+    fast = _probability_dicts(raw)
+    if fast is not None:
+        seen = fast
+        raw = []  # every row handled by the fast path
     for i, v in enumerate(raw):
         if v is None:
             continue
@@ -312,6 +322,25 @@ def _probabilities(
         arg = np.nanargmax(np.where(np.isnan(mat[has]), -np.inf, mat[has]), axis=1)
         label[has] = np.asarray(names, dtype=object)[arg]
     return seen, label
+
+
+def _probability_dicts(raw: list[Any]) -> dict[str, np.ndarray] | None:
+    """Columnar fast path for the common shape (every row a ``{class: number}`` object); None otherwise."""
+    if set(map(type, raw)) != {dict}:
+        return None
+    keys: set[str] = set()
+    for shape in set(map(tuple, raw)):
+        keys.update(shape)
+    out: dict[str, np.ndarray] = {}
+    for k in keys:
+        values = list(map(dict.get, raw, repeat(k)))
+        if not set(map(type, values)) <= {float, int, type(None)}:
+            return None  # a bad value somewhere: the slow path reports it row by row
+        arr = np.array(values, dtype=np.float64)
+        if not np.isfinite(arr[~np.isnan(arr)]).all():
+            return None
+        out[str(k)] = arr
+    return out
 
 
 def _positive(cfg: ModelConfig) -> str | None:
