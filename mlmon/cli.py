@@ -204,6 +204,20 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlmon.serve import serve_all
+
+    s = _settings(args)
+    serve_all(s.config_path, catch_up=args.catch_up, limit=args.limit)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from mlmon.up import run_up
+
+    return run_up(_settings(args), host=args.host, prefect_port=args.prefect_port, reports_port=args.reports_port)
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from mlmon import embedded
 
@@ -308,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--per-day", type=int, default=2500, help="predictions per day")
     sp.add_argument("--seed", type=int, default=7, help="random seed")
     sp.add_argument("--database", default="mlmon", help="database (default mlmon)")
+
+    sp = add("serve", "serve the scheduled deployments of every model (no work pool needed)", cmd_serve,
+             "Serve one scheduled monitor deployment per configured model (cron and timezone from the config; "
+             "each run processes the window its *scheduled* time says, then any due window it finds missing), "
+             "plus the monitor-window and backfill-windows deployments. Needs PREFECT_API_URL; deployments are "
+             "not paused when the process stops.")  # fmt: skip
+    sp.add_argument("--catch-up", help="how far back to look for missed windows (e.g. 7d; default 7d)")
+    sp.add_argument("--limit", type=int, help="maximum concurrent flow runs")
+
+    sp = add("up", "the whole stack without Docker: Prefect server, served deployments, reports web server", cmd_up,
+             "Start, on embedded defaults, a real Prefect server (on the embedded PostgreSQL), serve the "
+             "deployments, and serve the HTML reports over HTTP; print which URL shows what. Ctrl-C stops it "
+             "cleanly; running it again resumes.")  # fmt: skip
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sp.add_argument("--prefect-port", type=int, default=4200, help="Prefect UI/API port (default 4200)")
+    sp.add_argument("--reports-port", type=int, default=8000, help="reports web server port (default 8000)")
 
     sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')

@@ -528,12 +528,41 @@ def iter_raw_batches(
     yield from collection.find_raw_batches(flt, proj, batch_size=batch_size)
 
 
-def decode_raw(batches: Iterable[bytes]) -> list[dict[str, Any]]:
-    """Decode raw BSON batches. A batch that is not valid BSON raises: it means a broken server reply."""
-    docs: list[dict[str, Any]] = []
+def decode_batches(
+    batches: Iterable[bytes],
+    cfg: ModelConfig,
+    window: Window | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Batch:
+    """Decode raw BSON batches one at a time into typed pieces, then join them.
+
+    Only one batch of Python dicts is alive at a time, so peak memory is the typed frame plus one batch,
+    not the whole window as dicts (about 10× larger). A batch that is not valid BSON raises: it means a
+    broken server reply, not a bad document.
+    """
+    t0 = time.perf_counter()
+    parts: list[Batch] = []
+    n = 0
     for raw in batches:
-        docs.extend(bson.decode_all(raw, CODEC))
-    return docs
+        part = decode_documents(bson.decode_all(raw, CODEC), cfg, window)
+        part.frame.index += n
+        n += part.n_read
+        parts.append(part)
+        if progress:
+            progress(n)
+    if not parts:
+        return decode_documents([], cfg, window)
+    unexpected: Counter[str] = Counter()
+    for p in parts:
+        unexpected.update(p.unexpected_fields)
+    frame = parts[0].frame if len(parts) == 1 else pd.concat([p.frame for p in parts], ignore_index=True)
+    return Batch(
+        frame=frame,
+        quarantine=[q for p in parts for q in p.quarantine],
+        unexpected_fields=dict(unexpected),
+        n_read=n,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def read_window(
@@ -548,13 +577,8 @@ def read_window(
     t0 = time.perf_counter()
     coll = db[cfg.source.collection]
     try:
-        docs: list[dict[str, Any]] = []
-        for raw in iter_raw_batches(coll, window_filter(cfg, window), projection(cfg), cfg.source.batch_size):
-            docs.extend(bson.decode_all(raw, CODEC))
-            if progress:
-                progress(len(docs))
-        batch = decode_documents(docs, cfg, window)
-        del docs
+        raw = iter_raw_batches(coll, window_filter(cfg, window), projection(cfg), cfg.source.batch_size)
+        batch = decode_batches(raw, cfg, window, progress)
         if cfg.source.labels and not cfg.fields.target and len(batch.frame):
             batch.n_labels_joined = join_labels(db, cfg, batch.frame)
     except PyMongoError as e:

@@ -11,7 +11,7 @@ from mlmon.cli import build_parser, main
 
 COMMANDS = [
     ["run"], ["backfill"], ["demo"], ["reference", "build"], ["reports"], ["config", "check"],
-    ["config", "draft"], ["simulate"], ["sql"], ["services"],
+    ["config", "draft"], ["simulate"], ["sql"], ["services"], ["serve"], ["up"],
 ]  # fmt: skip
 
 

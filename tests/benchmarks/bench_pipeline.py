@@ -38,7 +38,7 @@ import psutil
 from tasks import contract as c
 from tasks.config import ModelConfig
 from tasks.evaluate import evaluate, profile_kinds
-from tasks.extract import CODEC, decode_documents
+from tasks.extract import CODEC, decode_batches
 from tasks.reference import fit_profile
 from tasks.window import Window
 
@@ -78,7 +78,11 @@ def measure(name: str, out: list[Stage]) -> Any:
         t.join()
         peak[0] = max(peak[0], proc.memory_info().rss)
         out.append(Stage(name, secs, (peak[0] - base) / 2**20))
-        print(f"  {name:<28} {secs:8.2f} s  {(peak[0] - base) / 2**20:8.0f} MB", flush=True)
+        print(
+            f"  {name:<30} {secs:8.2f} s  peak +{(peak[0] - base) / 2**20:6.0f} MB above start "
+            f"(RSS peak {peak[0] / 2**20:6.0f} MB)",
+            flush=True,
+        )
 
 
 def config() -> ModelConfig:
@@ -166,10 +170,9 @@ def run_size(n: int, ref: pd.DataFrame, pg_uri: str | None, with_evidently: bool
     with measure("bson.decode_all alone", stages):
         docs = [d for b in batches for d in bson.decode_all(b, CODEC)]
     del docs
+    gc.collect()
     with measure("extract (decode+validate+type)", stages):
-        docs = [d for b in batches for d in bson.decode_all(b, CODEC)]
-        batch = decode_documents(docs, cfg, window)
-        del docs
+        batch = decode_batches(batches, cfg, window)
     del batches
     assert len(batch.frame) == n, (len(batch.frame), batch.quarantine[:3])
     profile = fit_profile(ref, profile_kinds(cfg), "bench")
