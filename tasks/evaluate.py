@@ -129,8 +129,22 @@ def evaluate(
     )
 
 
+_SEGMENT_PROFILES: dict[tuple[str, str, str], Profile] = {}  # fit once per (model, reference, segment)
+
+
 def _segment_profile(cfg: ModelConfig, profile: Profile, reference: pd.DataFrame | None, segment: str) -> Profile:
-    """The profile of the reference rows of this segment, when the reference has enough of them."""
+    """The profile of the reference rows of this segment, when the reference has enough of them.
+
+    Fitted once per (model, reference hash, segment) and kept for the process (a backfill reuses it)."""
+    key = (cfg.name, profile.reference_hash, segment)
+    if key not in _SEGMENT_PROFILES:
+        if len(_SEGMENT_PROFILES) > 512:
+            _SEGMENT_PROFILES.clear()
+        _SEGMENT_PROFILES[key] = _fit_segment(cfg, profile, reference, segment)
+    return _SEGMENT_PROFILES[key]
+
+
+def _fit_segment(cfg: ModelConfig, profile: Profile, reference: pd.DataFrame | None, segment: str) -> Profile:
     from tasks.checks.performance import reference_performance
     from tasks.reference import fit_profile
 

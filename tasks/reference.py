@@ -1,4 +1,17 @@
-"""Reference datasets: load, hash, fit the profile once, and build one from a past window in MongoDB."""
+"""Reference datasets: hash the file, fit its profile once, cache it, and build one from past logs.
+
+Fit once, score many: everything a drift method or a quality check needs from the reference (sorted
+finite values, quantile bins and their counts, category counts, ranges, missing shares, the reference's
+own model quality) is computed here once per reference *content hash* and pickled under
+``MLMON_HOME/profiles``; every window reuses it.
+
+>>> p = fit_numerical(np.array([3.0, 1.0, np.nan, 2.0, 2.0]), n_bins=4)
+>>> p.sorted_values.tolist(), p.n_missing, p.bin_edges.tolist(), p.bin_counts.tolist()
+([1.0, 2.0, 2.0, 3.0], 1, [1.0, 2.0], [1, 2, 1])
+>>> c = fit_categorical(["b", None, "a", "b"])
+>>> c.categories, c.counts.tolist(), c.n_missing
+(('a', 'b'), [1, 2], 1)
+"""
 
 from __future__ import annotations
 
@@ -17,6 +30,8 @@ from tasks.errors import ReferenceDataError
 from tasks.profile import PROFILE_VERSION, CategoricalProfile, NumericalProfile, Profile
 
 N_BINS = 20
+"""Default number of quantile bins for the binned methods (PSI, Jensen–Shannon, KL) on numerical columns."""
+
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -29,61 +44,101 @@ def content_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+# --------------------------------------------------------------------------- fitting
+
+
 def fit_numerical(values: np.ndarray | pd.Series, n_bins: int = N_BINS) -> NumericalProfile:
-    arr = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=np.float64)
+    """Profile of one numerical column. NaN, None, ±inf and non-numbers count as missing.
+
+    Bins are right-closed, ``(e[i-1], e[i]]``, with interior edges at the reference's ``k/n_bins``
+    quantiles taken as observed values (``inverted_cdf``) and de-duplicated: on integer-valued data
+    each frequent value gets its own bin instead of edges interpolated between integers.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    arr = _as_float(values)
     finite = np.sort(arr[np.isfinite(arr)])
     n_missing = int(arr.size - finite.size)
     if finite.size == 0:
+        nan = float("nan")
         empty = np.array([], dtype=np.float64)
-        return NumericalProfile(empty, n_missing, 0.0, 0.0, 0.0, 0.0, {}, empty, np.zeros(1, dtype=np.int64))
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=edges.size + 1)
+        return NumericalProfile(empty, n_missing, nan, nan, nan, nan, {}, empty, np.zeros(1, dtype=np.int64))
+    levels = np.arange(1, n_bins) / n_bins
+    edges = np.unique(np.quantile(finite, levels, method="inverted_cdf")) if n_bins > 1 else finite[:0]
+    # counts per right-closed bin from the sorted values: #(x <= e[i]) is a binary search per edge
+    below = np.searchsorted(finite, edges, side="right")
+    counts = np.diff(np.concatenate(([0], below, [finite.size])))
     return NumericalProfile(
         sorted_values=finite,
         n_missing=n_missing,
         mean=float(finite.mean()),
-        std=float(finite.std()),
+        std=float(finite.std()),  # population (ddof=0), as Evidently norms its Wasserstein distance
         min=float(finite[0]),
         max=float(finite[-1]),
         quantiles={q: float(np.quantile(finite, q)) for q in QUANTILES},
-        bin_edges=edges,
+        bin_edges=edges.astype(np.float64),
         bin_counts=counts.astype(np.int64),
     )
 
 
-def fit_categorical(values: np.ndarray | pd.Series) -> CategoricalProfile:
-    s = pd.Series(values, dtype=object)
-    present = s[s.notna()].astype(str)
-    vc = present.value_counts().sort_index()
+def fit_categorical(values: np.ndarray | pd.Series | list[str | None]) -> CategoricalProfile:
+    """Profile of one categorical column: sorted categories and their counts. None/NaN count as missing.
+
+    Non-string values (e.g. integers from a hand-made Parquet file) are compared as their ``str``.
+    """
+    s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values.astype(object)
+    vc = s.value_counts(dropna=True)
+    n_missing = int(s.size - vc.sum())
+    if len(vc) and not all(isinstance(k, str) for k in vc.index):
+        vc = vc.groupby(vc.index.map(str)).sum()  # only the distinct values are converted
+    vc = vc.sort_index()
     return CategoricalProfile(
-        categories=tuple(vc.index), counts=vc.to_numpy(dtype=np.int64), n_missing=int(s.size - present.size)
+        categories=tuple(str(k) for k in vc.index), counts=vc.to_numpy(dtype=np.int64), n_missing=n_missing
     )
 
 
 def fit_profile(df: pd.DataFrame, kinds: dict[str, Kind], reference_hash: str) -> Profile:
-    """Fit every column present in ``df`` (absent ones are skipped)."""
-    cols = {
+    """Fit every column of ``kinds`` present in ``df``; columns absent from ``df`` are skipped."""
+    columns = {
         name: fit_numerical(df[name]) if kind is Kind.NUMERICAL else fit_categorical(df[name])
         for name, kind in kinds.items()
         if name in df.columns
     }
-    return Profile(reference_hash=reference_hash, n_rows=len(df), columns=cols)
+    return Profile(reference_hash=reference_hash, n_rows=len(df), columns=columns)
 
 
-def save_profile(profile: Profile, path: Path) -> None:
+def _as_float(values: np.ndarray | pd.Series) -> np.ndarray:
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if arr.dtype.kind in "fiub":
+        return arr.astype(np.float64, copy=False)
+    return pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+
+
+# --------------------------------------------------------------------------- the profile cache
+
+
+def save_profile(profile: Profile, path: str | Path) -> None:
+    """Pickle the profile atomically (a concurrent reader sees the old file or the new one, never half)."""
     path = Path(path)
-    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(path)
 
 
-def load_profile(path: Path) -> Profile | None:
-    """A cached profile, or None when absent, unreadable or fitted by another profile version."""
+def load_profile(path: str | Path) -> Profile | None:
+    """A cached profile, or None when absent, unreadable or fitted by another ``PROFILE_VERSION``.
+
+    Only ever reads mlmon's own cache under ``MLMON_HOME`` (pickle executes code: never point it at
+    files from elsewhere).
+    """
     try:
-        profile = pickle.loads(Path(path).read_bytes())  # our own cache file under MLMON_HOME
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        profile = pickle.loads(Path(path).read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
-    if not isinstance(profile, Profile) or profile.version != PROFILE_VERSION:
+    if not isinstance(profile, Profile) or getattr(profile, "version", None) != PROFILE_VERSION:
         return None
     return profile
 
@@ -122,7 +177,16 @@ def load_reference(cfg: ModelConfig) -> pd.DataFrame:
     return frame
 
 
-def baseline(cfg: ModelConfig, profiles_dir: Path) -> Baseline:
+def profile_cache_path(
+    profiles_dir: str | Path, model: str, reference_hash: str, kinds: dict[str, Kind]
+) -> Path:
+    """Cache file of a profile: keyed by the reference content and by what is fitted (columns, kinds)."""
+    key = hashlib.sha256(repr((reference_hash, sorted((k, v.value) for k, v in kinds.items()))).encode())
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in model)
+    return Path(profiles_dir) / f"{safe}-{key.hexdigest()[:16]}.pkl"
+
+
+def baseline(cfg: ModelConfig, profiles_dir: str | Path) -> Baseline:
     """Load the reference and its profile, fitting (and caching) the profile only when the file changed."""
     from tasks.checks.performance import reference_performance
     from tasks.evaluate import profile_kinds
@@ -130,15 +194,11 @@ def baseline(cfg: ModelConfig, profiles_dir: Path) -> Baseline:
     frame = load_reference(cfg)
     ref_hash = content_hash(cfg.reference_path)
     kinds = profile_kinds(cfg)
-    key = hashlib.sha256(
-        repr((ref_hash, sorted((k, v.value) for k, v in kinds.items()))).encode()
-    ).hexdigest()[:16]
-    cache = Path(profiles_dir) / f"{cfg.name.replace('/', '_')}-{key}.pkl"
+    cache = profile_cache_path(profiles_dir, cfg.name, ref_hash, kinds)
     profile = load_profile(cache)
     if profile is None or profile.reference_hash != ref_hash:
         profile = fit_profile(frame, kinds, ref_hash)
         profile = replace(profile, performance=reference_performance(frame, cfg))
-        cache.parent.mkdir(parents=True, exist_ok=True)
         save_profile(profile, cache)
     return Baseline(frame=frame, profile=profile)
 
@@ -146,7 +206,8 @@ def baseline(cfg: ModelConfig, profiles_dir: Path) -> Baseline:
 def build_from_mongo(
     uri: str, cfg: ModelConfig, start: datetime, end: datetime, out: Path
 ) -> dict[str, object]:
-    """Extract ``[start, end)`` of the model's logs (same contract, labels joined) into a reference Parquet."""
+    """Extract ``[start, end)`` of the model's logs (same contract, labels joined) into a reference
+    Parquet; returns its rows, quarantined and labelled counts, content hash and path."""
     import pymongo
 
     from tasks.extract import read_window
@@ -166,7 +227,7 @@ def build_from_mongo(
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp = out.with_name(out.name + ".tmp")
     frame.reset_index(drop=True).to_parquet(tmp, index=False)
     tmp.replace(out)  # atomic: a reader never sees a half-written reference
     return {
