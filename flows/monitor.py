@@ -31,13 +31,13 @@ from tasks.window import Window, as_utc
 DB_RETRIES = dict(retries=2, retry_delay_seconds=[1, 3], cache_policy=NO_CACHE)
 
 
-def _retry_on(*kinds: type[BaseException]):  # noqa: ANN202 - Prefect's callback signature
+def _retry_on(*kinds: type[BaseException]):
     def condition(_task: Any, _run: Any, state: Any) -> bool:
         try:
             state.result()
         except kinds:
             return True
-        except BaseException:  # noqa: BLE001 - any other failure is final
+        except BaseException:
             return False
         return False
 
@@ -210,7 +210,7 @@ def backfill(model: str, start: datetime, end: datetime, config: str | None = No
         try:
             results.append(monitor_window(model, w.start, w.end, config))
             status = results[-1]["status"]
-        except Exception as e:  # noqa: BLE001 - one bad window must not stop the others
+        except Exception as e:
             errors.append(f"{w.label}: {type(e).__name__}: {e}")
             log.error("[%s %s] window failed: %s", model, w.label, e)
             status = "error"

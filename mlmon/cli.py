@@ -215,7 +215,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from mlmon.up import run_up
 
-    return run_up(_settings(args), host=args.host, prefect_port=args.prefect_port, reports_port=args.reports_port)
+    return run_up(
+        _settings(args), host=args.host, prefect_port=args.prefect_port, reports_port=args.reports_port
+    )
 
 
 def cmd_services(args: argparse.Namespace) -> int:

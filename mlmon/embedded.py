@@ -68,7 +68,11 @@ def start_mongo(state_dir: Path, timeout: float = 20.0) -> str:
     ]  # fmt: skip
     log.info("starting MongoDB wire server (nx-27017) on 127.0.0.1:%d, data in %s", port, state_dir)
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +83,9 @@ def start_mongo(state_dir: Path, timeout: float = 20.0) -> str:
             return f"mongodb://127.0.0.1:{port}/"
         time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"nx-27017 did not listen on port {port} within {timeout:.0f}s; see {state_dir / 'nx.log'}")
+    raise RuntimeError(
+        f"nx-27017 did not listen on port {port} within {timeout:.0f}s; see {state_dir / 'nx.log'}"
+    )
 
 
 def stop_mongo(state_dir: Path) -> None:

@@ -52,7 +52,9 @@ class FeatureSpec(Strict):
     drift_test: str | None = Field(None, description="override the significance test (e.g. ks, chisquare)")
     drift_effect: str | None = Field(None, description="override the effect-size method (e.g. psi)")
     drift_threshold: float | None = Field(None, description="override the minimum effect size")
-    range: tuple[float, float] | None = Field(None, description="allowed [min, max]; default: reference range")
+    range: tuple[float, float] | None = Field(
+        None, description="allowed [min, max]; default: reference range"
+    )
     allowed: list[str] | None = Field(None, description="allowed categories; default: reference categories")
     max_missing_share: float | None = Field(None, ge=0, le=1, description="override the quality default")
 
@@ -62,17 +64,21 @@ class FieldMap(Strict):
 
     timestamp: str = Field("timestamp", description="UTC time of the prediction")
     timestamp_type: Literal["date", "string", "epoch_s", "epoch_ms"] = Field(
-        "date", description="how the timestamp is stored: BSON date, ISO-8601 string (UTC, one format), epoch s/ms"
+        "date",
+        description="how the timestamp is stored: BSON date, ISO-8601 string (UTC, one format), epoch s/ms",
     )
     request_id: str | None = Field("request_id", description="id joining predictions to delayed labels")
     model_version: str | None = Field("model_version", description="model version string")
     prediction: str | None = Field("prediction.value", description="predicted label or number")
     probabilities: str | None = Field(
-        None, description="class probabilities: {class: p} object, list aligned with `classes`, or p(positive)"
+        None,
+        description="class probabilities: {class: p} object, list aligned with `classes`, or p(positive)",
     )
     target: str | None = Field(None, description="ground truth logged in the same document, if any")
     latency_ms: str | None = Field("latency_ms", description="serving latency in milliseconds")
-    status: str | None = Field("status", description="request outcome; values in `ok_statuses` count as success")
+    status: str | None = Field(
+        "status", description="request outcome; values in `ok_statuses` count as success"
+    )
 
 
 class LabelSource(Strict):
@@ -87,7 +93,9 @@ class LabelSource(Strict):
 class Source(Strict):
     database: str = Field("mlmon", description="MongoDB database")
     collection: str = Field("predictions", description="collection of prediction documents")
-    filter: dict[str, Any] = Field(default_factory=dict, description="extra MongoDB filter, e.g. {model: churn}")
+    filter: dict[str, Any] = Field(
+        default_factory=dict, description="extra MongoDB filter, e.g. {model: churn}"
+    )
     labels: LabelSource | None = Field(None, description="where delayed labels live; null = none")
     batch_size: int = Field(10_000, gt=0, description="documents per read batch")
 
@@ -107,7 +115,9 @@ class DriftConfig(Strict):
     categorical_test: str = Field("chisquare", description="significance test for categorical columns")
     numerical_effect: str = Field("wasserstein", description="effect size for numerical columns")
     categorical_effect: str = Field("jensen_shannon", description="effect size for categorical columns")
-    numerical_threshold: float = Field(0.025, ge=0, description="minimum effect (normed Wasserstein = shift in σ)")
+    numerical_threshold: float = Field(
+        0.025, ge=0, description="minimum effect (normed Wasserstein = shift in σ)"
+    )
     categorical_threshold: float = Field(0.02, ge=0, description="minimum effect (Jensen–Shannon distance)")
     min_rows: int = Field(200, ge=1, description="fewer non-missing rows => warn: insufficient data")
     dataset_rule: Literal["any", "share"] = Field(
@@ -165,7 +175,9 @@ class Schedule(Strict):
     cron: str | None = Field(None, description="cron for the scheduled deployment; default: every window")
     timezone: str = Field("UTC", description="timezone the cron is read in (windows are always UTC)")
     lateness: Duration = Field("15m", description="wait this long after a window closes before running it")
-    label_horizon: Duration = Field("7d", description="re-evaluate model quality when labels arrive this late")
+    label_horizon: Duration = Field(
+        "7d", description="re-evaluate model quality when labels arrive this late"
+    )
 
     _v = field_validator("lateness", "label_horizon")(_duration)
 
@@ -187,7 +199,9 @@ class ModelConfig(Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
-    segments: list[str] = Field(default_factory=list, description="fields to split results by, e.g. model_version")
+    segments: list[str] = Field(
+        default_factory=list, description="fields to split results by, e.g. model_version"
+    )
     max_segment_values: int = Field(20, gt=0, description="largest segments kept; the rest are not reported")
     evidently: EvidentlyConfig = Field(default_factory=EvidentlyConfig)
     base_dir: str = Field(".", description="folder relative paths resolve against (set on load)")
@@ -205,7 +219,9 @@ class ModelConfig(Strict):
         known = {"model_version", *self.features}
         for seg in self.segments:
             if seg not in known:
-                raise ValueError(f"segments: {seg!r} is neither model_version nor a feature ({sorted(known)})")
+                raise ValueError(
+                    f"segments: {seg!r} is neither model_version nor a feature ({sorted(known)})"
+                )
         return self
 
     @property
@@ -238,7 +254,9 @@ class Config(Strict):
         try:
             return self.models[name]
         except KeyError:
-            raise ConfigError(f"no model {name!r} in the config; configured models: {sorted(self.models)}") from None
+            raise ConfigError(
+                f"no model {name!r} in the config; configured models: {sorted(self.models)}"
+            ) from None
 
 
 def _describe(err: ValidationError, path: Path) -> str:
@@ -294,14 +312,20 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
-        raise ConfigError(f"{path}: expected a mapping with a non-empty `models:` mapping of model name -> settings")
+        raise ConfigError(
+            f"{path}: expected a mapping with a non-empty `models:` mapping of model name -> settings"
+        )
     base = str(path.resolve().parent)
     models = {}
     for name, body in raw["models"].items():
         if not isinstance(body, dict):
-            raise ConfigError(f"{path}: model {name!r}: expected a mapping of settings, got {type(body).__name__}")
+            raise ConfigError(
+                f"{path}: model {name!r}: expected a mapping of settings, got {type(body).__name__}"
+            )
         if "name" in body or "base_dir" in body:
-            raise ConfigError(f"{path}: model {name!r}: keys 'name' and 'base_dir' are set by mlmon, remove them")
+            raise ConfigError(
+                f"{path}: model {name!r}: keys 'name' and 'base_dir' are set by mlmon, remove them"
+            )
         models[name] = {**body, "name": str(name), "base_dir": base}
     try:
         return Config.model_validate({**raw, "models": models})

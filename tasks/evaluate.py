@@ -109,7 +109,9 @@ def evaluate(
         seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks]
         if not whole:
             # a segment too small for a verdict is a breakdown without one, not a problem with the window
-            seg_checks = [ch for ch in seg_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)]
+            seg_checks = [
+                ch for ch in seg_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)
+            ]
         checks += seg_checks
         metrics += q_metrics + h_metrics + p_metrics + _class_balance(part, cfg, segment)
     return WindowResult(
@@ -132,7 +134,9 @@ def evaluate(
 _SEGMENT_PROFILES: dict[tuple[str, str, str], Profile] = {}  # fit once per (model, reference, segment)
 
 
-def _segment_profile(cfg: ModelConfig, profile: Profile, reference: pd.DataFrame | None, segment: str) -> Profile:
+def _segment_profile(
+    cfg: ModelConfig, profile: Profile, reference: pd.DataFrame | None, segment: str
+) -> Profile:
     """The profile of the reference rows of this segment, when the reference has enough of them.
 
     Fitted once per (model, reference hash, segment) and kept for the process (a backfill reuses it)."""

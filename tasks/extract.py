@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import bson
@@ -126,7 +126,9 @@ def _get(values: list[Any], key: str) -> list[Any]:
     try:  # fast path, a C-level loop: every parent is an object (the normal case)
         return list(map(dict.get, values, repeat(key)))
     except TypeError:
-        return [v.get(key) if v.__class__ is dict else (_NOT_OBJECT if v is not None else None) for v in values]
+        return [
+            v.get(key) if v.__class__ is dict else (_NOT_OBJECT if v is not None else None) for v in values
+        ]
 
 
 class _NotObject:

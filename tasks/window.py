@@ -30,7 +30,9 @@ def parse_duration(text: str) -> timedelta:
     """
     m = _DURATION.match(str(text))
     if not m or int(m.group(1)) == 0:
-        raise ValueError(f"invalid duration {text!r}: use a positive number and a unit s, m, h, d or w (e.g. '1h')")
+        raise ValueError(
+            f"invalid duration {text!r}: use a positive number and a unit s, m, h, d or w (e.g. '1h')"
+        )
     return timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
 
 
@@ -60,7 +62,9 @@ class Window:
         object.__setattr__(self, "start", as_utc(self.start))
         object.__setattr__(self, "end", as_utc(self.end))
         if self.end <= self.start:
-            raise ValueError(f"window end {self.end.isoformat()} must be after its start {self.start.isoformat()}")
+            raise ValueError(
+                f"window end {self.end.isoformat()} must be after its start {self.start.isoformat()}"
+            )
 
     @property
     def length(self) -> timedelta:

@@ -26,14 +26,18 @@ def test_every_subcommand_has_help(cmd: list[str], capsys: pytest.CaptureFixture
 
 
 def test_top_level_help_lists_commands_and_environment() -> None:
-    out = subprocess.run([sys.executable, "-m", "mlmon.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mlmon.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for word in ("run", "backfill", "demo", "reference", "reports", "MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
         assert word in out
 
 
 def test_config_error_is_one_clear_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "m.yaml"
-    bad.write_text("models:\n  m:\n    features: {a: {type: numerical}}\n    reference: {path: r.parquet}\n    windo: 1h\n")
+    bad.write_text(
+        "models:\n  m:\n    features: {a: {type: numerical}}\n    reference: {path: r.parquet}\n    windo: 1h\n"
+    )
     assert main(["config", "check", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mlmon: error: ") and "key windo: unknown key" in err

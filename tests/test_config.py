@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def test_minimal_config_gets_sane_defaults(tmp_path: Path) -> None:
         ("    segments: [colour]\n", ["segments", "colour"]),
     ],
 )
-def test_errors_name_file_model_key_and_what_is_allowed(tmp_path: Path, patch: str, expected: list[str]) -> None:
+def test_errors_name_file_model_key_and_what_is_allowed(
+    tmp_path: Path, patch: str, expected: list[str]
+) -> None:
     path = write(tmp_path, MINIMAL + patch)
     with pytest.raises(ConfigError) as e:
         load_config(path)
@@ -64,7 +67,9 @@ def test_errors_name_file_model_key_and_what_is_allowed(tmp_path: Path, patch: s
 
 
 def test_feature_level_typo(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"features\.age\.colour: unknown key; allowed: allowed, drift_effect"):
+    with pytest.raises(
+        ConfigError, match=r"features\.age\.colour: unknown key; allowed: allowed, drift_effect"
+    ):
         load_config(write(tmp_path, MINIMAL.replace("{type: numerical}", "{type: numerical, colour: red}")))
 
 
@@ -89,7 +94,9 @@ def test_window_doctests() -> None:
 def test_windows_are_utc_and_aligned() -> None:
     w = Window.containing(datetime(2026, 3, 29, 2, 30, tzinfo=UTC), parse_duration("1h"))
     assert (w.start.hour, w.end.hour) == (2, 3)
-    ws = list(Window.range(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC), parse_duration("1d")))
-    assert len(ws) == 7 and all(a.end == b.start for a, b in zip(ws, ws[1:], strict=False))
+    ws = list(
+        Window.range(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC), parse_duration("1d"))
+    )
+    assert len(ws) == 7 and all(a.end == b.start for a, b in itertools.pairwise(ws))
     with pytest.raises(ValueError, match="after its start"):
         Window(datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))

@@ -96,7 +96,12 @@ def test_same_window_three_times_leaves_one_set_of_rows(demo_env: dict[str, str]
         monitor_window("demo_classifier", start, end)
         counts.append(
             [
-                rows(pg, f"select count(*) from mlmon.{t} where model = %s and window_start = %s", "demo_classifier", start)[0][0]
+                rows(
+                    pg,
+                    f"select count(*) from mlmon.{t} where model = %s and window_start = %s",
+                    "demo_classifier",
+                    start,
+                )[0][0]
                 for t in ("runs", "checks", "metrics", "drift", "quarantine")
             ]
         )
@@ -117,7 +122,9 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
     failed = {
         (ws, check)
         for ws, check in rows(
-            pg, "select window_start, check_name from mlmon.checks where model = %s and status = 'fail'", "demo_classifier"
+            pg,
+            "select window_start, check_name from mlmon.checks where model = %s and status = 'fail'",
+            "demo_classifier",
         )
     }
 
@@ -134,7 +141,9 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
     assert quarantined > 0
 
 
-def test_unreachable_postgres_is_a_clear_error_within_seconds(demo_env: dict[str, str], tmp_path: Path) -> None:
+def test_unreachable_postgres_is_a_clear_error_within_seconds(
+    demo_env: dict[str, str], tmp_path: Path
+) -> None:
     from flows.monitor import monitor_window
     from tasks.errors import StoreError
 

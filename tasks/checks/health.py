@@ -19,8 +19,8 @@ skipped quietly: that is a configuration choice, not a problem of the window. An
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 import pandas as pd
+from scipy import stats
 
 from tasks import contract as c
 from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status

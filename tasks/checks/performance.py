@@ -48,7 +48,7 @@ Metrics: every computed metric by name, ``n_labelled`` and ``label_coverage`` (l
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -128,7 +128,9 @@ BOOTSTRAP_ROUNDS = 100
 NOISE_Z = 2.33  # one-sided 1 %: the same order of false-alarm control as the drift rule
 
 
-def _unless_noise(check: CheckResult, name: str, frame: pd.DataFrame, cfg: ModelConfig, profile: Profile) -> CheckResult:
+def _unless_noise(
+    check: CheckResult, name: str, frame: pd.DataFrame, cfg: ModelConfig, profile: Profile
+) -> CheckResult:
     """Keep a degradation failure only when it exceeds the metric's sampling noise at this many labels.
 
     Like the drift rule, a verdict must not swing with sample size: on a few hundred labels a metric

@@ -26,8 +26,8 @@ whole window only, ``row_count`` and ``quarantined_share``. Summary statistics u
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 import pandas as pd
+from scipy import stats
 
 from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
 from tasks.config import FeatureSpec, Kind, ModelConfig

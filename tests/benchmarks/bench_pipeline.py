@@ -44,7 +44,13 @@ from tasks.window import Window
 
 N_NUM, N_CAT = 15, 5
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CATS = [["a", "b", "c", "d"], ["x", "y"], [f"c{i}" for i in range(12)], ["eu", "us", "apac"], ["web", "ios", "android"]]
+CATS = [
+    ["a", "b", "c", "d"],
+    ["x", "y"],
+    [f"c{i}" for i in range(12)],
+    ["eu", "us", "apac"],
+    ["web", "ios", "android"],
+]
 
 
 @dataclass
@@ -123,7 +129,9 @@ def reference_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
     p = rng.random(n)
     df[c.SCORE] = p
     df[c.PREDICTION] = np.where(p >= 0.5, "yes", "no").astype(object)
-    df[c.TARGET] = np.where(rng.random(n) < np.clip(p + rng.normal(0, 0.2, n), 0, 1), "yes", "no").astype(object)
+    df[c.TARGET] = np.where(rng.random(n) < np.clip(p + rng.normal(0, 0.2, n), 0, 1), "yes", "no").astype(
+        object
+    )
     return df
 
 
@@ -145,7 +153,10 @@ def raw_batches(n: int, rng: np.random.Generator, batch: int = 10_000) -> list[b
             "model_version": "v1",
             "timestamp": T0 + timedelta(milliseconds=r * 50),
             "features": {k: lists[j][r] for j, k in enumerate(names)},
-            "prediction": {"value": "yes" if p[r] >= 0.5 else "no", "probabilities": {"yes": p[r], "no": 1 - p[r]}},
+            "prediction": {
+                "value": "yes" if p[r] >= 0.5 else "no",
+                "probabilities": {"yes": p[r], "no": 1 - p[r]},
+            },
             "latency_ms": lat[r],
             "status": "error" if err[r] else "ok",
         }
@@ -158,7 +169,9 @@ def raw_batches(n: int, rng: np.random.Generator, batch: int = 10_000) -> list[b
     return out
 
 
-def run_size(n: int, ref: pd.DataFrame, pg_uri: str | None, with_evidently: bool, out_dir: Path) -> list[Stage]:
+def run_size(
+    n: int, ref: pd.DataFrame, pg_uri: str | None, with_evidently: bool, out_dir: Path
+) -> list[Stage]:
     rng = np.random.default_rng(n)
     cfg = config()
     window = Window(T0, T0 + timedelta(days=60))
@@ -204,7 +217,8 @@ def evidently_drift(ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig) -> S
         warnings.simplefilter("ignore")
         with measure("evidently DataDriftPreset", stages):
             Report([DataDriftPreset()]).run(
-                Dataset.from_pandas(cur[feats], data_definition=dd), Dataset.from_pandas(ref[feats], data_definition=dd)
+                Dataset.from_pandas(cur[feats], data_definition=dd),
+                Dataset.from_pandas(ref[feats], data_definition=dd),
             )
     return stages[0]
 

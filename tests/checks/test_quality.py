@@ -112,7 +112,11 @@ def test_missing_share_boundary_is_inclusive_and_feature_override_wins():
     df = frame([np.nan] * 51 + [1.0] * 49, [None] * 7 + ["a"] * 93)
     checks, _ = run(df, cfg, prof)
     age = one(checks, "missing_share", "age")
-    assert age.status is Status.PASS and "51.0% missing > 50.0%" in age.message and "not significant" in age.message
+    assert (
+        age.status is Status.PASS
+        and "51.0% missing > 50.0%" in age.message
+        and "not significant" in age.message
+    )
     # clearly over the limit on 10k rows is flagged
     df = frame([np.nan] * 5300 + [1.0] * 4700, [None] * 800 + ["a"] * 9200)
     checks, _ = run(df, cfg, prof)
