@@ -8,7 +8,9 @@ tables are. Re-running it reuses the seeded data (``--fresh`` seeds again) and r
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 
 from mlmon.settings import Settings
@@ -70,6 +72,8 @@ def run_demo(s: Settings, *, days: int = 7, per_day: int = 2500, fresh: bool = F
             f"{r['window_start'][:10]:<12} {r['status']:<6} {r['rows']:>6,} {r['quarantined']:>5,}  {', '.join(failed)}"
         )
     index = s.reports_dir / "index.html"
+    exe = Path(sys.executable).with_name("mlmon")
+    cli = str(exe) if exe.exists() else "mlmon"
     print(
         f"""
 Done in {time.monotonic() - t0:.0f}s.
@@ -78,8 +82,8 @@ Reports:   {index.as_uri()}
            (open it in a browser; every window links to its report)
 Postgres:  {pg_uri}
            tables mlmon.runs, mlmon.checks, mlmon.metrics, mlmon.drift, mlmon.quarantine
-Query it:  mlmon sql "select window_start, status, n_rows, n_failed_checks from mlmon.runs order by 1"
-           mlmon sql "select window_start, feature, effect, status from mlmon.drift
+Query it:  {cli} sql "select window_start, status, n_rows, n_failed_checks from mlmon.runs order by 1"
+           {cli} sql "select window_start, feature, effect, status from mlmon.drift
                       where status = 'fail' and segment = 'all' order by 1, 3 desc"
 """
     )
