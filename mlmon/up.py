@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -252,6 +252,21 @@ def run_up(
     server = None
     api_url = os.environ.get("PREFECT_API_URL")
     reports = None
+    stopped = threading.Lock()
+
+    def stop_all() -> None:
+        """Stop what this call started, once (from the main thread or from the shutdown watchdog)."""
+        if not stopped.acquire(blocking=False):
+            return
+        print("\nstopping…", file=sys.stderr, flush=True)
+        if reports is not None:
+            reports.shutdown()
+            reports.server_close()
+        if server is not None:
+            server.stop()
+        _stop_embedded(settings, was_running)
+        print("mlmon up: stopped", file=sys.stderr, flush=True)
+
     try:
         if not api_url:
             server = start_prefect_server(pg_uri, settings.home / "prefect", host=host, port=prefect_port)
@@ -268,19 +283,16 @@ def run_up(
         )
         os.environ.setdefault("MLMON_REPORTS_URL", reports_url)
         _print_urls(settings, api_url, reports_url, pg_uri, mongo_uri)
+        _exit_if_shutdown_hangs(stop_all)
         _serve(settings.config_path, api_url)
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nstopping…", file=sys.stderr, flush=True)
-        if reports is not None:
-            reports.shutdown()
-            reports.server_close()
-        if server is not None:
-            server.stop()
-        _stop_embedded(settings, was_running)
-        print("mlmon up: stopped", file=sys.stderr, flush=True)
+        stop_all()
     return 0
+
+
+SHUTDOWN_GRACE_S = 20.0
 
 
 def _serve(config_path: Path, api_url: str) -> None:
@@ -290,6 +302,30 @@ def _serve(config_path: Path, api_url: str) -> None:
 
     with temporary_settings({PREFECT_API_URL: api_url}):  # in case Prefect read its settings already
         serve_all(config_path)
+
+
+def _exit_if_shutdown_hangs(stop_all: Callable[[], None]) -> None:
+    """Ctrl-C must always stop ``mlmon up``.
+
+    Prefect's runner can wedge its event loop (e.g. when its API has gone away its observer fails with
+    "Service exceeded error threshold" and no longer reacts to KeyboardInterrupt). The first
+    SIGINT/SIGTERM raises KeyboardInterrupt as usual; if the process is still here ``SHUTDOWN_GRACE_S``
+    later, it stops what it started itself and exits (flow-run state is in Postgres and Prefect).
+    """
+
+    def force_exit() -> None:
+        print(f"\nmlmon up: Prefect did not stop within {SHUTDOWN_GRACE_S:.0f}s", file=sys.stderr, flush=True)
+        stop_all()
+        os._exit(0)
+
+    def handler(signum: int, _frame: object) -> None:
+        timer = threading.Timer(SHUTDOWN_GRACE_S, force_exit)
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _print_urls(settings: Settings, api_url: str, reports_url: str, pg_uri: str, mongo_uri: str) -> None:

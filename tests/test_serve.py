@@ -419,5 +419,9 @@ def test_up_prints_what_runs_where_and_stops_on_ctrl_c(stack: Stack, tmp_path: P
         assert f"scheduled-monitor/{MODEL}" in text and "cron 15 * * * * (UTC)" in text
     finally:
         proc.send_signal(signal.SIGINT)
-        code_ = proc.wait(timeout=30)
-    assert code_ == 0 and "mlmon up: stopped" in out.read_text()
+        try:
+            code_ = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("mlmon up did not stop on Ctrl-C:\n" + out.read_text()[-4000:]) from None
+    assert code_ == 0 and "mlmon up: stopped" in out.read_text(), out.read_text()[-4000:]
