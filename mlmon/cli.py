@@ -220,6 +220,51 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from tasks.config import load_config
+    from tasks.operations import format_status, status_rows
+    from tasks.store import store
+
+    s = _settings(args)
+    cfg = load_config(s.config_path)
+    pg = s.postgres_uri()
+    store.migrate(pg)
+    print(format_status(status_rows(cfg, pg, datetime.now(UTC))))
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from tasks.operations import retention
+    from tasks.window import parse_duration
+
+    s = _settings(args)
+    try:
+        age = parse_duration(args.older_than)
+    except ValueError as e:
+        raise SystemExit(f"mlmon: error: --older-than: {e}") from None
+    result = retention(s.postgres_uri(), s.reports_dir, age, datetime.now(UTC), dry_run=args.dry_run)
+    print(result.summary())
+    return 0
+
+
+def cmd_labels_recheck(args: argparse.Namespace) -> int:
+    import pymongo
+
+    from tasks import labels, reference
+
+    s, cfg = _model_cfg(args)
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        s.mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    try:
+        base = reference.baseline(cfg, s.profiles_dir)
+        windows = labels.recheck(s.postgres_uri(), client[cfg.source.database], cfg, base, datetime.now(UTC))
+    finally:
+        client.close()
+    print(f"{len(windows)} window(s) re-evaluated for model quality" + "".join(f"\n  {w}" for w in windows))
+    return 0
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from mlmon import embedded
 
@@ -340,6 +385,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sp.add_argument("--prefect-port", type=int, default=4200, help="Prefect UI/API port (default 4200)")
     sp.add_argument("--reports-port", type=int, default=8000, help="reports web server port (default 8000)")
+
+    add(
+        "status",
+        "per model: last window processed, its status, and how far behind schedule it is",
+        cmd_status,
+    )
+
+    sp = add(
+        "retention",
+        "delete results and reports older than an age (never a window in progress)",
+        cmd_retention,
+    )
+    sp.add_argument(
+        "--older-than", required=True, help="age such as 90d or 12w (windows ending before now - age)"
+    )
+    sp.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+
+    lab = sub.add_parser("labels", help="late labels", description="Late-arriving labels.")
+    lab_sub = lab.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
+    sp = lab_sub.add_parser(
+        "recheck", help="re-evaluate model quality of windows whose labels arrived after they ran",
+        description="For windows inside the model's schedule.label_horizon whose labels arrived after their "
+        "last evaluation, recompute only the model-quality checks and metrics (drift, quality and health "
+        "results are left untouched).", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sp.set_defaults(func=cmd_labels_recheck)
+    sp.add_argument("--config", help="models config")
+    sp.add_argument("model", help="model name from the config")
 
     sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')

@@ -11,7 +11,8 @@ from mlmon.cli import build_parser, main
 
 COMMANDS = [
     ["run"], ["backfill"], ["demo"], ["reference", "build"], ["reports"], ["config", "check"],
-    ["config", "draft"], ["simulate"], ["sql"], ["services"], ["serve"], ["up"],
+    ["config", "draft"], ["simulate"], ["sql"], ["services"], ["serve"], ["up"], ["status"], ["retention"],
+    ["labels", "recheck"],
 ]  # fmt: skip
 
 

@@ -540,3 +540,145 @@ def window_rows(target: Target, model: str, window: Window) -> dict[str, int]:
             )
             counts[table] = cur.fetchone()[0]
     return counts
+
+
+# ------------------------------------------------------------------------- operations (status, labels)
+
+_DONE_SQL = "('pass', 'warn', 'fail')"  # tasks.schedule.DONE
+
+
+def status_runs(target: Target, since: datetime, models: Iterable[str] | None = None) -> list[Run]:
+    """What ``mlmon status`` reads, in one query, ordered by model then window: per model every run whose
+    window ended after ``since``, plus its latest run, its latest processed (pass / warn / fail) run and
+    its first run (whatever their age)."""
+    with _transaction(target, "reading run status") as cur:
+        cur.execute(
+            f"""
+            SELECT {_RUN_COLUMNS} FROM (
+                SELECT r.*,
+                    row_number() OVER (PARTITION BY model ORDER BY window_start DESC, window_end DESC)
+                        AS rn_latest,
+                    row_number() OVER (PARTITION BY model ORDER BY window_start, window_end) AS rn_first,
+                    row_number() OVER (PARTITION BY model, status IN {_DONE_SQL}
+                                       ORDER BY window_start DESC, window_end DESC) AS rn_done
+                FROM mlmon.runs AS r
+                WHERE %(models)s::text[] IS NULL OR model = ANY(%(models)s::text[])
+            ) AS x
+            WHERE window_end > %(since)s OR rn_latest = 1 OR rn_first = 1
+                OR (rn_done = 1 AND status IN {_DONE_SQL})
+            ORDER BY model, window_start, window_end
+            """,
+            {"since": since, "models": None if models is None else [_text(m) for m in models]},
+        )
+        return [Run(*row) for row in cur.fetchall()]
+
+
+def replace_model_quality(
+    target: Target,
+    model: str,
+    window: Window,
+    checks: Iterable[CheckResult],
+    metrics: Iterable[Any],
+    *,
+    metric_names: Iterable[str],
+    n_labelled: int,
+    label_coverage: float | None,
+) -> dict[str, int]:
+    """Replace only the model-quality results of a stored window, in one transaction.
+
+    Deletes the window's ``checks`` rows of category ``performance`` and its ``metrics`` rows named in
+    ``metric_names`` (every segment), inserts ``checks`` and ``metrics`` (:class:`Metric`) in their place,
+    and sets ``runs.n_labelled``, ``runs.label_coverage`` and ``runs.labels_checked_at = now()``. Nothing
+    else changes (drift, quality and health rows, the run's status, counts and report link). Refuses
+    (:class:`StoreError`, nothing changed) when the window has no run row. Serialised with
+    :func:`write_window` on the same window. Returns the rows inserted per table.
+    """
+    model_t = _text(model)
+    key = (model_t, window.start, window.end)
+    checks = list(checks)
+    if any(str(c.category) != "performance" for c in checks):
+        raise ValueError("replace_model_quality only writes checks of category 'performance'")
+    partial = WindowResult(
+        model=model, window=window, computed_at=window.end, n_rows=0, n_quarantined=0, n_labelled=0,
+        reference_hash="", checks=tuple(checks), metrics=tuple(metrics), drift=(), quarantine=(),
+    )  # fmt: skip
+    rows = _window_rows(model_t, partial)
+    check_rows, metric_rows = list(rows["checks"]), list(rows["metrics"])
+    names = sorted(set(metric_names) | {m.metric for m in partial.metrics})
+    with _transaction(target, f"replacing model quality of {model!r} {window}") as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_lock_key(model_t, window),))
+        cur.execute(
+            "UPDATE mlmon.runs SET n_labelled = %s, label_coverage = %s, labels_checked_at = now()"
+            " WHERE model = %s AND window_start = %s AND window_end = %s",
+            (n_labelled, _number(label_coverage), *key),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(
+                f"no stored run of {model!r} {window}: run the window first (mlmon run / backfill); "
+                "model quality is only re-evaluated for processed windows"
+            )
+        cur.execute(
+            "DELETE FROM mlmon.checks WHERE model = %s AND window_start = %s AND window_end = %s"
+            " AND category = 'performance'",
+            key,
+        )
+        cur.execute(
+            "DELETE FROM mlmon.metrics WHERE model = %s AND window_start = %s AND window_end = %s"
+            " AND metric = ANY(%s)",
+            (*key, names),
+        )
+        cur.copy_expert(_COPY["checks"], _csv(check_rows))
+        cur.copy_expert(_COPY["metrics"], _csv(metric_rows))
+    return {"checks": len(check_rows), "metrics": len(metric_rows)}
+
+
+@dataclass(frozen=True)
+class Purge:
+    """What :func:`purge_windows` deleted (or, in a dry run, would delete)."""
+
+    windows: tuple[tuple[str, Window], ...]  # (model, window) whose rows are deleted, oldest first
+    rows: dict[str, int]  # rows per table, e.g. {"runs": 3, "metrics": 420, ...}
+    running: tuple[tuple[str, Window], ...]  # old windows kept because their run is 'running'
+
+
+def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Purge:
+    """Delete, in one transaction, every row of every window that ended before ``older_than``, except
+    windows whose run is ``running`` (a flow works on them now); ``mlmon.alerts`` too when it exists and
+    is keyed by (model, window_start, window_end). ``dry_run`` counts the rows and deletes nothing."""
+    with _transaction(target, f"deleting windows older than {older_than.isoformat()}") as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'mlmon'"
+            " AND table_name = 'alerts' AND column_name IN ('model', 'window_start', 'window_end')"
+            " GROUP BY table_name HAVING count(*) = 3"
+        )
+        tables = [*WINDOW_TABLES, *(name for (name,) in cur.fetchall())]
+        # rows of a window being written are locked: a running window cannot slip in mid-purge
+        cur.execute(
+            "SELECT model, window_start, window_end FROM mlmon.runs"
+            " WHERE window_end < %s AND status = 'running' ORDER BY window_start FOR UPDATE",
+            (older_than,),
+        )
+        running = tuple((m, Window(s, e)) for m, s, e in cur.fetchall())
+        union = " UNION ".join(
+            f"SELECT model, window_start, window_end FROM mlmon.{t} WHERE window_end < %(cutoff)s"
+            for t in tables  # constants of this module or the one table name found above, never data
+        )
+        cur.execute(
+            "CREATE TEMPORARY TABLE mlmon_purge ON COMMIT DROP AS"
+            f" SELECT model, window_start, window_end FROM ({union}) AS w"
+            " EXCEPT SELECT model, window_start, window_end FROM mlmon.runs"
+            " WHERE window_end < %(cutoff)s AND status = 'running'",
+            {"cutoff": older_than},
+        )
+        cur.execute("SELECT model, window_start, window_end FROM mlmon_purge ORDER BY window_start, model")
+        windows = tuple((m, Window(s, e)) for m, s, e in cur.fetchall())
+        rows: dict[str, int] = {}
+        same = "x.model = p.model AND x.window_start = p.window_start AND x.window_end = p.window_end"
+        for t in tables:
+            if dry_run:
+                cur.execute(f"SELECT count(*) FROM mlmon.{t} AS x JOIN mlmon_purge AS p ON {same}")
+                rows[t] = cur.fetchone()[0]
+            else:
+                cur.execute(f"DELETE FROM mlmon.{t} AS x USING mlmon_purge AS p WHERE {same}")
+                rows[t] = cur.rowcount
+    return Purge(windows=windows, rows=rows, running=running)

@@ -1,0 +1,173 @@
+"""Late labels: find windows whose labels arrived after they ran, and re-evaluate only their model quality.
+
+Labels often arrive days after the predictions. A window's drift, data-quality and health results do not
+depend on them, so re-running the whole window would be wasted work (and would rewrite rows Grafana
+already shows). Instead:
+
+1. :func:`latest_label_arrivals` finds, per window, when its newest label arrived;
+2. :func:`tasks.schedule.label_recheck_windows` keeps the windows whose labels are newer than the
+   ``runs.labels_checked_at`` they were evaluated with;
+3. :func:`reevaluate_model_quality` re-extracts each such window and replaces only its model-quality
+   rows (``performance`` checks, the model-quality metrics and the run's label counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+import pandas as pd
+
+from tasks import contract as c
+from tasks.checks.outcome import ALL, CheckResult, Metric, Status
+from tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS, performance_checks
+from tasks.config import ModelConfig
+from tasks.errors import SourceUnavailable
+from tasks.evaluate import _dedupe, _segment_profile, _segments
+from tasks.extract import read_window, window_filter
+from tasks.reference import Baseline
+from tasks.schedule import DONE, label_recheck_windows
+from tasks.store import store
+from tasks.window import Window, as_utc, parse_duration
+
+IN_CHUNK = 1000
+"""Ids per ``{"k": {"$in": [...]}}`` query: keeps every query well under the wire server's limits."""
+
+MODEL_QUALITY_METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, "n_labelled", "label_coverage")
+"""Metric rows a re-evaluation replaces (with whatever :func:`performance_checks` emits)."""
+
+
+def latest_label_arrivals(
+    db: Any, cfg: ModelConfig, windows: Iterable[Window]
+) -> dict[Window, datetime | None]:
+    """When the newest label of each window's predictions arrived (the labels' ``timestamp``), or None.
+
+    None when the window has no labelled prediction, or when the model has no separate labels
+    collection with an arrival time (labels logged in the prediction itself never arrive late).
+    Two ``find`` queries per chunk of request ids, never an aggregation.
+    """
+    from pymongo.errors import PyMongoError
+
+    windows = list(windows)
+    src = cfg.source.labels
+    if src is None or src.timestamp is None or cfg.fields.target or not cfg.fields.request_id:
+        return dict.fromkeys(windows)
+    out: dict[Window, datetime | None] = {}
+    try:
+        for w in windows:
+            newest: datetime | None = None
+            for chunk in _chunks(_request_ids(db, cfg, w), IN_CHUNK):
+                cursor = (
+                    db[src.collection]
+                    .find({src.request_id: {"$in": chunk}}, {src.timestamp: 1, "_id": 0})
+                    .sort(src.timestamp, -1)
+                    .limit(1)
+                )
+                for doc in cursor:
+                    when = _arrival(_dig(doc, src.timestamp))
+                    if when is not None and (newest is None or when > newest):
+                        newest = when
+            out[w] = newest
+    except PyMongoError as e:
+        raise SourceUnavailable(
+            f"MongoDB read of label arrivals for model {cfg.name!r} ({cfg.source.database}.{src.collection}) "
+            f"failed: {e}. Check MLMON_MONGO_URI and that the server is running."
+        ) from e
+    return out
+
+
+def _request_ids(db: Any, cfg: ModelConfig, window: Window) -> list[Any]:
+    """Distinct non-empty request ids of the window's predictions (as join_labels would look them up)."""
+    path = cfg.fields.request_id
+    assert path is not None
+    seen: dict[Any, None] = {}
+    for doc in db[cfg.source.collection].find(window_filter(cfg, window), {path: 1, "_id": 0}):
+        rid = _dig(doc, path)
+        if rid is None or isinstance(rid, dict | list) or rid == "":
+            continue
+        seen.setdefault(rid if isinstance(rid, str) else str(rid), None)
+    return list(seen)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for k in range(0, len(items), size):
+        yield items[k : k + size]
+
+
+def _dig(doc: Any, path: str) -> Any:
+    for p in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(p)
+    return doc
+
+
+def _arrival(value: Any) -> datetime | None:
+    if isinstance(value, bson.DatetimeMS):
+        value = value.as_datetime()
+    if isinstance(value, datetime):
+        return as_utc(value) if value.tzinfo else value.replace(tzinfo=UTC)
+    return None  # a label without a usable arrival time cannot say it is late
+
+
+def model_quality(
+    cfg: ModelConfig, base: Baseline, frame: pd.DataFrame
+) -> tuple[list[CheckResult], list[Metric]]:
+    """The model-quality part of :func:`tasks.evaluate.evaluate`: performance checks and metrics for the
+    whole window and each segment, with the same segment profiles and the same filtering."""
+    checks: list[CheckResult] = []
+    metrics: list[Metric] = []
+    for segment, part in _segments(cfg, frame):
+        whole = segment == ALL
+        profile = base.profile if whole else _segment_profile(cfg, base.profile, base.frame, segment)
+        p_checks, p_metrics = performance_checks(part, profile, cfg, segment=segment)
+        if not whole:  # as evaluate: a segment too small for a verdict is shown without one
+            p_checks = [
+                ch for ch in p_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)
+            ]
+        checks += p_checks
+        metrics += p_metrics
+    return checks, _dedupe(metrics)
+
+
+def reevaluate_model_quality(
+    pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline, window: Window
+) -> int:
+    """Re-extract ``window`` with the labels known now and replace only its model-quality results in
+    Postgres (one transaction; see :func:`tasks.store.store.replace_model_quality`). Returns the
+    window's labelled rows now.
+
+    Drift, data-quality and health rows, the run's status and its report are left as they are.
+    """
+    batch = read_window(db, cfg, window)
+    frame = batch.frame
+    checks, metrics = model_quality(cfg, base, frame)
+    n_labelled = int(frame[c.TARGET].notna().sum()) if c.TARGET in frame else 0
+    store.replace_model_quality(
+        pg_uri,
+        cfg.name,
+        window,
+        checks,
+        metrics,
+        metric_names=MODEL_QUALITY_METRICS,
+        n_labelled=n_labelled,
+        label_coverage=n_labelled / len(frame) if len(frame) else None,
+    )
+    return n_labelled
+
+
+def recheck(pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline, now: datetime) -> list[Window]:
+    """``mlmon labels recheck MODEL``: re-evaluate the model quality of every processed window within
+    ``schedule.label_horizon`` whose labels arrived after it was evaluated; returns those windows."""
+    oldest_end = as_utc(now) - parse_duration(cfg.schedule.label_horizon)
+    runs = [
+        r for r in store.list_runs(pg_uri, cfg.name) if r.status in DONE and as_utc(r.window_end) > oldest_end
+    ]
+    arrivals = latest_label_arrivals(db, cfg, [r.window for r in runs])
+    known = {w: t for w, t in arrivals.items() if t is not None}
+    todo = label_recheck_windows(cfg, runs, known, now)
+    for w in todo:
+        reevaluate_model_quality(pg_uri, db, cfg, base, w)
+    return todo

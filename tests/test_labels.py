@@ -1,0 +1,181 @@
+"""Late labels against the MongoDB wire server and a real PostgreSQL: a label arriving after its window
+ran changes that window's model-quality rows on re-evaluation, and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import pytest
+
+from tasks import contract as c
+from tasks import labels
+from tasks.checks.performance import reference_performance
+from tasks.evaluate import evaluate, profile_kinds
+from tasks.extract import read_window
+from tasks.reference import Baseline, fit_profile
+from tasks.schedule import label_recheck_windows
+from tasks.store import store
+from tasks.window import Window
+from tests import factories
+
+pytestmark = pytest.mark.integration
+
+N = 400
+WINDOW = Window.containing(datetime.now(UTC) - timedelta(days=3), timedelta(days=1))
+
+
+def model_cfg(database: str) -> Any:
+    return factories.config(
+        "late",
+        source={"database": database, "labels": {}},
+        performance={"min_labelled": 20},
+        drift={"min_rows": 50},
+        schedule={"label_horizon": "7d"},
+    )
+
+
+def seed(db: Any) -> pd.DataFrame:
+    """N predictions inside WINDOW (no labels yet); returns the frame they came from, truth included."""
+    f = factories.frame(N, seed=2, labelled=1.0)
+    docs = []
+    for i, r in enumerate(f.to_dict("records")):
+        docs.append(
+            {
+                "timestamp": WINDOW.start + timedelta(seconds=60 * i),
+                "request_id": f"r{i}",
+                "model_version": r[c.VERSION],
+                "prediction": {"value": r[c.PREDICTION]},
+                "latency_ms": float(r[c.LATENCY]),
+                "status": "ok",
+                "features": {k: _plain(r[k]) for k in (*factories.NUMERICAL, *factories.CATEGORICAL)},
+            }
+        )
+    db.predictions.insert_many(docs)
+    return f.assign(request_id=[f"r{i}" for i in range(N)])
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def add_labels(db: Any, f: pd.DataFrame, rows: range, arrived: datetime) -> None:
+    db.labels.insert_many(
+        [
+            {"request_id": f.request_id.iloc[i], "label": f[c.TARGET].iloc[i], "timestamp": arrived}
+            for i in rows
+        ]
+    )
+
+
+def baseline(cfg: Any) -> Baseline:
+    ref = factories.frame(1500, seed=1, labelled=1.0).drop(columns=[c.SCORE])
+    profile = fit_profile(ref, profile_kinds(cfg), "ref-hash")
+    return Baseline(ref, replace(profile, performance=reference_performance(ref, cfg)))
+
+
+def snapshot(pg: str) -> dict[str, list[tuple]]:
+    """Every row of every window table, sorted (timestamps and floats as stored)."""
+    out = {}
+    with psycopg2.connect(pg) as conn, conn.cursor() as cur:
+        for t in store.WINDOW_TABLES:
+            cur.execute(f"SELECT * FROM mlmon.{t}")
+            cols = [d.name for d in cur.description]
+            out[t] = sorted((dict(zip(cols, r, strict=True)) for r in cur.fetchall()), key=repr)
+    return out
+
+
+def split(snap: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """(model-quality rows, everything else) of a snapshot; run rows without their label columns."""
+    names = set(labels.MODEL_QUALITY_METRICS)
+    quality = {
+        "checks": [r for r in snap["checks"] if r["category"] == "performance"],
+        "metrics": [r for r in snap["metrics"] if r["metric"] in names],
+        "runs": [
+            {k: r[k] for k in ("n_labelled", "label_coverage", "labels_checked_at")} for r in snap["runs"]
+        ],
+    }
+    rest = {
+        "checks": [r for r in snap["checks"] if r["category"] != "performance"],
+        "metrics": [r for r in snap["metrics"] if r["metric"] not in names],
+        "drift": snap["drift"],
+        "quarantine": snap["quarantine"],
+        "runs": [
+            {k: v for k, v in r.items() if k not in ("n_labelled", "label_coverage", "labels_checked_at")}
+            for r in snap["runs"]
+        ],
+    }
+    return quality, rest
+
+
+def test_late_label_changes_only_model_quality_rows(mongo_db: Any, pg_schema_uri: str) -> None:
+    pg = pg_schema_uri
+    store.migrate(pg)
+    cfg = model_cfg(mongo_db.name)
+    base = baseline(cfg)
+    f = seed(mongo_db)
+    add_labels(mongo_db, f, range(0, 100), WINDOW.end + timedelta(hours=1))
+    computed_at = WINDOW.end + timedelta(hours=2)
+    batch = read_window(mongo_db, cfg, WINDOW)
+    assert batch.n_labels_joined == 100
+    result = evaluate(cfg, base.profile, batch, WINDOW, computed_at=computed_at, reference=base.frame)
+    store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
+    assert labels.latest_label_arrivals(mongo_db, cfg, [WINDOW]) == {WINDOW: WINDOW.end + timedelta(hours=1)}
+    runs = store.list_runs(pg, "late")
+    now = datetime.now(UTC)
+    arrivals = labels.latest_label_arrivals(mongo_db, cfg, [WINDOW])
+    assert label_recheck_windows(cfg, runs, arrivals, now) == []  # nothing new since the run
+    before = snapshot(pg)
+
+    late = now - timedelta(minutes=1)
+    add_labels(mongo_db, f, range(100, N), late)
+    arrivals = labels.latest_label_arrivals(mongo_db, cfg, [WINDOW])
+    assert abs(arrivals[WINDOW] - late) < timedelta(milliseconds=1)  # BSON dates are milliseconds
+    assert label_recheck_windows(cfg, runs, arrivals, now) == [WINDOW]
+
+    assert labels.reevaluate_model_quality(pg, mongo_db, cfg, base, WINDOW) == N
+
+    after = snapshot(pg)
+    q_before, rest_before = split(before)
+    q_after, rest_after = split(after)
+    assert rest_after == rest_before  # drift, quality, health, quarantine and the run's verdict untouched
+    assert q_after != q_before
+    assert q_after["runs"][0]["n_labelled"] == N and q_after["runs"][0]["label_coverage"] == 1.0
+    assert q_after["runs"][0]["labels_checked_at"] > late
+    n_lab = {(r["segment"]): r["value"] for r in q_after["metrics"] if r["metric"] == "n_labelled"}
+    assert n_lab["all"] == N
+    # the same as a full evaluation with every label known now
+    full = evaluate(cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, reference=base.frame)
+    perf = {
+        (ch.check, ch.feature, ch.segment, str(ch.status))
+        for ch in full.checks
+        if str(ch.category) == "performance"
+    }
+    assert {(r["check_name"], r["feature"], r["segment"], r["status"]) for r in q_after["checks"]} == perf
+    # checked now: the same labels do not trigger a second re-evaluation
+    runs = store.list_runs(pg, "late")
+    assert label_recheck_windows(cfg, runs, arrivals, datetime.now(UTC)) == []
+    assert labels.recheck(pg, mongo_db, cfg, base, datetime.now(UTC)) == []
+
+
+def test_no_labels_collection_means_no_arrivals(mongo_db: Any) -> None:
+    cfg = model_cfg(mongo_db.name)
+    seed(mongo_db)
+    assert labels.latest_label_arrivals(mongo_db, cfg, [WINDOW]) == {WINDOW: None}
+    no_source = factories.config("x", source={"database": mongo_db.name})
+    assert labels.latest_label_arrivals(mongo_db, no_source, [WINDOW]) == {WINDOW: None}
+
+
+def test_reevaluating_a_window_never_run_is_refused(mongo_db: Any, pg_schema_uri: str) -> None:
+    from tasks.errors import StoreError
+
+    store.migrate(pg_schema_uri)
+    cfg = model_cfg(mongo_db.name)
+    seed(mongo_db)
+    with pytest.raises(StoreError, match="no stored run"):
+        labels.reevaluate_model_quality(pg_schema_uri, mongo_db, cfg, baseline(cfg), WINDOW)
+    assert all(v == 0 for v in store.window_rows(pg_schema_uri, "late", WINDOW).values())
