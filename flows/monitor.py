@@ -6,6 +6,7 @@ around a plain function in ``tasks/`` or ``reports/``; no pandas in a flow.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from datetime import datetime
@@ -18,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from mlmon.settings import Settings
-from tasks import extract, reference
+from tasks import alerts, extract, reference
 from tasks.checks import presets
 from tasks.checks.outcome import WindowResult
 from tasks.config import ModelConfig, load_config
@@ -44,7 +45,12 @@ def _retry_on(*kinds: type[BaseException]):
     return condition
 
 
-@task(name="extract", **DB_RETRIES, retry_condition_fn=_retry_on(SourceUnavailable))
+@task(
+    name="extract",
+    task_run_name="extract {cfg.name} {window.label}",
+    **DB_RETRIES,
+    retry_condition_fn=_retry_on(SourceUnavailable),
+)
 def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Batch:
     import pymongo
 
@@ -64,28 +70,28 @@ def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Ba
     return batch
 
 
-@task(name="reference", cache_policy=NO_CACHE)
+@task(name="reference", task_run_name="reference {cfg.name}", cache_policy=NO_CACHE)
 def reference_task(cfg: ModelConfig, profiles_dir: Path) -> reference.Baseline:
     return reference.baseline(cfg, profiles_dir)
 
 
-@task(name="checks", cache_policy=NO_CACHE)
+@task(name="checks", task_run_name="checks {cfg.name} {window.label}", cache_policy=NO_CACHE)
 def checks_task(
     cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
 ) -> WindowResult:
     return evaluate(cfg, base.profile, batch, window, reference=base.frame)
 
 
-@task(name="evidently", cache_policy=NO_CACHE)
+@task(name="evidently", task_run_name="evidently {cfg.name} {window.label}", cache_policy=NO_CACHE)
 def evidently_task(
-    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch
+    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
 ) -> presets.EvidentlyOutput | None:
     if not cfg.evidently.enabled:
         return None
     return presets.run_evidently(base.frame, batch.frame, cfg)
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name="report", task_run_name="report {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
 def report_task(
     result: WindowResult, cfg: ModelConfig, out_dir: Path, evid: presets.EvidentlyOutput | None
 ) -> Path:
@@ -96,10 +102,37 @@ def report_task(
     return path
 
 
-@task(name="store", **DB_RETRIES, retry_condition_fn=_retry_on(StoreError))
+@task(
+    name="store",
+    task_run_name="store {result.model} {result.window.label}",
+    **DB_RETRIES,
+    retry_condition_fn=_retry_on(StoreError),
+)
 def store_task(pg_uri: str, result: WindowResult, report_path: str, flow_run_id: str | None) -> None:
     store.migrate(pg_uri)
     store.write_window(pg_uri, result, report_path=report_path, flow_run_id=flow_run_id)
+
+
+@task(name="alert", task_run_name="alert {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
+def alert_task(cfg: ModelConfig, pg_uri: str, result: WindowResult, report_url: str) -> dict[str, str]:
+    """Announce the window's failed checks (deduplicated; see :mod:`tasks.alerts`). Never fails the run:
+    the results are stored already, and a channel that failed is retried by the next run of the window."""
+    alert = alerts.alert_for(cfg.name, result.window, result.checks, cfg.alerts, report_url)
+    return _notify(cfg, pg_uri, alert)
+
+
+def _notify(cfg: ModelConfig, pg_uri: str, alert: alerts.Alert) -> dict[str, str]:
+    from prefect.events import emit_event
+
+    def emit(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        emit_event(event=event, resource=resource, payload=payload)
+
+    log = get_run_logger()
+    outcome = alerts.notify(pg_uri, cfg.alerts, alert, emit=emit)
+    for channel, what in outcome.items():
+        level = logging.ERROR if what.startswith("error") else logging.INFO
+        log.log(level, "[%s %s] alert %s: %s", cfg.name, alert.window.label, channel, what)
+    return outcome
 
 
 def _with_evidently_note(result: WindowResult, evid: presets.EvidentlyOutput | None) -> WindowResult:
@@ -130,7 +163,7 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir)
         result = checks_task(cfg, base, batch, window)
-        evid = evidently_task(cfg, base, batch)
+        evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
         path = report_task(result, cfg, settings.reports_dir, evid)
         rel = str(path.relative_to(settings.reports_dir))
@@ -138,7 +171,9 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     except Exception as e:
         _record_failure(pg_uri, model, window, e, run_id)
         raise
-    summary = _summary(result, path, settings)
+    link = report_link(path, settings)
+    sent = alert_task(cfg, pg_uri, result, link)
+    summary = {**_summary(result, link), "alerts": sent}
     create_markdown_artifact(
         key=_artifact_key(model), markdown=summary["markdown"], description=f"{model} {window.label}"
     )
@@ -158,12 +193,14 @@ def _artifact_key(model: str) -> str:
     return f"mlmon-{safe or 'model'}"[:100]
 
 
-def _summary(result: WindowResult, path: Path, settings: Settings) -> dict[str, Any]:
-    link = (
-        f"{settings.reports_url.rstrip('/')}/{path.relative_to(settings.reports_dir)}"
-        if settings.reports_url
-        else (path.as_uri())
-    )
+def report_link(path: Path, settings: Settings) -> str:
+    """The report's URL under MLMON_REPORTS_URL, or its file URI when that is not set."""
+    if settings.reports_url:
+        return f"{settings.reports_url.rstrip('/')}/{path.relative_to(settings.reports_dir).as_posix()}"
+    return path.resolve().as_uri()
+
+
+def _summary(result: WindowResult, link: str) -> dict[str, Any]:
     failed = result.failed
     lines = [
         f"# {result.model} — {result.window.label}: **{result.status.value.upper()}**",
@@ -191,7 +228,7 @@ def _summary(result: WindowResult, path: Path, settings: Settings) -> dict[str, 
         "rows": result.n_rows,
         "quarantined": result.n_quarantined,
         "failed_checks": [f"{ch.check}:{ch.feature}:{ch.segment}" for ch in failed],
-        "report": str(path),
+        "report": link,
         "markdown": "\n".join(lines),
     }
 

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.monitor import backfill, monitor_window
+from flows.monitor import _notify, backfill, monitor_window, report_link
 from mlmon.settings import Settings
-from tasks import schedule
-from tasks.config import load_config
+from tasks import alerts, schedule
+from tasks.config import ModelConfig, load_config
 from tasks.errors import StoreError
 from tasks.store import store
 from tasks.window import Window, as_utc, parse_duration
@@ -60,9 +61,57 @@ def scheduled_monitor(model: str, config: str | None = None, catch_up: str = "7d
         except Exception as e:  # one bad window must not stop the others
             errors.append(f"{w.label}: {type(e).__name__}: {e}")
             outcomes.append({"window": w.label, "action": "processed", "status": "error"})
+    try:
+        for w in labels_task(cfg, settings, pg_uri):
+            outcomes.append(
+                {
+                    "window": w.label,
+                    "action": "labels rechecked",
+                    "status": _alert_stored(cfg, settings, pg_uri, w),
+                }
+            )
+    except Exception as e:  # the windows above are stored; say what failed and fail the run
+        errors.append(f"late-label recheck: {type(e).__name__}: {e}")
     if errors:
-        raise RuntimeError(f"{len(errors)} of {len(todo)} windows failed:\n" + "\n".join(errors))
+        raise RuntimeError(f"{len(errors)} failed (of {len(todo)} windows and the recheck):\n" + "\n".join(errors))
     return outcomes
+
+
+@task(name="labels", task_run_name="labels {cfg.name}", cache_policy=NO_CACHE)
+def labels_task(cfg: ModelConfig, settings: Settings, pg_uri: str) -> list[Window]:
+    """Re-evaluate the model quality of windows whose labels arrived after they ran (``tasks.labels``)."""
+    import pymongo
+
+    from tasks import labels, reference
+
+    if cfg.source.labels is None or cfg.source.labels.timestamp is None:
+        return []  # no separate labels with an arrival time: nothing can arrive late
+    log = get_run_logger()
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        settings.mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    try:
+        done = labels.recheck(
+            pg_uri, client[cfg.source.database], cfg,
+            lambda: reference.baseline(cfg, settings.profiles_dir), datetime.now(UTC),
+        )  # fmt: skip
+    finally:
+        client.close()
+    for w in done:
+        log.info("[%s %s] late labels: model quality re-evaluated", cfg.name, w.label)
+    return done
+
+
+def _alert_stored(cfg: ModelConfig, settings: Settings, pg_uri: str, w: Window) -> str:
+    """Alert on a re-evaluated window from its stored checks (sends only if its failures changed)."""
+    run = next(r for r in store.list_runs(pg_uri, cfg.name) if r.window == w)
+    link = None
+    if run.report_path:
+        path = settings.reports_dir / run.report_path
+        link = report_link(path, settings)
+    alert = alerts.alert_for(cfg.name, w, store.window_checks(pg_uri, cfg.name, w), cfg.alerts, link)
+    _notify(cfg, pg_uri, alert)
+    return run.status
 
 
 def _process(model: str, w: Window, config: str | None, pg_uri: str) -> dict[str, Any]:

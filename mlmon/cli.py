@@ -265,6 +265,24 @@ def cmd_labels_recheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_install(args: argparse.Namespace) -> int:
+    from mlmon import automations
+
+    _settings(args)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise SystemExit(
+            "mlmon: error: PREFECT_API_URL is not set: point it at the Prefect server the flows report to "
+            "(`mlmon up` prints it; in docker compose it is http://localhost:4200/api)"
+        )
+    path = Path(args.file) if args.file else automations.AUTOMATIONS_FILE
+    for a in automations.install(path, webhook_url=args.webhook_url, block=args.block):
+        print(f"{a.action} automation {a.name} ({a.id})")
+    print(
+        f"on {os.environ['PREFECT_API_URL']}: failing windows now notify through it (Automations in the UI)"
+    )
+    return 0
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from mlmon import embedded
 
@@ -413,6 +431,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_labels_recheck)
     sp.add_argument("--config", help="models config")
     sp.add_argument("model", help="model name from the config")
+
+    al = sub.add_parser("alerts", help="alert notifications", description="Alert notifications.")
+    al_sub = al.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    sp = al_sub.add_parser(
+        "install", help="install the Prefect automations that turn mlmon.window.failed into notifications",
+        description="Create or update (by name) the automations of deployments/automations.yaml on the Prefect "
+        "server in PREFECT_API_URL, notifying through a Slack-compatible webhook (--webhook-url, or "
+        "MLMON_ALERT_WEBHOOK_URL) or an existing notification block (--block). Safe to run again.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sp.set_defaults(func=cmd_alerts_install)
+    sp.add_argument("--config", help=argparse.SUPPRESS)
+    sp.add_argument(
+        "--webhook-url", help="Slack-compatible incoming-webhook URL (default $MLMON_ALERT_WEBHOOK_URL)"
+    )
+    sp.add_argument("--block", help="existing notification block as <type>/<name>, e.g. slack-webhook/team")
+    sp.add_argument("--file", help="automations file (default deployments/automations.yaml)")
 
     sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')

@@ -182,6 +182,29 @@ class Schedule(Strict):
     _v = field_validator("lateness", "label_horizon")(_duration)
 
 
+class AlertsConfig(Strict):
+    """Where a failing window is announced (deduplicated per model and window; see ``tasks.alerts``)."""
+
+    enabled: bool = Field(True, description="emit the Prefect event mlmon.window.failed (and the webhook)")
+    min_status: Literal["fail", "warn"] = Field(
+        "fail", description="alert on checks at least this bad: fail (fail and error) or warn"
+    )
+    webhook_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="environment variable holding a Slack-compatible webhook URL (never the URL itself)",
+    )
+    webhook_secret: str | None = Field(
+        None, description="name of a Prefect Secret block holding the webhook URL (instead of webhook_env)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AlertsConfig:
+        if self.webhook_env and self.webhook_secret:
+            raise ValueError("webhook_env and webhook_secret: set one of them, not both")
+        return self
+
+
 class ModelConfig(Strict):
     """Everything mlmon needs to know about one model."""
 
@@ -204,6 +227,7 @@ class ModelConfig(Strict):
     )
     max_segment_values: int = Field(20, gt=0, description="largest segments kept; the rest are not reported")
     evidently: EvidentlyConfig = Field(default_factory=EvidentlyConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     base_dir: str = Field(".", description="folder relative paths resolve against (set on load)")
 
     _w = field_validator("window")(_duration)

@@ -13,7 +13,7 @@ already shows). Instead:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,13 +40,15 @@ MODEL_QUALITY_METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, "n_labell
 
 
 def latest_label_arrivals(
-    db: Any, cfg: ModelConfig, windows: Iterable[Window]
+    db: Any, cfg: ModelConfig, windows: Iterable[Window], now: datetime | None = None
 ) -> dict[Window, datetime | None]:
     """When the newest label of each window's predictions arrived (the labels' ``timestamp``), or None.
 
     None when the window has no labelled prediction, or when the model has no separate labels
-    collection with an arrival time (labels logged in the prediction itself never arrive late).
-    Two ``find`` queries per chunk of request ids, never an aggregation.
+    collection with an arrival time (labels logged in the prediction itself never arrive late). Labels
+    stamped after ``now`` (clock skew, simulated data) are not counted until ``now`` reaches them, so
+    they cannot make a window look late on every run. Two ``find`` queries per chunk of request ids,
+    never an aggregation.
     """
     from pymongo.errors import PyMongoError
 
@@ -59,9 +61,12 @@ def latest_label_arrivals(
         for w in windows:
             newest: datetime | None = None
             for chunk in _chunks(_request_ids(db, cfg, w), IN_CHUNK):
+                query: dict[str, Any] = {src.request_id: {"$in": chunk}}
+                if now is not None:
+                    query[src.timestamp] = {"$lte": as_utc(now)}
                 cursor = (
                     db[src.collection]
-                    .find({src.request_id: {"$in": chunk}}, {src.timestamp: 1, "_id": 0})
+                    .find(query, {src.timestamp: 1, "_id": 0})
                     .sort(src.timestamp, -1)
                     .limit(1)
                 )
@@ -158,16 +163,27 @@ def reevaluate_model_quality(
     return n_labelled
 
 
-def recheck(pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline, now: datetime) -> list[Window]:
-    """``mlmon labels recheck MODEL``: re-evaluate the model quality of every processed window within
-    ``schedule.label_horizon`` whose labels arrived after it was evaluated; returns those windows."""
+def windows_to_recheck(pg_uri: store.Target, db: Any, cfg: ModelConfig, now: datetime) -> list[Window]:
+    """Processed windows within ``schedule.label_horizon`` whose labels arrived after they were
+    evaluated, oldest first (cheap: no reference is loaded)."""
     oldest_end = as_utc(now) - parse_duration(cfg.schedule.label_horizon)
     runs = [
         r for r in store.list_runs(pg_uri, cfg.name) if r.status in DONE and as_utc(r.window_end) > oldest_end
     ]
-    arrivals = latest_label_arrivals(db, cfg, [r.window for r in runs])
+    arrivals = latest_label_arrivals(db, cfg, [r.window for r in runs], now)
     known = {w: t for w, t in arrivals.items() if t is not None}
-    todo = label_recheck_windows(cfg, runs, known, now)
+    return label_recheck_windows(cfg, runs, known, now)
+
+
+def recheck(
+    pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline | Callable[[], Baseline], now: datetime
+) -> list[Window]:
+    """``mlmon labels recheck MODEL`` and every scheduled run: re-evaluate the model quality of the
+    windows :func:`windows_to_recheck` finds; returns them. ``base`` may be a function, called only when
+    there is something to re-evaluate."""
+    todo = windows_to_recheck(pg_uri, db, cfg, now)
+    if todo and callable(base):
+        base = base()
     for w in todo:
-        reevaluate_model_quality(pg_uri, db, cfg, base, w)
+        reevaluate_model_quality(pg_uri, db, cfg, base, w)  # type: ignore[arg-type]
     return todo

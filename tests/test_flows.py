@@ -17,12 +17,15 @@ import psycopg2
 import pytest
 import yaml
 
+from tests.receiver import Receiver, receiver
+
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
 
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 2, 2, tzinfo=UTC)
 DAYS = 8  # day 0 = reference, days 1-7 monitored
 PER_DAY = 900
+WEBHOOK_ENV = "MLMON_TEST_FLOWS_WEBHOOK"
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,19 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+def webhook() -> Iterator[Receiver]:
+    """The demo model's direct alert webhook (alerts.webhook_env = WEBHOOK_ENV) for the whole module."""
+    with receiver() as rec:
+        yield rec
+
+
+@pytest.fixture(scope="module")
 def demo_env(
-    prefect_harness: None, mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactory
+    prefect_harness: None,
+    webhook: Receiver,
+    mongo_uri: str,
+    pg_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """Seeded demo traffic in its own database, a config pointing at it, and the env the flows read."""
     import uuid
@@ -53,6 +67,7 @@ def demo_env(
     model["reference"]["path"] = str(tmp / "demo_classifier.parquet")
     model["quality"]["expected_volume"] = {"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)}
     model["evidently"] = {"enabled": False}
+    model["alerts"] = {"webhook_env": WEBHOOK_ENV}
     cfg_path = tmp / "models.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
     simulate.run_simulation(mongo_uri, database, START, DAYS, PER_DAY, 7)
@@ -64,6 +79,8 @@ def demo_env(
         "MLMON_HOME": str(tmp / "home"),
         "MLMON_CONFIG": str(cfg_path),
         "MLMON_REPORTS_DIR": str(tmp / "reports"),
+        "MLMON_REPORTS_URL": "http://reports.example:8080",
+        WEBHOOK_ENV: webhook.url,
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -176,3 +193,88 @@ def test_unreachable_mongo_is_a_clear_error_within_seconds(demo_env: dict[str, s
     finally:
         os.environ["MLMON_MONGO_URI"] = demo_env["MLMON_MONGO_URI"]
         os.environ.pop("MLMON_DB_TIMEOUT_S", None)
+
+
+def server_events(name: str, since: datetime) -> list[dict]:
+    """Events of ``name`` the Prefect server has stored since ``since`` (its own events API)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        r = client._client.post(
+            "/events/filter",
+            json={
+                "filter": {"event": {"name": [name]}, "occurred": {"since": since.isoformat()}},
+                "limit": 50,
+            },
+        )
+        r.raise_for_status()
+        return r.json()["events"]
+
+
+def wait_until(what: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what}")
+        time.sleep(0.25)
+
+
+def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
+    demo_env: dict[str, str], webhook: Receiver
+) -> None:
+    """The quality-incident day fails: one mlmon.window.failed event on the Prefect server, one webhook
+    POST, and one notification from the installed automation; re-running the window sends none of them
+    again, and a clean day sends nothing."""
+    from flows.monitor import monitor_window
+    from mlmon import automations
+
+    from tasks.store import store
+
+    pg = demo_env["MLMON_POSTGRES_URI"]
+    store.migrate(pg)
+    rows(pg, "delete from mlmon.alerts where model = %s returning 1", "demo_classifier")  # order-proof
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    bad, good = day(5), day(1)
+    label = "2026-02-07T00:00Z"  # day 5
+    with receiver() as chat:
+        installed = automations.install(webhook_url=chat.url)
+        assert {a.name for a in installed} == {"mlmon-window-failed", "mlmon-window-resolved"}
+        assert [a.action for a in automations.install(webhook_url=chat.url)] == ["updated", "updated"]
+        time.sleep(2)  # the server's trigger service picks up new automations every few seconds
+
+        first = monitor_window("demo_classifier", *bad)
+        assert first["status"] == "fail" and first["alerts"] == {"prefect-event": "sent", "webhook": "sent"}
+        assert monitor_window("demo_classifier", *good)["alerts"] == {
+            "prefect-event": "quiet",
+            "webhook": "quiet",
+        }
+        again = monitor_window("demo_classifier", *bad)
+        assert again["alerts"] == {"prefect-event": "duplicate", "webhook": "duplicate"}
+
+        # the direct webhook: Slack-compatible JSON naming the model, window, checks and report
+        posts = webhook.bodies(lambda p: label in p["text"])
+        assert len(posts) == 1, posts
+        text = posts[0]["text"]
+        assert text.startswith(f"mlmon: demo_classifier {label} FAIL\n")
+        assert "missing_share" in posts[0]["blocks"][1]["text"]["text"]
+        assert "<http://reports.example:8080/demo_classifier/" in text
+        assert not webhook.bodies(lambda p: "2026-02-03T00:00Z" in p["text"])  # day 1 passed
+
+        # the Prefect event, as stored by the server
+        wait_until(lambda: server_events("mlmon.window.failed", since))
+        events = server_events("mlmon.window.failed", since)
+        assert len(events) == 1, [e["payload"]["window"] for e in events]
+        ev = events[0]
+        assert ev["resource"]["prefect.resource.id"] == "mlmon.model.demo_classifier"
+        assert ev["payload"]["window_start"] == bad[0].isoformat()
+        assert {c["check"] for c in ev["payload"]["failed_checks"]} >= {"missing_share", "unseen_categories"}
+        assert ev["payload"]["report_url"].startswith("http://reports.example:8080/demo_classifier/")
+        assert any(r["prefect.resource.role"] == "flow-run" for r in ev["related"])
+
+        # the automation turned it into one notification, through the notification block
+        wait_until(lambda: chat.posts, timeout=60)
+        time.sleep(3)  # a duplicate would arrive within this
+        assert len(chat.posts) == 1, chat.posts
+        note = chat.posts[0]["text"]
+        assert note.startswith(f"mlmon: demo_classifier {label} FAIL\n")
+        assert "missing_share" in note and "Report: http://reports.example:8080/demo_classifier/" in note

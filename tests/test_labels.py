@@ -89,25 +89,31 @@ def snapshot(pg: str) -> dict[str, list[tuple]]:
     return out
 
 
+RUN_LABEL_COLUMNS = (
+    "n_labelled",
+    "label_coverage",
+    "labels_checked_at",
+    "status",
+    "n_failed_checks",
+    "message",
+)
+"""Run columns a re-evaluation may change: its label counts and the verdict derived from its checks."""
+
+
 def split(snap: dict[str, list[dict]]) -> tuple[dict, dict]:
-    """(model-quality rows, everything else) of a snapshot; run rows without their label columns."""
+    """(model-quality rows, everything else) of a snapshot; run rows split by RUN_LABEL_COLUMNS."""
     names = set(labels.MODEL_QUALITY_METRICS)
     quality = {
         "checks": [r for r in snap["checks"] if r["category"] == "performance"],
         "metrics": [r for r in snap["metrics"] if r["metric"] in names],
-        "runs": [
-            {k: r[k] for k in ("n_labelled", "label_coverage", "labels_checked_at")} for r in snap["runs"]
-        ],
+        "runs": [{k: r[k] for k in RUN_LABEL_COLUMNS} for r in snap["runs"]],
     }
     rest = {
         "checks": [r for r in snap["checks"] if r["category"] != "performance"],
         "metrics": [r for r in snap["metrics"] if r["metric"] not in names],
         "drift": snap["drift"],
         "quarantine": snap["quarantine"],
-        "runs": [
-            {k: v for k, v in r.items() if k not in ("n_labelled", "label_coverage", "labels_checked_at")}
-            for r in snap["runs"]
-        ],
+        "runs": [{k: v for k, v in r.items() if k not in RUN_LABEL_COLUMNS} for r in snap["runs"]],
     }
     return quality, rest
 
@@ -142,7 +148,7 @@ def test_late_label_changes_only_model_quality_rows(mongo_db: Any, pg_schema_uri
     after = snapshot(pg)
     q_before, rest_before = split(before)
     q_after, rest_after = split(after)
-    assert rest_after == rest_before  # drift, quality, health, quarantine and the run's verdict untouched
+    assert rest_after == rest_before  # drift, quality, health, quarantine and the run's other columns
     assert q_after != q_before
     assert q_after["runs"][0]["n_labelled"] == N and q_after["runs"][0]["label_coverage"] == 1.0
     assert q_after["runs"][0]["labels_checked_at"] > late
@@ -156,6 +162,9 @@ def test_late_label_changes_only_model_quality_rows(mongo_db: Any, pg_schema_uri
         if str(ch.category) == "performance"
     }
     assert {(r["check_name"], r["feature"], r["segment"], r["status"]) for r in q_after["checks"]} == perf
+    # and the run's verdict is the full evaluation's
+    assert q_after["runs"][0]["status"] == str(full.status)
+    assert q_after["runs"][0]["n_failed_checks"] == len(full.failed)
     # checked now: the same labels do not trigger a second re-evaluation
     runs = store.list_runs(pg, "late")
     assert label_recheck_windows(cfg, runs, arrivals, datetime.now(UTC)) == []
@@ -179,3 +188,47 @@ def test_reevaluating_a_window_never_run_is_refused(mongo_db: Any, pg_schema_uri
     with pytest.raises(StoreError, match="no stored run"):
         labels.reevaluate_model_quality(pg_schema_uri, mongo_db, cfg, baseline(cfg), WINDOW)
     assert all(v == 0 for v in store.window_rows(pg_schema_uri, "late", WINDOW).values())
+
+
+def test_late_labels_showing_a_broken_model_fail_the_window_and_alert_once(
+    mongo_db: Any, pg_schema_uri: str
+) -> None:
+    """The window ran with no labels (model quality unknown); then labels arrive that contradict every
+    prediction. The next recheck fails the window's model quality, its verdict follows, and the alert
+    computed from the stored checks is new (then a duplicate on the following run)."""
+    from tasks import alerts
+    from tasks.config import AlertsConfig
+
+    pg = pg_schema_uri
+    store.migrate(pg)
+    cfg = model_cfg(mongo_db.name)
+    base = baseline(cfg)
+    f = seed(mongo_db)
+    ran = datetime.now(UTC) - timedelta(minutes=10)
+    result = evaluate(
+        cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, computed_at=ran, reference=base.frame
+    )
+    store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
+    (run,) = store.list_runs(pg, "late")
+    assert run.n_labelled == 0 and run.status != "fail", run.message
+
+    wrong = f.assign(**{c.TARGET: np.where(f[c.PREDICTION] == "churn", "stay", "churn")})
+    add_labels(mongo_db, wrong, range(N), datetime.now(UTC) - timedelta(minutes=1))
+    assert labels.recheck(pg, mongo_db, cfg, base, datetime.now(UTC)) == [WINDOW]
+
+    (after,) = store.list_runs(pg, "late")
+    stored = store.window_checks(pg, "late", WINDOW)
+    failed_perf = [ch for ch in stored if str(ch.category) == "performance" and str(ch.status) == "fail"]
+    assert failed_perf, [(ch.check, ch.status) for ch in stored if str(ch.category) == "performance"]
+    assert after.status == "fail" and after.n_labelled == N
+    assert after.n_failed_checks == run.n_failed_checks + len(failed_perf)
+    assert after.message.startswith(f"{after.n_failed_checks} failed")
+
+    sent: list[dict] = []
+    alert = alerts.alert_for("late", WINDOW, stored, AlertsConfig(), "http://reports/late/x.html")
+    emit = lambda event, resource, payload: sent.append(payload)  # noqa: E731
+    assert alerts.notify(pg, AlertsConfig(), alert, emit=emit)["prefect-event"] == "sent"
+    assert alerts.notify(pg, AlertsConfig(), alert, emit=emit)["prefect-event"] == "duplicate"
+    assert len(sent) == 1 and {ch["check"] for ch in sent[0]["failed_checks"]} >= {
+        ch.check for ch in failed_perf
+    }

@@ -137,15 +137,13 @@ def test_retention_deletes_old_windows_but_keeps_running_and_new_ones(pg: str, t
 
 
 @pytest.mark.integration
-def test_retention_also_clears_alerts_when_that_table_exists(pg: str, tmp_path: Path) -> None:
+def test_retention_also_clears_the_windows_alerts(pg: str, tmp_path: Path) -> None:
     import psycopg2
 
     with psycopg2.connect(pg) as conn, conn.cursor() as cur:
         cur.execute(
-            "CREATE TABLE mlmon.alerts (model text, window_start timestamptz, window_end timestamptz, x int)"
-        )
-        cur.execute(
-            "INSERT INTO mlmon.alerts VALUES ('m', %s, %s, 1), ('m', %s, %s, 2)",
+            "INSERT INTO mlmon.alerts (model, window_start, window_end, channel, fingerprint, status, n_failed)"
+            " VALUES ('m', %s, %s, 'webhook', 'a', 'fail', 1), ('m', %s, %s, 'webhook', 'b', 'fail', 2)",
             (day(0).start, day(0).end, day(40).start, day(40).end),
         )
     write(pg, "m", day(0))

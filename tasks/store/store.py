@@ -34,7 +34,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from tasks.checks.outcome import ALL, CheckResult, Status, WindowResult
+from tasks.checks.outcome import ALL, Category, CheckResult, Status, WindowResult
 from tasks.errors import StoreError
 from tasks.window import Window
 
@@ -588,8 +588,10 @@ def replace_model_quality(
 
     Deletes the window's ``checks`` rows of category ``performance`` and its ``metrics`` rows named in
     ``metric_names`` (every segment), inserts ``checks`` and ``metrics`` (:class:`Metric`) in their place,
-    and sets ``runs.n_labelled``, ``runs.label_coverage`` and ``runs.labels_checked_at = now()``. Nothing
-    else changes (drift, quality and health rows, the run's status, counts and report link). Refuses
+    sets ``runs.n_labelled``, ``runs.label_coverage`` and ``runs.labels_checked_at = now()``, and
+    recomputes the run's verdict (``status``, ``n_failed_checks``, ``message``) from its checks, as
+    :func:`write_window` does. Nothing else changes (drift, quality and health rows, the run's other
+    counts and its report link). Refuses
     (:class:`StoreError`, nothing changed) when the window has no run row. Serialised with
     :func:`write_window` on the same window. Returns the rows inserted per table.
     """
@@ -629,7 +631,29 @@ def replace_model_quality(
         )
         cur.copy_expert(_COPY["checks"], _csv(check_rows))
         cur.copy_expert(_COPY["metrics"], _csv(metric_rows))
+        _refresh_verdict(cur, key)
     return {"checks": len(check_rows), "metrics": len(metric_rows)}
+
+
+def _refresh_verdict(cur: psycopg2.extensions.cursor, key: tuple[Any, ...]) -> None:
+    """Recompute ``runs.status``, ``n_failed_checks`` and ``message`` from the window's stored checks,
+    exactly as :func:`write_window` derives them, unless the run is not a finished one (running, error)."""
+    cur.execute(
+        "SELECT check_name, category, status, feature, segment FROM mlmon.checks"
+        " WHERE model = %s AND window_start = %s AND window_end = %s"
+        " ORDER BY category, check_name, feature, segment",
+        key,
+    )
+    checks = [
+        CheckResult(name, Category(cat), Status(st), None, None, "", feature, segment)
+        for name, cat, st, feature, segment in cur.fetchall()
+    ]
+    failed = sum(c.status in (Status.FAIL, Status.ERROR) for c in checks)
+    cur.execute(
+        f"UPDATE mlmon.runs SET status = %s, n_failed_checks = %s, message = %s"
+        f" WHERE model = %s AND window_start = %s AND window_end = %s AND status IN {_DONE_SQL}",
+        (str(Status.worst([c.status for c in checks])), failed, _text(run_message(checks)), *key),
+    )
 
 
 @dataclass(frozen=True)
@@ -643,15 +667,10 @@ class Purge:
 
 def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Purge:
     """Delete, in one transaction, every row of every window that ended before ``older_than``, except
-    windows whose run is ``running`` (a flow works on them now); ``mlmon.alerts`` too when it exists and
-    is keyed by (model, window_start, window_end). ``dry_run`` counts the rows and deletes nothing."""
+    windows whose run is ``running`` (a flow works on them now), and their ``mlmon.alerts`` rows.
+    ``dry_run`` counts the rows and deletes nothing."""
     with _transaction(target, f"deleting windows older than {older_than.isoformat()}") as cur:
-        cur.execute(
-            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'mlmon'"
-            " AND table_name = 'alerts' AND column_name IN ('model', 'window_start', 'window_end')"
-            " GROUP BY table_name HAVING count(*) = 3"
-        )
-        tables = [*WINDOW_TABLES, *(name for (name,) in cur.fetchall())]
+        tables = [*WINDOW_TABLES, "alerts"]
         # rows of a window being written are locked: a running window cannot slip in mid-purge
         cur.execute(
             "SELECT model, window_start, window_end FROM mlmon.runs"
@@ -661,7 +680,7 @@ def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Pur
         running = tuple((m, Window(s, e)) for m, s, e in cur.fetchall())
         union = " UNION ".join(
             f"SELECT model, window_start, window_end FROM mlmon.{t} WHERE window_end < %(cutoff)s"
-            for t in tables  # constants of this module or the one table name found above, never data
+            for t in tables  # constants of this module, never data
         )
         cur.execute(
             "CREATE TEMPORARY TABLE mlmon_purge ON COMMIT DROP AS"
@@ -682,3 +701,61 @@ def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Pur
                 cur.execute(f"DELETE FROM mlmon.{t} AS x USING mlmon_purge AS p WHERE {same}")
                 rows[t] = cur.rowcount
     return Purge(windows=windows, rows=rows, running=running)
+
+
+# ---------------------------------------------------------------------------------------------- alerts
+
+
+@contextmanager
+def alert_claim(
+    target: Target, model: str, window: Window, channel: str, *, fingerprint: str, status: str, n_failed: int
+) -> Iterator[bool]:
+    """Claim the right to announce ``fingerprint`` for (model, window) on ``channel``; yield whether it is
+    new. Send inside the ``with`` block: the claim commits when the block ends and rolls back if it
+    raises (the next run tries again). Concurrent claims of the same window wait for each other, so the
+    same fingerprint is sent at most once."""
+    key = (_text(model), window.start, window.end, _text(channel))
+    with _transaction(target, f"recording the {channel} alert of {model!r} {window}") as cur:
+        cur.execute(
+            """
+            INSERT INTO mlmon.alerts AS a
+                (model, window_start, window_end, channel, fingerprint, status, n_failed)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (model, window_start, window_end, channel) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
+                    n_failed = EXCLUDED.n_failed, sent_at = now()
+                WHERE a.fingerprint <> EXCLUDED.fingerprint
+            RETURNING 1
+            """,
+            (*key, fingerprint, status, n_failed),
+        )
+        yield cur.fetchone() is not None
+
+
+@contextmanager
+def alert_release(target: Target, model: str, window: Window, channel: str) -> Iterator[bool]:
+    """The window passes again: delete its ``channel`` alert; yield whether there was one (then send
+    "resolved" inside the block; if that raises, the row stays and the next run tries again)."""
+    key = (_text(model), window.start, window.end, _text(channel))
+    with _transaction(target, f"clearing the {channel} alert of {model!r} {window}") as cur:
+        cur.execute(
+            "DELETE FROM mlmon.alerts"
+            " WHERE model = %s AND window_start = %s AND window_end = %s AND channel = %s RETURNING 1",
+            key,
+        )
+        yield cur.fetchone() is not None
+
+
+def window_checks(target: Target, model: str, window: Window) -> list[CheckResult]:
+    """Every stored check of (model, window), ordered by category, check, feature and segment."""
+    with _transaction(target, f"reading the checks of {model!r} {window}") as cur:
+        cur.execute(
+            "SELECT check_name, category, status, value, threshold, message, feature, segment"
+            " FROM mlmon.checks WHERE model = %s AND window_start = %s AND window_end = %s"
+            " ORDER BY category, check_name, feature, segment",
+            (_text(model), window.start, window.end),
+        )
+        return [
+            CheckResult(name, Category(cat), Status(st), value, threshold, msg, feature, segment)
+            for name, cat, st, value, threshold, msg, feature, segment in cur.fetchall()
+        ]

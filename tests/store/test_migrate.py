@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -86,22 +87,26 @@ def test_two_processes_migrating_at_once_apply_it_once(pg_schema_uri: str) -> No
     for t in threads:
         t.join(30)
     assert errors == []
-    assert sorted(results) == [[], [], [1]]
-    assert query(pg_schema_uri, "SELECT count(*) FROM mlmon.schema_migrations") == [(1,)]
+    assert sorted(results) == [[], [], [m.version for m in store.migrations()]]
+    assert query(pg_schema_uri, "SELECT count(*) FROM mlmon.schema_migrations") == [
+        (len(store.migrations()),)
+    ]
 
 
 @integration
 def test_a_new_file_is_applied_and_a_changed_applied_file_is_refused(
     pg_schema_uri: str, folder: Path
 ) -> None:
-    assert store.migrate(pg_schema_uri, folder=folder) == [1]
-    (folder / "0002_add_note.sql").write_text("ALTER TABLE mlmon.runs ADD COLUMN note text;\n")
-    assert store.migrate(pg_schema_uri, folder=folder) == [2]
+    shipped = [m.version for m in store.migrations()]
+    n = len(shipped)
+    assert store.migrate(pg_schema_uri, folder=folder) == shipped
+    (folder / f"{n + 1:04d}_add_note.sql").write_text("ALTER TABLE mlmon.runs ADD COLUMN note text;\n")
+    assert store.migrate(pg_schema_uri, folder=folder) == [n + 1]
 
     init = folder / "0001_init.sql"
     init.write_text(init.read_text() + "\n-- an innocent-looking edit\n")
-    (folder / "0003_more.sql").write_text("CREATE TABLE mlmon.should_not_exist (x int);\n")
-    with pytest.raises(StoreError, match=r"0001_init\.sql was changed after it was applied.*0004"):
+    (folder / f"{n + 2:04d}_more.sql").write_text("CREATE TABLE mlmon.should_not_exist (x int);\n")
+    with pytest.raises(StoreError, match=rf"0001_init\.sql was changed after it was applied.*{n + 3:04d}"):
         store.migrate(pg_schema_uri, folder=folder)
     assert query(pg_schema_uri, "SELECT to_regclass('mlmon.should_not_exist')") == [(None,)]
 
@@ -116,31 +121,36 @@ def test_crlf_line_endings_do_not_count_as_a_change(pg_schema_uri: str, folder: 
 
 @integration
 def test_a_failing_migration_applies_nothing(pg_schema_uri: str, folder: Path) -> None:
-    (folder / "0002_broken.sql").write_text("CREATE TABLE mlmon.half (x int);\nSELECT no_such_function();\n")
-    with pytest.raises(StoreError, match=r"migration 0002_broken\.sql failed.*no_such_function"):
+    broken = folder / f"{len(store.migrations()) + 1:04d}_broken.sql"
+    broken.write_text("CREATE TABLE mlmon.half (x int);\nSELECT no_such_function();\n")
+    with pytest.raises(StoreError, match=rf"migration {re.escape(broken.name)} failed.*no_such_function"):
         store.migrate(pg_schema_uri, folder=folder)
     # one transaction: not even 0001 or the bookkeeping table survived
     assert query(pg_schema_uri, "SELECT to_regclass('mlmon.runs'), to_regclass('mlmon.half')") == [
         (None, None)
     ]
-    (folder / "0002_broken.sql").unlink()
-    assert store.migrate(pg_schema_uri, folder=folder) == [1]
+    broken.unlink()
+    assert store.migrate(pg_schema_uri, folder=folder) == [m.version for m in store.migrations()]
 
 
 @integration
 def test_a_database_newer_than_the_code_is_refused(pg_schema_uri: str, folder: Path) -> None:
-    (folder / "0002_future.sql").write_text("SELECT 1;\n")
+    future = f"{len(store.migrations()) + 1:04d}_future"
+    (folder / f"{future}.sql").write_text("SELECT 1;\n")
     store.migrate(pg_schema_uri, folder=folder)
-    with pytest.raises(StoreError, match=r"0002_future\.sql, which this mlmon does not have"):
+    with pytest.raises(StoreError, match=rf"{future}\.sql, which this mlmon does not have"):
         store.migrate(pg_schema_uri)
 
 
 @integration
 def test_a_file_numbered_below_an_applied_one_is_refused(pg_schema_uri: str, folder: Path) -> None:
-    (folder / "0003_later.sql").write_text("SELECT 1;\n")
+    n = len(store.migrations())
+    (folder / f"{n + 2:04d}_later.sql").write_text("SELECT 1;\n")
     store.migrate(pg_schema_uri, folder=folder)
-    (folder / "0002_forgotten.sql").write_text("SELECT 1;\n")
-    with pytest.raises(StoreError, match=r"0002_forgotten\.sql is numbered below 0003.*0004"):
+    (folder / f"{n + 1:04d}_forgotten.sql").write_text("SELECT 1;\n")
+    with pytest.raises(
+        StoreError, match=rf"{n + 1:04d}_forgotten\.sql is numbered below {n + 2:04d}.*{n + 3:04d}"
+    ):
         store.migrate(pg_schema_uri, folder=folder)
 
 

@@ -1,0 +1,289 @@
+"""Alerts: announce a failing window once, on every configured channel.
+
+Two channels, both deduplicated per (model, window) in ``mlmon.alerts``:
+
+* ``prefect-event``: the Prefect event ``mlmon.window.failed`` (resource ``mlmon.model.<model>``) with
+  the model, window, failed checks and report link in its payload. ``deployments/automations.yaml``
+  (installed by ``mlmon alerts install``) turns it into a notification; any other Prefect automation
+  can react to it too.
+* ``webhook``: a direct, Slack-compatible JSON POST (``{"text": ..., "blocks": [...]}``) to the URL in
+  the environment variable ``alerts.webhook_env`` or the Prefect Secret block ``alerts.webhook_secret``.
+
+An alert's identity is its *fingerprint*: the sorted (check, feature, segment, status) of the checks it
+lists. A re-run whose failed checks are the same sends nothing; a different set (a new failure, late
+labels failing model quality) sends an update; a window that passes again after an alert sends
+"resolved" once. A send that fails is not recorded, so the next run of the window tries again.
+
+Everything here is plain Python; ``flows/monitor.py`` calls :func:`notify` with Prefect's ``emit_event``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.checks.outcome import ALL, CheckResult, Status
+from tasks.config import AlertsConfig
+from tasks.errors import MlmonError
+from tasks.store import store
+from tasks.window import Window
+
+EVENT_FAILED = "mlmon.window.failed"
+EVENT_RESOLVED = "mlmon.window.resolved"
+CHANNEL_EVENT = "prefect-event"
+CHANNEL_WEBHOOK = "webhook"
+MAX_LISTED = 15
+"""Checks named in a webhook message (the event payload carries them all, up to MAX_PAYLOAD)."""
+MAX_PAYLOAD = 200
+WEBHOOK_TIMEOUT_S = 10.0
+
+
+class AlertError(MlmonError):
+    """An alert could not be sent (it is not recorded, so the next run of the window tries again)."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What is announced about one window: the checks at or above ``alerts.min_status``."""
+
+    model: str
+    window: Window
+    status: Status  # the worst status among ``checks`` (PASS when there are none)
+    checks: tuple[CheckResult, ...]
+    report_url: str | None
+
+    @property
+    def firing(self) -> bool:
+        return bool(self.checks)
+
+    @property
+    def fingerprint(self) -> str:
+        keys = sorted({(c.check, c.feature, c.segment, c.status.value) for c in self.checks})
+        return hashlib.sha256(json.dumps(keys, ensure_ascii=False).encode()).hexdigest()
+
+
+def alert_for(
+    model: str, window: Window, checks: list[CheckResult] | tuple[CheckResult, ...], cfg: AlertsConfig,
+    report_url: str | None,
+) -> Alert:  # fmt: skip
+    """The alert for a window whose checks are ``checks`` (a WindowResult's, or the stored ones)."""
+    floor = Status(cfg.min_status).severity
+    hit = tuple(
+        sorted(
+            (c for c in checks if c.status.severity >= floor),
+            # worst first; the whole window before its segments, which usually repeat it
+            key=lambda c: (
+                -c.status.severity,
+                c.segment != ALL,
+                c.category.value,
+                c.check,
+                c.feature,
+                c.segment,
+            ),
+        )
+    )
+    return Alert(model, window, Status.worst([c.status for c in hit]), hit, report_url)
+
+
+# ---------------------------------------------------------------------------------------- messages
+
+
+def _check_json(c: CheckResult) -> dict[str, Any]:
+    return {
+        "check": c.check, "category": c.category.value, "feature": c.feature, "segment": c.segment,
+        "status": c.status.value, "value": _finite(c.value), "threshold": _finite(c.threshold),
+        "message": c.message,
+    }  # fmt: skip
+
+
+def _finite(x: float | None) -> float | None:
+    return x if isinstance(x, int | float) and x == x and abs(x) != float("inf") else None
+
+
+def event_payload(alert: Alert) -> dict[str, Any]:
+    """The payload of ``mlmon.window.failed`` / ``mlmon.window.resolved`` (JSON-safe)."""
+    return {
+        "model": alert.model,
+        "window_start": alert.window.start.isoformat(),
+        "window_end": alert.window.end.isoformat(),
+        "window": alert.window.label,
+        "status": alert.status.value,
+        "n_failed": len(alert.checks),
+        "failed_checks": [_check_json(c) for c in alert.checks[:MAX_PAYLOAD]],
+        "summary": summary_line(alert),
+        "report_url": alert.report_url,
+        "fingerprint": alert.fingerprint,
+    }
+
+
+def event_resource(alert: Alert) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"mlmon.model.{alert.model}",
+        "prefect.resource.name": alert.model,
+        "mlmon.window.start": alert.window.start.isoformat(),
+        "mlmon.window.end": alert.window.end.isoformat(),
+    }
+
+
+def _label(c: CheckResult) -> str:
+    return c.check + (f"[{c.feature}]" if c.feature else "") + (f"@{c.segment}" if c.segment != ALL else "")
+
+
+def summary_line(alert: Alert) -> str:
+    """``2 failed: error_rate, feature_drift[income]`` (at most five named) or ``all checks pass again``."""
+    if not alert.checks:
+        return "all checks pass again"
+    names = [_label(c) for c in alert.checks[:5]]
+    more = f" and {len(alert.checks) - 5} more" if len(alert.checks) > 5 else ""
+    verb = "warned" if alert.status is Status.WARN else "failed"
+    return f"{len(alert.checks)} {verb}: {', '.join(names)}{more}"
+
+
+def _slack_escape(text: str) -> str:
+    """Slack's three control characters; log values can never become mentions or links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(alert: Alert) -> dict[str, Any]:
+    """Slack-compatible webhook JSON: ``text`` (the fallback every receiver shows) plus ``blocks``."""
+    esc = _slack_escape
+    head = (
+        f"mlmon: {alert.model} {alert.window.label} {alert.status.value.upper()}"
+        if alert.firing
+        else f"mlmon: {alert.model} {alert.window.label} resolved"
+    )
+    lines = [f"• {esc(_label(c))} ({c.status.value}): {esc(c.message)}" for c in alert.checks[:MAX_LISTED]]
+    if len(alert.checks) > MAX_LISTED:
+        lines.append(f"… and {len(alert.checks) - MAX_LISTED} more in the report")
+    link = ""
+    if alert.report_url:
+        link = f"<{alert.report_url.replace('|', '%7C').replace('>', '%3E')}|Open the report>"
+    body = "\n".join([*lines, link] if link else lines) or "All checks pass again."
+    text = f"{esc(head)}\n{esc(summary_line(alert))}" + (f"\n{link}" if link else "")
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"Window `{alert.window}`\n{body}"[:2900]},
+            },
+        ],
+    }
+
+
+# ------------------------------------------------------------------------------------------ sending
+
+
+def webhook_url(cfg: AlertsConfig, env: Mapping[str, str] = os.environ) -> str | None:
+    """The model's webhook URL (from the environment or a Prefect Secret block), or None if none is
+    configured. A configured source that yields nothing is an :class:`AlertError` saying what to set."""
+    if cfg.webhook_env:
+        url = env.get(cfg.webhook_env, "").strip()
+        if not url:
+            raise AlertError(
+                f"alerts.webhook_env names {cfg.webhook_env}, which is not set: export it "
+                "(the webhook URL), or remove webhook_env from the model's alerts config"
+            )
+        return url
+    if cfg.webhook_secret:
+        from prefect.blocks.system import Secret
+
+        try:
+            url = str(Secret.load(cfg.webhook_secret).get()).strip()
+        except Exception as e:
+            raise AlertError(
+                f"cannot read the Prefect Secret block {cfg.webhook_secret!r} (alerts.webhook_secret): "
+                f"{type(e).__name__}: {e}. Create it with `prefect block create secret` or the UI."
+            ) from e
+        return url or None
+    return None
+
+
+def _where(url: str) -> str:
+    """A webhook URL without its path and query (Slack's path is the secret)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
+
+
+def post_json(url: str, payload: dict[str, Any], timeout_s: float = WEBHOOK_TIMEOUT_S) -> None:
+    """POST ``payload`` as JSON; :class:`AlertError` (without the URL's secret path) unless 2xx."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise AlertError(f"webhook URL {_where(url)} is not http(s)")
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(payload, ensure_ascii=False, allow_nan=False).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "mlmon"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # the scheme is checked above
+            resp.read(1024)
+    except urllib.error.HTTPError as e:
+        raise AlertError(f"webhook {_where(url)} answered HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise AlertError(f"webhook {_where(url)} unreachable: {reason}") from None
+
+
+Emit = Callable[[str, dict[str, str], dict[str, Any]], None]
+"""``emit(event, resource, payload)``: Prefect's ``emit_event`` in a flow."""
+
+
+def notify(
+    target: store.Target,
+    cfg: AlertsConfig,
+    alert: Alert,
+    *,
+    emit: Emit | None,
+    env: Mapping[str, str] = os.environ,
+    post: Callable[[str, dict[str, Any]], None] = post_json,
+) -> dict[str, str]:
+    """Send ``alert`` on every configured channel unless that channel already announced the same thing
+    for this window. Returns ``{channel: outcome}`` with outcome ``sent``, ``resolved``, ``duplicate``,
+    ``quiet`` (nothing to say) or ``error: ...``. Never raises for a channel that fails: the window's
+    results are stored already, and the failed channel is retried by the next run of the window."""
+    out: dict[str, str] = {}
+    if not cfg.enabled:
+        return {"alerts": "disabled"}
+    if emit is not None:
+        out[CHANNEL_EVENT] = _deliver(
+            target, alert, CHANNEL_EVENT,
+            lambda: emit(EVENT_FAILED if alert.firing else EVENT_RESOLVED, event_resource(alert), event_payload(alert)),
+        )  # fmt: skip
+    try:
+        url = webhook_url(cfg, env)
+    except AlertError as e:
+        out[CHANNEL_WEBHOOK] = f"error: {e}"
+        return out
+    if url is not None:
+        payload = slack_payload(alert)
+        out[CHANNEL_WEBHOOK] = _deliver(target, alert, CHANNEL_WEBHOOK, lambda: post(url, payload))
+    return out
+
+
+def _deliver(target: store.Target, alert: Alert, channel: str, send: Callable[[], None]) -> str:
+    try:
+        if alert.firing:
+            with store.alert_claim(
+                target, alert.model, alert.window, channel,
+                fingerprint=alert.fingerprint, status=alert.status.value, n_failed=len(alert.checks),
+            ) as new:  # fmt: skip
+                if not new:
+                    return "duplicate"
+                send()
+                return "sent"
+        with store.alert_release(target, alert.model, alert.window, channel) as had:
+            if not had:
+                return "quiet"
+            send()
+            return "resolved"
+    except Exception as e:  # a channel that fails must not lose the stored window (or the other channel)
+        return f"error: {type(e).__name__}: {e}" if not isinstance(e, MlmonError) else f"error: {e}"
