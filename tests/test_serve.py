@@ -190,6 +190,7 @@ def stack(pg_uri: str, mongo_uri: str, tmp_path_factory: pytest.TempPathFactory)
     m["window"] = "1h"
     m["schedule"] = {"cron": "15 * * * *", "timezone": "UTC", "lateness": "15m", "label_horizon": "1d"}
     m["quality"]["expected_volume"] = {"min": 1}
+    m["performance"]["min_labelled"] = 10  # ~30 labelled predictions an hour
     m["evidently"] = {"enabled": False}
     cfg_path = tmp / "models.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
@@ -364,6 +365,109 @@ def test_scheduled_runs_process_each_window_exactly_once(stack: Stack) -> None:
     assert {parent[w[k]] for k in (4, 5, 6)} == {str(b)}
     assert parent[w[7]] in (str(c1), str(c2))
     print(f"scheduled-run scenario: {time.monotonic() - t0:.1f}s")
+
+
+def _rows_by_window(pg: str) -> dict[Window, dict[str, list[tuple]]]:
+    """Every row of every window table, per window (runs rows as dicts, the others as sorted tuples)."""
+    from tasks.store import store
+
+    out: dict[Window, dict[str, list]] = {}
+    with psycopg2.connect(pg) as conn, conn.cursor() as cur:
+        for t in store.WINDOW_TABLES:
+            cur.execute(f"SELECT * FROM mlmon.{t} WHERE model = %s", (MODEL,))
+            cols = [d.name for d in cur.description]
+            for r in cur.fetchall():
+                row = dict(zip(cols, r, strict=True))
+                out.setdefault(Window(row["window_start"], row["window_end"]), {}).setdefault(t, []).append(
+                    row
+                )
+    return {w: {t: sorted(v, key=repr) for t, v in tables.items()} for w, tables in out.items()}
+
+
+def _model_quality(row: dict[str, Any], table: str) -> bool:
+    from tasks.labels import MODEL_QUALITY_METRICS
+
+    return (table == "checks" and row["category"] == "performance") or (
+        table == "metrics" and row["metric"] in MODEL_QUALITY_METRICS
+    )
+
+
+VERDICT = ("n_labelled", "label_coverage", "labels_checked_at", "status", "n_failed_checks", "message")
+
+
+def _split(tables: dict[str, list[dict]], *, ignore: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """(model-quality rows, the rest) of one window; run rows split by VERDICT, ``ignore`` dropped."""
+    mq = {t: [r for r in rows if _model_quality(r, t)] for t, rows in tables.items() if t != "runs"}
+    rest = {t: [r for r in rows if not _model_quality(r, t)] for t, rows in tables.items() if t != "runs"}
+    (run,) = tables["runs"]
+    mq["runs"] = {k: run[k] for k in VERDICT if k not in ignore}
+    rest["runs"] = {k: v for k, v in run.items() if k not in VERDICT and k not in ignore}
+    return mq, rest
+
+
+@pytest.mark.integration
+@pytest.mark.prefect
+def test_a_late_label_changes_its_windows_model_quality_on_the_next_run_and_nothing_else(
+    stack: Stack,
+) -> None:
+    """Labels corrected after a window ran: the next scheduled run (whose own window is done already)
+    re-evaluates that window's model quality, and every other row of every window stays as it was."""
+    import pymongo
+
+    cfg = load_config(stack.cfg_path).model(MODEL)
+    w = [window_for_slot(cfg, s) for s in stack.slots]
+    dep = _deployment_id(f"scheduled-monitor/{MODEL}")
+    # the simulator stamps labels with their future arrival; make them all arrived, so that the
+    # corrections below are the newest labels (latest wins)
+    client: pymongo.MongoClient = pymongo.MongoClient(stack.mongo, tz_aware=True)
+    db = client[cfg.source.database]
+    t = datetime.now(UTC) - timedelta(minutes=1)
+    db.labels.update_many({"timestamp": {"$gt": t}}, {"$set": {"timestamp": t}})
+    # settle: a run that does the rechecks that calls for
+    settle = _schedule(dep, stack.slots[7])
+    assert _wait([settle], stack.log)[settle].state.is_completed()
+    before = _rows_by_window(stack.pg)
+    target = w[2]
+    assert target in before and before[target]["runs"][0]["n_labelled"] > 10
+
+    # every label of the target window is corrected (logged again, flipped) now
+    try:
+        ids = [
+            d["request_id"]
+            for d in db.predictions.find(
+                {"timestamp": {"$gte": target.start, "$lt": target.end}}, {"request_id": 1, "_id": 0}
+            )
+        ]
+        labelled = {d["request_id"]: d["label"] for d in db.labels.find({"request_id": {"$in": ids}})}
+        now = datetime.now(UTC)
+        flip = {"churn": "stay", "stay": "churn"}
+        db.labels.insert_many(
+            [{"request_id": r, "label": flip[v], "timestamp": now} for r, v in labelled.items()]
+        )
+    finally:
+        client.close()
+    time.sleep(0.05)  # the run's "now" must be later than the labels' (BSON dates are milliseconds)
+
+    again = _schedule(dep, stack.slots[7])
+    assert _wait([again], stack.log)[again].state.is_completed()
+    after = _rows_by_window(stack.pg)
+
+    assert set(after) == set(before)
+    for x in before:
+        if x == target:
+            continue  # other windows may have been rechecked for a simulated label that came due
+        assert _split(after[x], ignore=("labels_checked_at",)) == _split(
+            before[x], ignore=("labels_checked_at",)
+        ), x
+    mq_before, rest_before = _split(before[target])
+    mq_after, rest_after = _split(after[target])
+    assert rest_after == rest_before  # drift, data quality, health, quarantine, the report link
+    assert mq_after["runs"]["labels_checked_at"] > now
+    acc = {
+        when: next(r["value"] for r in mq["metrics"] if r["metric"] == "accuracy" and r["segment"] == "all")
+        for when, mq in (("before", mq_before), ("after", mq_after))
+    }
+    assert acc["after"] == pytest.approx(1 - acc["before"]), acc  # every label flipped
 
 
 @pytest.mark.integration
