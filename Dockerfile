@@ -21,7 +21,7 @@ COPY mlmon ./mlmon
 COPY tasks ./tasks
 COPY flows ./flows
 COPY reports ./reports
-COPY deployments/models.yaml ./deployments/models.yaml
+COPY deployments/models.yaml deployments/automations.yaml ./deployments/
 
 # The project and its pinned dependencies. The state folders exist in the image, owned by mlmon, so
 # Docker initialises the named volumes mounted on them with that owner.

@@ -21,6 +21,7 @@ import yaml
 from tasks.errors import ConfigError
 
 AUTOMATIONS_FILE = Path(__file__).resolve().parents[1] / "deployments" / "automations.yaml"
+"""In a checkout; an installed package (the Docker image) finds it next to the models config instead."""
 PLACEHOLDER = "${MLMON_NOTIFICATION_BLOCK}"
 WEBHOOK_BLOCK = "mlmon-alerts"
 WEBHOOK_ENV = "MLMON_ALERT_WEBHOOK_URL"
@@ -97,15 +98,25 @@ def existing_block(slug: str) -> UUID:
     return doc.id
 
 
+def default_file() -> Path:
+    """``automations.yaml`` next to the models config (``MLMON_CONFIG``), else the checkout's."""
+    from mlmon.settings import Settings
+
+    beside = Settings.from_env().config_path.resolve().parent / "automations.yaml"
+    return beside if beside.is_file() else AUTOMATIONS_FILE
+
+
 def install(
-    path: Path = AUTOMATIONS_FILE, *, webhook_url: str | None = None, block: str | None = None
+    path: Path | None = None, *, webhook_url: str | None = None, block: str | None = None
 ) -> list[Installed]:
-    """Install (create or update by name) every automation of ``path`` on the current Prefect API."""
+    """Install (create or update by name) every automation of ``path`` (default :func:`default_file`) on
+    the current Prefect API."""
     from prefect.client.orchestration import get_client
 
+    path = path or default_file()
     if block and webhook_url:
         raise ConfigError("give --block or --webhook-url, not both")
-    webhook_url = webhook_url or (None if block else os.environ.get(WEBHOOK_ENV) or None)
+    webhook_url = webhook_url or (None if block else os.environ.get("MLMON_ALERT_WEBHOOK_URL") or None)
     if not block and not webhook_url:
         raise ConfigError(
             f"where should notifications go? pass --webhook-url URL (or set {WEBHOOK_ENV}) for a "

@@ -20,6 +20,8 @@ environment:
   MLMON_HOME           state folder, default ./.mlmon
   MLMON_CONFIG         models config, default deployments/models.yaml
   MLMON_REPORTS_DIR    HTML reports folder, default $MLMON_HOME/reports
+  MLMON_REPORTS_URL    public base URL of the reports (links in alerts, Prefect artifacts)
+  MLMON_ALERT_WEBHOOK_URL  Slack-compatible webhook the alert automations notify (serve/up install them)
 """
 
 
@@ -274,7 +276,7 @@ def cmd_alerts_install(args: argparse.Namespace) -> int:
             "mlmon: error: PREFECT_API_URL is not set: point it at the Prefect server the flows report to "
             "(`mlmon up` prints it; in docker compose it is http://localhost:4200/api)"
         )
-    path = Path(args.file) if args.file else automations.AUTOMATIONS_FILE
+    path = Path(args.file) if args.file else automations.default_file()
     for a in automations.install(path, webhook_url=args.webhook_url, block=args.block):
         print(f"{a.action} automation {a.name} ({a.id})")
     print(

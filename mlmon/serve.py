@@ -17,6 +17,7 @@ Regenerate the YAML after changing a model's schedule: ``python -m mlmon.serve >
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -160,7 +161,26 @@ def serve_all(config_path: str | Path, *, catch_up: str | None = None, limit: in
             "or run `mlmon up`, which starts one"
         )
 
+    install_alerts_if_configured()
     serve(*build_deployments(config_path, catch_up=catch_up), pause_on_shutdown=False, limit=limit)
+
+
+def install_alerts_if_configured() -> None:
+    """With ``MLMON_ALERT_WEBHOOK_URL`` set, install (or update) the alert automations before serving, so
+    a compose stack or ``mlmon up`` notifies without a manual step. A failure is reported, not fatal:
+    the monitoring itself does not depend on it."""
+    from mlmon import automations
+
+    url = os.environ.get("MLMON_ALERT_WEBHOOK_URL")
+    if not url:
+        return
+    try:
+        done = automations.install(webhook_url=url)
+    except Exception as e:
+        print(f"mlmon: alert automations NOT installed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return
+    names = ", ".join(f"{a.name} ({a.action})" for a in done)
+    print(f"mlmon: alert automations installed: {names}", file=sys.stderr, flush=True)
 
 
 def prefect_yaml(config_path: str | Path) -> str:

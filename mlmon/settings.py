@@ -9,6 +9,7 @@ Everything comes from the environment (never from files in the repo):
 ``MLMON_CONFIG``                  models config; default ``deployments/models.yaml``
 ``MLMON_REPORTS_DIR``             where HTML reports go; default ``$MLMON_HOME/reports``
 ``MLMON_REPORTS_URL``             optional public base URL of the reports (links in alerts)
+``MLMON_ALERT_WEBHOOK_URL``       optional: `serve`/`up` install the alert automations notifying it
 ================================  ==========================================================
 """
 

@@ -251,3 +251,19 @@ def test_retention_deletes_a_windows_alerts_with_it(pg: str) -> None:
         alerts.notify(pg, AlertsConfig(webhook_env=ENV), alert(FAILING), emit=None, env={ENV: rec.url})
     purge = store.purge_windows(pg, W.end + timedelta(days=1), dry_run=False)
     assert purge.rows["alerts"] == 1 and alert_rows(pg) == []
+
+
+def test_the_shipped_automations_are_valid_prefect_automations_on_our_events() -> None:
+    import uuid
+
+    from mlmon import automations
+
+    block = uuid.uuid4()
+    loaded = automations.load(automations.AUTOMATIONS_FILE, block)
+    assert {a.name: a.trigger.expect for a in loaded} == {
+        "mlmon-window-failed": {alerts.EVENT_FAILED},
+        "mlmon-window-resolved": {alerts.EVENT_RESOLVED},
+    }
+    assert all(a.actions[0].block_document_id == block for a in loaded)
+    # the placeholder is the only thing missing for `prefect automation create --from-file`
+    assert automations.PLACEHOLDER in automations.AUTOMATIONS_FILE.read_text()

@@ -12,7 +12,7 @@ from mlmon.cli import build_parser, main
 COMMANDS = [
     ["run"], ["backfill"], ["demo"], ["reference", "build"], ["reports"], ["config", "check"],
     ["config", "draft"], ["simulate"], ["sql"], ["services"], ["serve"], ["up"], ["status"], ["retention"],
-    ["labels", "recheck"],
+    ["labels", "recheck"], ["alerts", "install"],
 ]  # fmt: skip
 
 
@@ -49,3 +49,17 @@ def test_bad_date_is_rejected_with_an_example(capsys: pytest.CaptureFixture[str]
         build_parser().parse_args(["backfill", "m", "--start", "last tuesday", "--end", "2026-01-02"])
     assert e.value.code == 2
     assert "not an ISO date/time" in capsys.readouterr().err
+
+
+def test_alerts_install_says_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("MLMON_ALERT_WEBHOOK_URL", raising=False)
+    with pytest.raises(SystemExit, match="PREFECT_API_URL is not set"):
+        main(["alerts", "install"])
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never contacted: it stops earlier
+    assert main(["alerts", "install"]) == 2
+    assert "pass --webhook-url URL (or set MLMON_ALERT_WEBHOOK_URL)" in capsys.readouterr().err
+    assert main(["alerts", "install", "--block", "slack-webhook"]) == 2
+    assert "write <block-type>/<name>" in capsys.readouterr().err
