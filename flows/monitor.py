@@ -70,8 +70,9 @@ def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Ba
     return batch
 
 
-@task(name="reference", task_run_name="reference {cfg.name}", cache_policy=NO_CACHE)
-def reference_task(cfg: ModelConfig, profiles_dir: Path) -> reference.Baseline:
+@task(name="reference", task_run_name="reference {cfg.name} {window.label}", cache_policy=NO_CACHE)
+def reference_task(cfg: ModelConfig, profiles_dir: Path, window: Window) -> reference.Baseline:
+    """The model's reference and its fitted profile (``window`` only names the task run)."""
     return reference.baseline(cfg, profiles_dir)
 
 
@@ -88,7 +89,10 @@ def evidently_task(
 ) -> presets.EvidentlyOutput | None:
     if not cfg.evidently.enabled:
         return None
-    return presets.run_evidently(base.frame, batch.frame, cfg)
+    out = presets.run_evidently(base.frame, batch.frame, cfg)
+    for err in out.errors:  # shown in the report too; the run goes on without that part
+        get_run_logger().warning("[%s %s] Evidently: %s", cfg.name, window.label, err)
+    return out
 
 
 @task(name="report", task_run_name="report {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
@@ -161,7 +165,7 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     try:
         store.mark_running(pg_uri, model, window, run_id)
         batch = extract_task(cfg, window, mongo_uri)
-        base = reference_task(cfg, settings.profiles_dir)
+        base = reference_task(cfg, settings.profiles_dir, window)
         result = checks_task(cfg, base, batch, window)
         evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)

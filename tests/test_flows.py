@@ -227,7 +227,6 @@ def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
     again, and a clean day sends nothing."""
     from flows.monitor import monitor_window
     from mlmon import automations
-
     from tasks.store import store
 
     pg = demo_env["MLMON_POSTGRES_URI"]
@@ -278,3 +277,39 @@ def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
         note = chat.posts[0]["text"]
         assert note.startswith(f"mlmon: demo_classifier {label} FAIL\n")
         assert "missing_share" in note and "Report: http://reports.example:8080/demo_classifier/" in note
+
+
+def test_every_log_line_of_a_window_run_names_the_model_and_window(demo_env: dict[str, str]) -> None:
+    """What the console and the Prefect UI show for each line: the run's name (task run for task lines,
+    flow run for flow lines) and the message. Each names the model and the window's day."""
+    import logging
+
+    from flows.monitor import monitor_window
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    monitor_window("demo_classifier", *day(2))  # a process's first flow run configures Prefect's logging
+    collect = Collect()
+    loggers = [logging.getLogger(n) for n in ("prefect.flow_runs", "prefect.task_runs")]
+    for lg in loggers:
+        lg.addHandler(collect)
+    try:
+        monitor_window("demo_classifier", *day(2))
+    finally:
+        for lg in loggers:
+            lg.removeHandler(collect)
+    lines = []
+    for r in collect.records:
+        if r.name.startswith("prefect.task_runs"):
+            lines.append(f"Task run {getattr(r, 'task_run_name', '?')!r} - {r.getMessage()}")
+        else:
+            lines.append(f"Flow run {getattr(r, 'flow_run_name', '?')!r} - {r.getMessage()}")
+    assert len(lines) > 10, lines
+    unnamed = [line for line in lines if "demo_classifier" not in line or "2026-02-04" not in line]
+    assert not unnamed, unnamed

@@ -275,7 +275,7 @@ def _collect(parts: list[_Part], errors: list[str], title: str, compute: Callabl
     try:
         widgets = compute()
     except Exception as e:  # Evidently is an optional view: the error is shown and logged, not raised
-        log.warning("Evidently could not compute %r", title, exc_info=True)
+        log.debug("Evidently could not compute %r", title, exc_info=True)  # the caller logs errors
         errors.append(f"{title}: {type(e).__name__}: {e}")
         return
     parts.append(_Part(title, widgets))
