@@ -73,7 +73,9 @@ def scheduled_monitor(model: str, config: str | None = None, catch_up: str = "7d
     except Exception as e:  # the windows above are stored; say what failed and fail the run
         errors.append(f"late-label recheck: {type(e).__name__}: {e}")
     if errors:
-        raise RuntimeError(f"{len(errors)} failed (of {len(todo)} windows and the recheck):\n" + "\n".join(errors))
+        raise RuntimeError(
+            f"{len(errors)} failed (of {len(todo)} windows and the recheck):\n" + "\n".join(errors)
+        )
     return outcomes
 
 

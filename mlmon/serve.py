@@ -113,6 +113,17 @@ def deployment_specs(
             parameters=dict(common),
         )
     )
+    kept = cfg.retention
+    specs.append(
+        DeploymentSpec(
+            name="mlmon",
+            entrypoint="flows/maintenance.py:retention_flow",
+            description="Delete results and reports of old windows (parameter older_than, default the "
+            "config's retention.keep); never a window in progress.",
+            parameters=dict(common),
+            **({"cron": kept.cron, "timezone": kept.timezone} if kept else {}),
+        )
+    )
     return specs
 
 

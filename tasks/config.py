@@ -270,9 +270,22 @@ class ModelConfig(Strict):
         return [n for n, f in self.features.items() if f.type is Kind.CATEGORICAL]
 
 
+class RetentionConfig(Strict):
+    """A scheduled ``mlmon retention`` (the ``retention/mlmon`` deployment)."""
+
+    keep: Duration = Field(description="delete results and reports of windows that ended longer ago")
+    cron: str = Field("30 3 * * *", description="when the retention deployment runs")
+    timezone: str = Field("UTC", description="timezone the cron is read in")
+
+    _v = field_validator("keep")(_duration)
+
+
 class Config(Strict):
     version: Literal[1] = Field(1, description="config format version")
     models: dict[str, ModelConfig]
+    retention: RetentionConfig | None = Field(
+        None, description="schedule retention (default: none; `mlmon retention` by hand)"
+    )
 
     def model(self, name: str) -> ModelConfig:
         try:

@@ -314,3 +314,20 @@ def test_every_log_line_of_a_window_run_names_the_model_and_window(demo_env: dic
     assert len(lines) > 10, lines
     unnamed = [line for line in lines if "demo_classifier" not in line or "2026-02-04" not in line]
     assert not unnamed, unnamed
+
+
+def test_the_retention_flow_counts_old_windows_in_a_dry_run_and_deletes_nothing(
+    demo_env: dict[str, str],
+) -> None:
+    from flows.maintenance import retention_flow
+    from flows.monitor import monitor_window
+    from tasks.errors import ConfigError
+
+    pg = demo_env["MLMON_POSTGRES_URI"]
+    monitor_window("demo_classifier", *day(1))  # at least one old window, whatever ran before
+    before = rows(pg, "select count(*) from mlmon.runs where model = %s", "demo_classifier")[0][0]
+    out = retention_flow(older_than="1d", dry_run=True)
+    assert out["dry_run"] and out["windows"] >= before > 0 and out["rows"]["runs"] >= before
+    assert rows(pg, "select count(*) from mlmon.runs where model = %s", "demo_classifier")[0][0] == before
+    with pytest.raises(ConfigError, match=r"has no `retention: \{keep"):
+        retention_flow()  # the module's config has no `retention:`

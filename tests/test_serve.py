@@ -83,12 +83,13 @@ def test_served_deployments_follow_the_config(tmp_path: Path) -> None:
         "hourly_default": {**body, "window": "1h", "schedule": {"lateness": "10m"}},
         "odd_length": {**body, "window": "7h", "schedule": {"lateness": "20m"}},
     }
+    raw["retention"] = {"keep": "90d", "cron": "0 4 * * 0"}
     cfg_path = tmp_path / "models.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
     deps = {f"{d.flow_name}/{d.name}": d for d in serve.build_deployments(cfg_path, catch_up="2d")}
     assert set(deps) == {
         "scheduled-monitor/daily_berlin", "scheduled-monitor/hourly_default", "scheduled-monitor/odd_length",
-        "monitor-window/mlmon", "backfill-windows/mlmon",
+        "monitor-window/mlmon", "backfill-windows/mlmon", "retention/mlmon",
     }  # fmt: skip
     berlin = deps["scheduled-monitor/daily_berlin"]
     (s,) = berlin.schedules
@@ -100,6 +101,13 @@ def test_served_deployments_follow_the_config(tmp_path: Path) -> None:
     assert s.schedule.interval == timedelta(hours=7)
     assert as_utc(s.schedule.anchor_date) == datetime(1970, 1, 1, 0, 20, tzinfo=UTC)
     assert not deps["monitor-window/mlmon"].schedules and not deps["backfill-windows/mlmon"].schedules
+    (s,) = deps["retention/mlmon"].schedules
+    assert (s.schedule.cron, s.schedule.timezone) == ("0 4 * * 0", "UTC")
+    # without `retention:` the deployment is there, unscheduled (run it by hand or from the UI)
+    del raw["retention"]
+    cfg_path.write_text(yaml.safe_dump(raw))
+    plain = {f"{d.flow_name}/{d.name}": d for d in serve.build_deployments(cfg_path)}
+    assert not plain["retention/mlmon"].schedules
 
 
 def test_serve_refuses_to_run_without_a_prefect_server(monkeypatch: pytest.MonkeyPatch) -> None:
