@@ -26,6 +26,7 @@ import pytest
 
 from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status, WindowResult
 from tasks.store import store
+from tasks.window import Window
 from tests.deploy.compose import ROOT
 from tests.store.factories import T0, drift_row, result, window
 
@@ -192,3 +193,73 @@ def monitored(pg_uri: str) -> Iterator[Monitored]:
 
 TIME_RANGE_START = T0 - timedelta(days=1)
 TIME_RANGE_END = T0 + timedelta(days=DAYS + 2)
+
+
+DEMO_START = T0 - timedelta(days=30)  # reference day; the monitored days follow
+DEMO_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Backfilled(Roles):
+    model: str
+    windows: tuple[Window, ...]
+
+
+@pytest.fixture(scope="module")
+def demo_backfilled(
+    pg_uri: str, mongo_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backfilled]:
+    """A demo backfill as the worker runs it: the simulator's traffic (a drift episode, a data-quality
+    incident, a latency spike) through the real extraction, checks and store, written as mlmon_writer
+    into a database set up by the init script."""
+    import pymongo
+    import yaml
+
+    from mlmon import simulate
+    from tasks import extract, reference
+    from tasks.config import load_config
+    from tasks.evaluate import evaluate
+
+    tmp = tmp_path_factory.mktemp("demo-backfill")
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    raw = yaml.safe_load((ROOT / "deployments" / "models.yaml").read_text())
+    model = raw["models"]["demo_classifier"]
+    model["source"]["database"] = name
+    model["reference"]["path"] = str(tmp / "reference.parquet")
+    model["quality"]["expected_volume"] = {"min": 400, "max": 800}
+    model["performance"]["min_labelled"] = 100
+    model["evidently"] = {"enabled": False}
+    (tmp / "models.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_config(tmp / "models.yaml").model("demo_classifier")
+    simulate.run_simulation(mongo_uri, name, DEMO_START, DEMO_DAYS + 1, 600, 7)
+    reference.build_from_mongo(mongo_uri, cfg, DEMO_START, DEMO_START + timedelta(days=1), cfg.reference_path)
+    base = reference.baseline(cfg, tmp / "profiles")
+
+    admin = psycopg2.connect(pg_uri)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True)
+    try:
+        with deployed(with_database(pg_uri, name)) as roles:
+            store.migrate(roles.writer)
+            windows = tuple(
+                Window.range(
+                    DEMO_START + timedelta(days=1),
+                    DEMO_START + timedelta(days=DEMO_DAYS + 1),
+                    timedelta(days=1),
+                )
+            )
+            for w in windows:
+                batch = extract.read_window(client[name], cfg, w)
+                result = evaluate(cfg, base.profile, batch, w, reference=base.frame)
+                store.write_window(
+                    roles.writer, result, report_path=f"demo_classifier/{w.slug}.html", flow_run_id=None
+                )
+            yield Backfilled(**vars(roles), model=cfg.name, windows=windows)
+    finally:
+        client.drop_database(name)
+        client.close()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
