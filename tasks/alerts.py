@@ -31,6 +31,7 @@ from typing import Any
 
 from tasks.checks.outcome import ALL, CheckResult, Status
 from tasks.config import AlertsConfig
+from tasks.contract import column_label
 from tasks.errors import MlmonError
 from tasks.store import store
 from tasks.window import Window
@@ -97,7 +98,8 @@ def alert_for(
 
 def _check_json(c: CheckResult) -> dict[str, Any]:
     return {
-        "check": c.check, "category": c.category.value, "feature": c.feature, "segment": c.segment,
+        "check": c.check, "category": c.category.value, "feature": c.feature,
+        "column": column_label(c.feature), "segment": c.segment,
         "status": c.status.value, "value": _finite(c.value), "threshold": _finite(c.threshold),
         "message": c.message,
     }  # fmt: skip
@@ -133,7 +135,11 @@ def event_resource(alert: Alert) -> dict[str, str]:
 
 
 def _label(c: CheckResult) -> str:
-    return c.check + (f"[{c.feature}]" if c.feature else "") + (f"@{c.segment}" if c.segment != ALL else "")
+    return (
+        c.check
+        + (f"[{column_label(c.feature)}]" if c.feature else "")
+        + (f"@{c.segment}" if c.segment != ALL else "")
+    )
 
 
 def summary_line(alert: Alert) -> str:

@@ -52,3 +52,17 @@ class Reason(StrEnum):
     STRING_TOO_LONG = "string_too_long"  # longer than quality.max_string_length
     OUT_OF_WINDOW = "out_of_window"  # parsed timestamp outside [start, end)
     NOT_A_DOCUMENT = "not_a_document"  # undecodable BSON / not an object
+
+
+def column_label(name: str) -> str:
+    """How a frame column is shown (reports, alerts): reserved columns get a readable name, features
+    keep theirs.
+
+    >>> column_label("__prediction"), column_label("__proba::churn"), column_label("age")
+    ('prediction', 'p(churn)', 'age')
+    """
+    if name.startswith(PROBA_PREFIX):
+        return f"p({name[len(PROBA_PREFIX) :]})"
+    if name.startswith("__"):
+        return name[2:].replace("_", " ")
+    return name

@@ -95,6 +95,16 @@ def test_slack_text_cannot_be_hijacked_by_values_from_the_logs() -> None:
     assert "<http://reports:8080/churn/2026-03-01.html|Open the report>" in payload["text"]
 
 
+def test_reserved_columns_are_named_as_in_the_report() -> None:
+    a = alert(
+        [check("prediction_drift", Status.FAIL, "__prediction"), check("x", Status.FAIL, "__proba::churn")]
+    )
+    assert "prediction_drift[prediction]" in alerts.summary_line(a) and "x[p(churn)]" in alerts.summary_line(
+        a
+    )
+    assert alerts.event_payload(a)["failed_checks"][0]["column"] == "prediction"
+
+
 def test_a_long_list_is_cut_in_the_message_but_not_in_the_event() -> None:
     many = [check("feature_drift", Status.FAIL, f"f{i:02d}") for i in range(40)]
     a = alert(many)

@@ -276,7 +276,7 @@ def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
         time.sleep(3)  # a duplicate would arrive within this
         assert len(chat.posts) == 1, chat.posts
         note = chat.posts[0]["text"]
-        assert note.startswith(f"mlmon: demo_classifier {label} FAIL\n")
+        assert note.startswith(f"mlmon: demo_classifier {label} FAIL\n") and note.count("mlmon:") == 1
         assert "missing_share" in note and "Report: http://reports.example:8080/demo_classifier/" in note
 
 

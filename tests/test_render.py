@@ -54,7 +54,10 @@ def _scripts(html: str) -> list[str]:
 
 
 def test_doctests() -> None:
+    from tasks import contract
+
     assert doctest.testmod(render).failed == 0
+    assert doctest.testmod(contract).failed == 0
 
 
 # --------------------------------------------------------------------------- escaping
