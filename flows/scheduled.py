@@ -111,7 +111,7 @@ def _alert_stored(cfg: ModelConfig, settings: Settings, pg_uri: str, w: Window) 
     if run.report_path:
         path = settings.reports_dir / run.report_path
         link = report_link(path, settings)
-    alert = alerts.alert_for(cfg.name, w, store.window_checks(pg_uri, cfg.name, w), cfg.alerts, link)
+    alert = alerts.stored_alert(pg_uri, cfg, w, link)
     _notify(cfg, pg_uri, alert)
     return run.status
 

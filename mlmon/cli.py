@@ -264,7 +264,35 @@ def cmd_labels_recheck(args: argparse.Namespace) -> int:
     finally:
         client.close()
     print(f"{len(windows)} window(s) re-evaluated for model quality" + "".join(f"\n  {w}" for w in windows))
+    _alert_rechecked(s, cfg, windows)
     return 0
+
+
+def _alert_rechecked(s: Any, cfg: Any, windows: list[Any]) -> None:
+    """Alert on re-evaluated windows as a scheduled run would: the webhook, and the Prefect event when
+    a Prefect API is configured (sent before the process exits)."""
+    from flows.monitor import report_link
+    from tasks import alerts
+    from tasks.store import store
+
+    emit = None
+    if os.environ.get("PREFECT_API_URL"):
+        from prefect.events import emit_event
+
+        def emit(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+            emit_event(event=event, resource=resource, payload=payload)
+
+    pg = s.postgres_uri()
+    runs = {r.window: r for r in store.list_runs(pg, cfg.name) if r.window in windows}
+    for w in windows:
+        path = runs[w].report_path
+        link = report_link(s.reports_dir / path, s) if path else None
+        outcome = alerts.notify(pg, cfg.alerts, alerts.stored_alert(pg, cfg, w, link), emit=emit)
+        said = (
+            ", ".join(f"{k} {v}" for k, v in outcome.items())
+            or "no channel (set PREFECT_API_URL or alerts.webhook_env)"
+        )
+        print(f"  {w.label} now {runs[w].status}: alerts {said}")
 
 
 def cmd_alerts_install(args: argparse.Namespace) -> int:

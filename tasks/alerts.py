@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.checks.outcome import ALL, CheckResult, Status
-from tasks.config import AlertsConfig
+from tasks.config import AlertsConfig, ModelConfig
 from tasks.contract import column_label
 from tasks.errors import MlmonError
 from tasks.store import store
@@ -91,6 +91,11 @@ def alert_for(
         )
     )
     return Alert(model, window, Status.worst([c.status for c in hit]), hit, report_url)
+
+
+def stored_alert(target: store.Target, cfg: ModelConfig, window: Window, report_url: str | None) -> Alert:
+    """The alert for a stored window, from its checks in Postgres (after a late-label re-evaluation)."""
+    return alert_for(cfg.name, window, store.window_checks(target, cfg.name, window), cfg.alerts, report_url)
 
 
 # ---------------------------------------------------------------------------------------- messages

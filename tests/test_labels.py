@@ -225,7 +225,8 @@ def test_late_labels_showing_a_broken_model_fail_the_window_and_alert_once(
     assert after.message.startswith(f"{after.n_failed_checks} failed")
 
     sent: list[dict] = []
-    alert = alerts.alert_for("late", WINDOW, stored, AlertsConfig(), "http://reports/late/x.html")
+    alert = alerts.stored_alert(pg, cfg, WINDOW, "http://reports/late/x.html")
+    assert alert.checks == alerts.alert_for("late", WINDOW, stored, AlertsConfig(), None).checks
     emit = lambda event, resource, payload: sent.append(payload)  # noqa: E731
     assert alerts.notify(pg, AlertsConfig(), alert, emit=emit)["prefect-event"] == "sent"
     assert alerts.notify(pg, AlertsConfig(), alert, emit=emit)["prefect-event"] == "duplicate"
