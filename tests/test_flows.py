@@ -331,3 +331,17 @@ def test_the_retention_flow_counts_old_windows_in_a_dry_run_and_deletes_nothing(
     assert rows(pg, "select count(*) from mlmon.runs where model = %s", "demo_classifier")[0][0] == before
     with pytest.raises(ConfigError, match=r"has no `retention: \{keep"):
         retention_flow()  # the module's config has no `retention:`
+
+
+def test_a_webhook_url_can_come_from_a_prefect_secret_block(demo_env: dict[str, str]) -> None:
+    from prefect.blocks.system import Secret
+
+    from tasks import alerts
+    from tasks.config import AlertsConfig
+
+    Secret(value="https://hooks.example/services/T/B/s3cret").save("mlmon-test-webhook", overwrite=True)
+    assert alerts.webhook_url(AlertsConfig(webhook_secret="mlmon-test-webhook"), env={}) == (
+        "https://hooks.example/services/T/B/s3cret"
+    )
+    with pytest.raises(alerts.AlertError, match="cannot read the Prefect Secret block 'no-such-block'"):
+        alerts.webhook_url(AlertsConfig(webhook_secret="no-such-block"), env={})
