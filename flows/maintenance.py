@@ -1,4 +1,4 @@
-"""Housekeeping flows: ``retention`` deletes results and reports of old windows (``tasks.operations``).
+"""Housekeeping flows: ``retention`` deletes results and reports of old windows (``mlmon.tasks.operations``).
 
 Served as the ``retention/mlmon`` deployment; scheduled when the config has a top-level ``retention:``
 (``keep``, ``cron``), otherwise run from the UI, ``prefect deployment run`` or ``mlmon retention``.
@@ -12,10 +12,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from mlmon.settings import Settings
-from tasks.config import load_config
-from tasks.errors import ConfigError
-from tasks.operations import retention
-from tasks.window import parse_duration
+from mlmon.tasks.config import load_config
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.operations import retention
+from mlmon.tasks.window import parse_duration
 
 
 @flow(name="retention", log_prints=True)

@@ -19,14 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from mlmon.settings import Settings
-from tasks import alerts, extract, reference
-from tasks.checks import presets
-from tasks.checks.outcome import WindowResult
-from tasks.config import ModelConfig, load_config
-from tasks.errors import SourceUnavailable, StoreError
-from tasks.evaluate import evaluate
-from tasks.store import store
-from tasks.window import Window, as_utc
+from mlmon.tasks import alerts, extract, reference
+from mlmon.tasks.checks import presets
+from mlmon.tasks.checks.outcome import WindowResult
+from mlmon.tasks.config import ModelConfig, load_config
+from mlmon.tasks.errors import SourceUnavailable, StoreError
+from mlmon.tasks.evaluate import evaluate
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window, as_utc
 
 # Database I/O is retried with backoff; a bad config or bad data is not (retrying cannot fix it).
 DB_RETRIES = dict(retries=2, retry_delay_seconds=[1, 3], cache_policy=NO_CACHE)
@@ -99,7 +99,7 @@ def evidently_task(
 def report_task(
     result: WindowResult, cfg: ModelConfig, out_dir: Path, evid: presets.EvidentlyOutput | None
 ) -> Path:
-    from reports import render
+    from mlmon.reports import render
 
     path = render.write_report(result, cfg, out_dir, evid.html if evid else None)
     render.write_index(out_dir, render.scan_index(out_dir))
@@ -119,7 +119,7 @@ def store_task(pg_uri: str, result: WindowResult, report_path: str, flow_run_id:
 
 @task(name="alert", task_run_name="alert {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
 def alert_task(cfg: ModelConfig, pg_uri: str, result: WindowResult, report_url: str) -> dict[str, str]:
-    """Announce the window's failed checks (deduplicated; see :mod:`tasks.alerts`). Never fails the run:
+    """Announce the window's failed checks (deduplicated; see :mod:`mlmon.tasks.alerts`). Never fails the run:
     the results are stored already, and a channel that failed is retried by the next run of the window."""
     alert = alerts.alert_for(cfg.name, result.window, result.checks, cfg.alerts, report_url)
     return _notify(cfg, pg_uri, alert)

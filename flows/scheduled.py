@@ -4,7 +4,7 @@
 then catches up every window of the last ``catch_up`` that has no successful run (missed slots,
 downtime, DST skips). Each window is processed under a Postgres advisory lock and re-checked once the
 lock is held, so two runs of the same slot (a DST double, a retry, two runners) never process a window
-twice. Which windows: :mod:`tasks.schedule`.
+twice. Which windows: :mod:`mlmon.tasks.schedule`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.monitor import _notify, backfill, monitor_window, report_link
+from mlmon.flows.monitor import _notify, backfill, monitor_window, report_link
 from mlmon.settings import Settings
-from tasks import alerts, schedule
-from tasks.config import ModelConfig, load_config
-from tasks.errors import StoreError
-from tasks.store import store
-from tasks.window import Window, as_utc, parse_duration
+from mlmon.tasks import alerts, schedule
+from mlmon.tasks.config import ModelConfig, load_config
+from mlmon.tasks.errors import StoreError
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window, as_utc, parse_duration
 
 MONITOR_WINDOW_DEPLOYMENT = "monitor-window/mlmon"
 """The parameterised one-window deployment (see ``mlmon.serve``) that a fanned-out backfill submits to."""
@@ -81,10 +81,10 @@ def scheduled_monitor(model: str, config: str | None = None, catch_up: str = "7d
 
 @task(name="labels", task_run_name="labels {cfg.name}", cache_policy=NO_CACHE)
 def labels_task(cfg: ModelConfig, settings: Settings, pg_uri: str) -> list[Window]:
-    """Re-evaluate the model quality of windows whose labels arrived after they ran (``tasks.labels``)."""
+    """Re-evaluate the model quality of windows whose labels arrived after they ran (``mlmon.tasks.labels``)."""
     import pymongo
 
-    from tasks import labels, reference
+    from mlmon.tasks import labels, reference
 
     if cfg.source.labels is None or cfg.source.labels.timestamp is None:
         return []  # no separate labels with an arrival time: nothing can arrive late
@@ -169,7 +169,7 @@ def backfill_deployment(
 ) -> list[dict[str, Any]]:
     """Every window of ``[start, end)``: one child run per window of the ``monitor-window`` deployment
     when ``fan_out`` (default: when this run came from a work pool, whose workers run them in
-    parallel), else in this process (``flows.monitor.backfill``)."""
+    parallel), else in this process (``mlmon.flows.monitor.backfill``)."""
     if fan_out is None:
         fan_out = _from_work_pool()
     if not fan_out:

@@ -18,7 +18,7 @@ from uuid import UUID
 
 import yaml
 
-from tasks.errors import ConfigError
+from mlmon.tasks.errors import ConfigError
 
 AUTOMATIONS_FILE = Path(__file__).resolve().parents[1] / "deployments" / "automations.yaml"
 """In a checkout; an installed package (the Docker image) finds it next to the models config instead."""

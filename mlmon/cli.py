@@ -35,7 +35,7 @@ def _prepare_prefect_env(home: Path) -> None:
 
 
 def _time(text: str) -> datetime:
-    from tasks.window import as_utc
+    from mlmon.tasks.window import as_utc
 
     try:
         return as_utc(text)
@@ -54,7 +54,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _model_cfg(args: argparse.Namespace) -> Any:
-    from tasks.config import load_config
+    from mlmon.tasks.config import load_config
 
     s = _settings(args)
     return s, load_config(s.config_path).model(args.model)
@@ -64,7 +64,7 @@ def _model_cfg(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tasks.window import Window, parse_duration
+    from mlmon.tasks.window import Window, parse_duration
 
     s, cfg = _model_cfg(args)
     if args.start:
@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         w = Window.containing(datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length)
         start, end = w.start - cfg.window_length, w.start
-    from flows.monitor import monitor_window
+    from mlmon.flows.monitor import monitor_window
 
     summary = monitor_window(args.model, start, end, str(s.config_path))
     print(json.dumps(summary, indent=2))
@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     s, _cfg = _model_cfg(args)
-    from flows.monitor import backfill
+    from mlmon.flows.monitor import backfill
 
     results = backfill(args.model, args.start, args.end, str(s.config_path))
     _print_results(results, s)
@@ -100,7 +100,7 @@ def _print_results(results: list[dict[str, Any]], s: Any) -> None:
 
 
 def cmd_reference_build(args: argparse.Namespace) -> int:
-    from tasks import reference
+    from mlmon.tasks import reference
 
     s, cfg = _model_cfg(args)
     out = Path(args.output) if args.output else cfg.reference_path
@@ -114,7 +114,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
 
 
 def cmd_reports(args: argparse.Namespace) -> int:
-    from reports import render
+    from mlmon.reports import render
 
     s = _settings(args)
     runs = render.scan_index(s.reports_dir)
@@ -124,7 +124,7 @@ def cmd_reports(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from tasks.config import load_config
+    from mlmon.tasks.config import load_config
 
     s = _settings(args)
     cfg = load_config(s.config_path)
@@ -141,7 +141,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_config_draft(args: argparse.Namespace) -> int:
     import pymongo
 
-    from tasks import draft
+    from mlmon.tasks import draft
 
     s = _settings(args)
     client: pymongo.MongoClient = pymongo.MongoClient(
@@ -183,7 +183,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     """Run one read-only query against the metrics database and print the rows as a table."""
     import psycopg2
 
-    from tasks.store import store
+    from mlmon.tasks.store import store
 
     s = _settings(args)
     with store.connect(s.postgres_uri()) as conn, conn.cursor() as cur:
@@ -223,9 +223,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tasks.config import load_config
-    from tasks.operations import format_status, status_rows
-    from tasks.store import store
+    from mlmon.tasks.config import load_config
+    from mlmon.tasks.operations import format_status, status_rows
+    from mlmon.tasks.store import store
 
     s = _settings(args)
     cfg = load_config(s.config_path)
@@ -236,8 +236,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from tasks.operations import retention
-    from tasks.window import parse_duration
+    from mlmon.tasks.operations import retention
+    from mlmon.tasks.window import parse_duration
 
     s = _settings(args)
     try:
@@ -252,7 +252,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_labels_recheck(args: argparse.Namespace) -> int:
     import pymongo
 
-    from tasks import labels, reference
+    from mlmon.tasks import labels, reference
 
     s, cfg = _model_cfg(args)
     client: pymongo.MongoClient = pymongo.MongoClient(
@@ -271,9 +271,9 @@ def cmd_labels_recheck(args: argparse.Namespace) -> int:
 def _alert_rechecked(s: Any, cfg: Any, windows: list[Any]) -> None:
     """Alert on re-evaluated windows as a scheduled run would: the webhook, and the Prefect event when
     a Prefect API is configured (sent before the process exits)."""
-    from flows.monitor import report_link
-    from tasks import alerts
-    from tasks.store import store
+    from mlmon.flows.monitor import report_link
+    from mlmon.tasks import alerts
+    from mlmon.tasks.store import store
 
     emit = None
     if os.environ.get("PREFECT_API_URL"):
@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tasks.errors import MlmonError
+    from mlmon.tasks.errors import MlmonError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -23,8 +23,8 @@ def run_demo(s: Settings, *, days: int = 7, per_day: int = 2500, fresh: bool = F
     import pymongo
 
     from mlmon import simulate
-    from tasks import reference
-    from tasks.config import load_config
+    from mlmon.tasks import reference
+    from mlmon.tasks.config import load_config
 
     t0 = time.monotonic()
     cfg = load_config(s.config_path).model(DEMO_MODEL)
@@ -61,7 +61,7 @@ def run_demo(s: Settings, *, days: int = 7, per_day: int = 2500, fresh: bool = F
         f"[demo] reference: {info['rows']:,} rows from {ref_start:%Y-%m-%d} -> {cfg.reference_path} ({info['hash']})"
     )
 
-    from flows.monitor import backfill
+    from mlmon.flows.monitor import backfill
 
     print(f"[demo] backfilling {days} daily windows as Prefect flow runs …")
     results = backfill(DEMO_MODEL, ref_end, ref_end + timedelta(days=days), str(s.config_path))

@@ -8,7 +8,7 @@ stays bounded by ``max_buffer + batch_size`` documents and :attr:`PredictionLogg
 lost. Retries are idempotent: every document gets its ``_id`` when it is logged, so a batch that was
 partly written before a connection dropped is not duplicated.
 
-The documents follow the log contract (:mod:`tasks.contract`)::
+The documents follow the log contract (:mod:`mlmon.tasks.contract`)::
 
     {"_id": ObjectId, "request_id": "9f1c…", "model_name": "churn", "model_version": "v3",
      "timestamp": <UTC datetime>, "features": {...},

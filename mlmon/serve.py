@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tasks import schedule
-from tasks.config import ModelConfig, load_config
-from tasks.errors import MlmonError
+from mlmon.tasks import schedule
+from mlmon.tasks.config import ModelConfig, load_config
+from mlmon.tasks.errors import MlmonError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -62,7 +62,8 @@ class DeploymentSpec:
     @property
     def flow(self) -> Flow[..., Any]:
         path, func = self.entrypoint.split(":")
-        return getattr(import_module(path.removesuffix(".py").replace("/", ".")), func)
+        # the repository's flows/ folder is installed as mlmon.flows
+        return getattr(import_module("mlmon." + path.removesuffix(".py").replace("/", ".")), func)
 
     @property
     def full_name(self) -> str:
@@ -70,7 +71,7 @@ class DeploymentSpec:
 
 
 def model_schedule(cfg: ModelConfig) -> dict[str, Any]:
-    """The model's schedule as spec fields: its own cron, else one run per window (:mod:`tasks.schedule`)."""
+    """The model's schedule as spec fields: its own cron, else one run per window (:mod:`mlmon.tasks.schedule`)."""
     if cfg.schedule.cron:
         return {"cron": cfg.schedule.cron, "timezone": cfg.schedule.timezone}
     # derived from the UTC windows, so read in UTC whatever `timezone` says

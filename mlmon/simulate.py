@@ -47,8 +47,8 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from mlmon import demo_model as dm
 from mlmon.logger import ensure_indexes
-from tasks.errors import SourceUnavailable
-from tasks.window import as_utc
+from mlmon.tasks.errors import SourceUnavailable
+from mlmon.tasks.window import as_utc
 
 _Z95 = 1.6448536269514722  # standard normal 95th percentile: p95 = median * exp(_Z95 * sigma)
 _LATENCY_SIGMA = 0.5
@@ -271,7 +271,7 @@ def write(
 
     Returns ``{"predictions": inserted, "labels": inserted, "existing": already there}``; documents
     already present (same ``_id``, e.g. the same simulation written twice) are skipped, not duplicated.
-    Raises :class:`~tasks.errors.SourceUnavailable` when MongoDB cannot be reached or refuses a document.
+    Raises :class:`~mlmon.tasks.errors.SourceUnavailable` when MongoDB cannot be reached or refuses a document.
     """
     total, done = len(predictions) + len(labels), 0
     counts = {"predictions": 0, "labels": 0, "existing": 0}

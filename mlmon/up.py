@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mlmon.serve import ServiceError
 from mlmon.settings import Settings
-from tasks.errors import StoreError
+from mlmon.tasks.errors import StoreError
 
 PREFECT_PORT = 4200
 REPORTS_PORT = 8000
@@ -67,7 +67,7 @@ def ensure_database(pg_uri: str, name: str = "prefect") -> bool:
     """Create database ``name`` on the server of ``pg_uri`` unless it exists; True if it was created."""
     import psycopg2
 
-    from tasks.store import store
+    from mlmon.tasks.store import store
 
     conn = store.connect(pg_uri)
     try:
@@ -245,7 +245,7 @@ def run_up(
     Uses the Prefect server at ``PREFECT_API_URL`` when that is set instead of starting one. Embedded
     databases this call had to start are stopped on the way out; ones already running are left running.
     """
-    from tasks.config import load_config
+    from mlmon.tasks.config import load_config
 
     load_config(settings.config_path)  # a bad config fails here, before anything starts
     was_running = _embedded_running(settings)
@@ -331,7 +331,7 @@ def _exit_if_shutdown_hangs(stop_all: Callable[[], None]) -> None:
 
 def _print_urls(settings: Settings, api_url: str, reports_url: str, pg_uri: str, mongo_uri: str) -> None:
     from mlmon.serve import deployment_specs
-    from tasks.store.store import redact
+    from mlmon.tasks.store.store import redact
 
     ui = api_url.removesuffix("/api")
     rows = [

@@ -35,10 +35,10 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status, WindowResult
-from tasks.config import ModelConfig, TaskType
-from tasks.contract import column_label
-from tasks.window import as_utc
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status, WindowResult
+from mlmon.tasks.config import ModelConfig, TaskType
+from mlmon.tasks.contract import column_label
+from mlmon.tasks.window import as_utc
 
 log = logging.getLogger(__name__)
 

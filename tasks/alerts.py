@@ -29,12 +29,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.checks.outcome import ALL, CheckResult, Status
-from tasks.config import AlertsConfig, ModelConfig
-from tasks.contract import column_label
-from tasks.errors import MlmonError
-from tasks.store import store
-from tasks.window import Window
+from mlmon.tasks.checks.outcome import ALL, CheckResult, Status
+from mlmon.tasks.config import AlertsConfig, ModelConfig
+from mlmon.tasks.contract import column_label
+from mlmon.tasks.errors import MlmonError
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window
 
 EVENT_FAILED = "mlmon.window.failed"
 EVENT_RESOLVED = "mlmon.window.resolved"

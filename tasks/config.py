@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.errors import ConfigError
-from tasks.window import parse_duration
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.window import parse_duration
 
 
 class Strict(BaseModel):
@@ -183,7 +183,7 @@ class Schedule(Strict):
 
 
 class AlertsConfig(Strict):
-    """Where a failing window is announced (deduplicated per model and window; see ``tasks.alerts``)."""
+    """Where a failing window is announced (deduplicated per model and window; see ``mlmon.tasks.alerts``)."""
 
     enabled: bool = Field(True, description="emit the Prefect event mlmon.window.failed (and the webhook)")
     min_status: Literal["fail", "warn"] = Field(

@@ -1,7 +1,7 @@
 """Evaluate one window: every check, for the whole window and for each configured segment.
 
 Pure function of (config, fitted profile, extracted batch): no I/O, no Prefect. Its
-:class:`~tasks.checks.outcome.WindowResult` feeds both the store and the report.
+:class:`~mlmon.tasks.checks.outcome.WindowResult` feeds both the store and the report.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from tasks import contract as c
-from tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
-from tasks.checks.health import health_checks
-from tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
-from tasks.checks.performance import performance_checks
-from tasks.checks.quality import quality_checks
-from tasks.config import Kind, ModelConfig, TaskType
-from tasks.extract import Batch
-from tasks.profile import Profile
-from tasks.window import Window
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
+from mlmon.tasks.checks.health import health_checks
+from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
+from mlmon.tasks.checks.performance import performance_checks
+from mlmon.tasks.checks.quality import quality_checks
+from mlmon.tasks.config import Kind, ModelConfig, TaskType
+from mlmon.tasks.extract import Batch
+from mlmon.tasks.profile import Profile
+from mlmon.tasks.window import Window
 
 PREDICTION_COLUMNS = (c.PREDICTION, c.SCORE)
 
@@ -149,8 +149,8 @@ def _segment_profile(
 
 
 def _fit_segment(cfg: ModelConfig, profile: Profile, reference: pd.DataFrame | None, segment: str) -> Profile:
-    from tasks.checks.performance import reference_performance
-    from tasks.reference import fit_profile
+    from mlmon.tasks.checks.performance import reference_performance
+    from mlmon.tasks.reference import fit_profile
 
     field, value = segment.split("=", 1)
     col = c.VERSION if field == "model_version" else field

@@ -4,7 +4,7 @@ The read is ``find`` on ``[start, end)`` of the (indexed) timestamp plus the mod
 projecting only the mapped fields, fetched as raw BSON batches. Decoding is columnar: each batch is
 decoded with ``bson.decode_all``, each mapped field becomes one Python list, and each list is validated
 and converted with vectorised NumPy/pandas code. Documents that break the contract are removed from the
-frame and returned as :class:`~tasks.checks.outcome.QuarantinedDoc` with a reason code — the rest of the
+frame and returned as :class:`~mlmon.tasks.checks.outcome.QuarantinedDoc` with a reason code — the rest of the
 window is processed. Labels that have arrived are joined by request id.
 
 :func:`decode_documents` is the pure core (no I/O) and is what the tests and the benchmark drive.
@@ -27,12 +27,12 @@ import pandas as pd
 from bson import json_util
 from bson.codec_options import CodecOptions, DatetimeConversion
 
-from tasks import contract as c
-from tasks.checks.outcome import QuarantinedDoc
-from tasks.config import Kind, ModelConfig, TaskType
-from tasks.contract import Reason
-from tasks.errors import SourceUnavailable
-from tasks.window import Window
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import QuarantinedDoc
+from mlmon.tasks.config import Kind, ModelConfig, TaskType
+from mlmon.tasks.contract import Reason
+from mlmon.tasks.errors import SourceUnavailable
+from mlmon.tasks.window import Window
 
 # Dates come back as DatetimeMS (an int of milliseconds): far cheaper to decode and to vectorise than
 # datetime objects, and it also survives dates outside datetime's range.

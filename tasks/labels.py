@@ -5,7 +5,7 @@ depend on them, so re-running the whole window would be wasted work (and would r
 already shows). Instead:
 
 1. :func:`latest_label_arrivals` finds, per window, when its newest label arrived;
-2. :func:`tasks.schedule.label_recheck_windows` keeps the windows whose labels are newer than the
+2. :func:`mlmon.tasks.schedule.label_recheck_windows` keeps the windows whose labels are newer than the
    ``runs.labels_checked_at`` they were evaluated with;
 3. :func:`reevaluate_model_quality` re-extracts each such window and replaces only its model-quality
    rows (``performance`` checks, the model-quality metrics and the run's label counts).
@@ -20,17 +20,17 @@ from typing import Any
 import bson
 import pandas as pd
 
-from tasks import contract as c
-from tasks.checks.outcome import ALL, CheckResult, Metric, Status
-from tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS, performance_checks
-from tasks.config import ModelConfig
-from tasks.errors import SourceUnavailable
-from tasks.evaluate import _dedupe, _segment_profile, _segments
-from tasks.extract import read_window, window_filter
-from tasks.reference import Baseline
-from tasks.schedule import DONE, label_recheck_windows
-from tasks.store import store
-from tasks.window import Window, as_utc, parse_duration
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import ALL, CheckResult, Metric, Status
+from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS, performance_checks
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.errors import SourceUnavailable
+from mlmon.tasks.evaluate import _dedupe, _segment_profile, _segments
+from mlmon.tasks.extract import read_window, window_filter
+from mlmon.tasks.reference import Baseline
+from mlmon.tasks.schedule import DONE, label_recheck_windows
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window, as_utc, parse_duration
 
 IN_CHUNK = 1000
 """Ids per ``{"k": {"$in": [...]}}`` query: keeps every query well under the wire server's limits."""
@@ -120,7 +120,7 @@ def _arrival(value: Any) -> datetime | None:
 def model_quality(
     cfg: ModelConfig, base: Baseline, frame: pd.DataFrame
 ) -> tuple[list[CheckResult], list[Metric]]:
-    """The model-quality part of :func:`tasks.evaluate.evaluate`: performance checks and metrics for the
+    """The model-quality part of :func:`mlmon.tasks.evaluate.evaluate`: performance checks and metrics for the
     whole window and each segment, with the same segment profiles and the same filtering."""
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
@@ -141,7 +141,7 @@ def reevaluate_model_quality(
     pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline, window: Window
 ) -> int:
     """Re-extract ``window`` with the labels known now and replace only its model-quality results in
-    Postgres (one transaction; see :func:`tasks.store.store.replace_model_quality`). Returns the
+    Postgres (one transaction; see :func:`mlmon.tasks.store.store.replace_model_quality`). Returns the
     window's labelled rows now.
 
     Drift, data-quality and health rows, the run's status and its report are left as they are.

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tasks.config import Config, ModelConfig
-from tasks.schedule import DONE, RunRow, due_windows, expected_windows
-from tasks.store import store
-from tasks.window import Window, as_utc
+from mlmon.tasks.config import Config, ModelConfig
+from mlmon.tasks.schedule import DONE, RunRow, due_windows, expected_windows
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window, as_utc
 
 RECENT = timedelta(days=7)
 """How far back ``n_error_or_missing`` counts windows."""
@@ -46,7 +46,7 @@ def status_from_runs(cfg: ModelConfig, runs: Sequence[RunRow], now: datetime) ->
     """The status of one model from its stored runs (any subset holding its latest, latest processed and
     first runs and every run of the last :data:`RECENT`).
 
-    A ``running`` row older than :data:`tasks.schedule.STALE_RUNNING` counts as an error (its run died).
+    A ``running`` row older than :data:`mlmon.tasks.schedule.STALE_RUNNING` counts as an error (its run died).
     """
     now = as_utc(now)
     ordered = sorted(runs, key=lambda r: (as_utc(r.window_start), as_utc(r.window_end)))
@@ -161,7 +161,7 @@ def retention(
 
     Files go only after the database commit: a failed delete leaves both as they were.
     """
-    from reports import render
+    from mlmon.reports import render
 
     if older_than <= timedelta(0):
         raise ValueError(f"older_than must be positive, got {older_than}")

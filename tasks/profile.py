@@ -2,7 +2,7 @@
 
 Fit once, score many: sorted values (exact KS / Wasserstein against any window), quantile bin edges and
 their counts (PSI, Jensen–Shannon, KL), category counts (chi-square), ranges, missing shares, and the
-reference's own model-quality metrics. ``tasks.reference`` fits and caches it, keyed by the content hash
+reference's own model-quality metrics. ``mlmon.tasks.reference`` fits and caches it, keyed by the content hash
 of the reference file.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.config import Kind
+from mlmon.tasks.config import Kind
 
 PROFILE_VERSION = 1  # bump when the fitted content changes, so cached profiles are refitted
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks import contract as c
-from tasks.config import Kind, ModelConfig
-from tasks.errors import ReferenceDataError
-from tasks.profile import PROFILE_VERSION, CategoricalProfile, NumericalProfile, Profile
+from mlmon.tasks import contract as c
+from mlmon.tasks.config import Kind, ModelConfig
+from mlmon.tasks.errors import ReferenceDataError
+from mlmon.tasks.profile import PROFILE_VERSION, CategoricalProfile, NumericalProfile, Profile
 
 N_BINS = 20
 """Default number of quantile bins for the binned methods (PSI, Jensen–Shannon, KL) on numerical columns."""
@@ -188,8 +188,8 @@ def profile_cache_path(
 
 def baseline(cfg: ModelConfig, profiles_dir: str | Path) -> Baseline:
     """Load the reference and its profile, fitting (and caching) the profile only when the file changed."""
-    from tasks.checks.performance import reference_performance
-    from tasks.evaluate import profile_kinds
+    from mlmon.tasks.checks.performance import reference_performance
+    from mlmon.tasks.evaluate import profile_kinds
 
     frame = load_reference(cfg)
     ref_hash = content_hash(cfg.reference_path)
@@ -210,8 +210,8 @@ def build_from_mongo(
     Parquet; returns its rows, quarantined and labelled counts, content hash and path."""
     import pymongo
 
-    from tasks.extract import read_window
-    from tasks.window import Window
+    from mlmon.tasks.extract import read_window
+    from mlmon.tasks.window import Window
 
     window = Window(start, end)
     client: pymongo.MongoClient = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)

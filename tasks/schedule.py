@@ -7,7 +7,7 @@ local-time cron skipped by a DST change) leaves its window without a successful 
 it with :func:`due_windows` and processes it. A slot that fires twice (a DST fall-back, two runners)
 finds its window already done and leaves it alone.
 
->>> from tasks.config import ModelConfig
+>>> from mlmon.tasks.config import ModelConfig
 >>> cfg = ModelConfig(name="m", features={"x": {"type": "numerical"}}, reference={"path": "r.parquet"},
 ...                   window="1d", schedule={"lateness": "15m"})
 >>> window_for_slot(cfg, datetime(2026, 3, 2, 0, 15, tzinfo=UTC)).label
@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from tasks.config import ModelConfig
-from tasks.window import Window, as_utc, parse_duration
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.window import Window, as_utc, parse_duration
 
 DONE = frozenset({"pass", "warn", "fail"})
 """Run statuses that mean the window was processed; anything else (missing, error, running) may be due."""
@@ -39,7 +39,7 @@ _HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(weeks=1)
 
 
 class RunRow(Protocol):
-    """What scheduling reads from a row of ``mlmon.runs`` (:class:`tasks.store.store.Run` fits)."""
+    """What scheduling reads from a row of ``mlmon.runs`` (:class:`mlmon.tasks.store.store.Run` fits)."""
 
     window_start: datetime
     window_end: datetime

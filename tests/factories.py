@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks import contract as c
-from tasks.checks.outcome import (
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import (
     ALL,
     Category,
     CheckResult,
@@ -25,8 +25,8 @@ from tasks.checks.outcome import (
     Status,
     WindowResult,
 )
-from tasks.config import ModelConfig
-from tasks.window import Window
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.window import Window
 
 T0 = datetime(2026, 1, 6, tzinfo=UTC)
 NUMERICAL = ("age", "income", "tenure_months", "sessions_last_7d", "avg_session_minutes", "support_tickets")

@@ -11,11 +11,11 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tasks import alerts
-from tasks.checks.outcome import Category, CheckResult, Status
-from tasks.config import AlertsConfig
-from tasks.store import store
-from tasks.window import Window
+from mlmon.tasks import alerts
+from mlmon.tasks.checks.outcome import Category, CheckResult, Status
+from mlmon.tasks.config import AlertsConfig
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window
 from tests import factories
 from tests.receiver import receiver
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import tasks.window
-from tasks.config import load_config
-from tasks.errors import ConfigError
-from tasks.window import Window, parse_duration
+import mlmon.tasks.window
+from mlmon.tasks.config import load_config
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.window import Window, parse_duration
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_unknown_model_lists_the_configured_ones(tmp_path: Path) -> None:
 
 
 def test_window_doctests() -> None:
-    assert doctest.testmod(tasks.window).failed == 0
+    assert doctest.testmod(mlmon.tasks.window).failed == 0
 
 
 def test_windows_are_utc_and_aligned() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from tasks.config import load_config
-from tasks.draft import draft_config
-from tasks.extract import decode_documents
+from mlmon.tasks.config import load_config
+from mlmon.tasks.draft import draft_config
+from mlmon.tasks.extract import decode_documents
 
 
 def docs() -> list[dict[str, object]]:

@@ -9,10 +9,10 @@ import bson
 import numpy as np
 import pytest
 
-from tasks import contract as c
-from tasks.config import ModelConfig
-from tasks.extract import decode_documents, projection, read_window, window_filter
-from tasks.window import Window
+from mlmon.tasks import contract as c
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.extract import decode_documents, projection, read_window, window_filter
+from mlmon.tasks.window import Window
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(days=1))
@@ -230,7 +230,7 @@ def test_unreachable_mongo_is_a_clear_error_within_seconds() -> None:
 
     import pymongo
 
-    from tasks.errors import SourceUnavailable
+    from mlmon.tasks.errors import SourceUnavailable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

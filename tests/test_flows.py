@@ -56,8 +56,8 @@ def demo_env(
     import uuid
 
     from mlmon import simulate
-    from tasks import reference
-    from tasks.config import load_config
+    from mlmon.tasks import reference
+    from mlmon.tasks.config import load_config
 
     tmp = tmp_path_factory.mktemp("flows")
     database = f"flows_{uuid.uuid4().hex[:8]}"
@@ -104,7 +104,7 @@ def day(i: int) -> tuple[datetime, datetime]:
 
 
 def test_same_window_three_times_leaves_one_set_of_rows(demo_env: dict[str, str]) -> None:
-    from flows.monitor import monitor_window
+    from mlmon.flows.monitor import monitor_window
 
     pg = demo_env["MLMON_POSTGRES_URI"]
     start, end = day(1)
@@ -130,7 +130,7 @@ def test_same_window_three_times_leaves_one_set_of_rows(demo_env: dict[str, str]
 
 
 def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[str, str]) -> None:
-    from flows.monitor import backfill
+    from mlmon.flows.monitor import backfill
 
     pg = demo_env["MLMON_POSTGRES_URI"]
     results = backfill("demo_classifier", day(1)[0], day(7)[1])
@@ -161,8 +161,8 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
 def test_unreachable_postgres_is_a_clear_error_within_seconds(
     demo_env: dict[str, str], tmp_path: Path
 ) -> None:
-    from flows.monitor import monitor_window
-    from tasks.errors import StoreError
+    from mlmon.flows.monitor import monitor_window
+    from mlmon.tasks.errors import StoreError
 
     os.environ["MLMON_POSTGRES_URI"] = f"postgresql://postgres@/postgres?host={tmp_path / 'nowhere'}"
     try:
@@ -177,8 +177,8 @@ def test_unreachable_postgres_is_a_clear_error_within_seconds(
 def test_unreachable_mongo_is_a_clear_error_within_seconds(demo_env: dict[str, str]) -> None:
     import socket
 
-    from flows.monitor import monitor_window
-    from tasks.errors import SourceUnavailable
+    from mlmon.flows.monitor import monitor_window
+    from mlmon.tasks.errors import SourceUnavailable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,9 +225,9 @@ def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
     """The quality-incident day fails: one mlmon.window.failed event on the Prefect server, one webhook
     POST, and one notification from the installed automation; re-running the window sends none of them
     again, and a clean day sends nothing."""
-    from flows.monitor import monitor_window
     from mlmon import automations
-    from tasks.store import store
+    from mlmon.flows.monitor import monitor_window
+    from mlmon.tasks.store import store
 
     pg = demo_env["MLMON_POSTGRES_URI"]
     store.migrate(pg)
@@ -285,7 +285,7 @@ def test_every_log_line_of_a_window_run_names_the_model_and_window(demo_env: dic
     flow run for flow lines) and the message. Each names the model and the window's day."""
     import logging
 
-    from flows.monitor import monitor_window
+    from mlmon.flows.monitor import monitor_window
 
     class Collect(logging.Handler):
         def __init__(self) -> None:
@@ -319,9 +319,9 @@ def test_every_log_line_of_a_window_run_names_the_model_and_window(demo_env: dic
 def test_the_retention_flow_counts_old_windows_in_a_dry_run_and_deletes_nothing(
     demo_env: dict[str, str],
 ) -> None:
-    from flows.maintenance import retention_flow
-    from flows.monitor import monitor_window
-    from tasks.errors import ConfigError
+    from mlmon.flows.maintenance import retention_flow
+    from mlmon.flows.monitor import monitor_window
+    from mlmon.tasks.errors import ConfigError
 
     pg = demo_env["MLMON_POSTGRES_URI"]
     monitor_window("demo_classifier", *day(1))  # at least one old window, whatever ran before
@@ -336,8 +336,8 @@ def test_the_retention_flow_counts_old_windows_in_a_dry_run_and_deletes_nothing(
 def test_a_webhook_url_can_come_from_a_prefect_secret_block(demo_env: dict[str, str]) -> None:
     from prefect.blocks.system import Secret
 
-    from tasks import alerts
-    from tasks.config import AlertsConfig
+    from mlmon.tasks import alerts
+    from mlmon.tasks.config import AlertsConfig
 
     Secret(value="https://hooks.example/services/T/B/s3cret").save("mlmon-test-webhook", overwrite=True)
     assert alerts.webhook_url(AlertsConfig(webhook_secret="mlmon-test-webhook"), env={}) == (

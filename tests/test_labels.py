@@ -12,15 +12,15 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from tasks import contract as c
-from tasks import labels
-from tasks.checks.performance import reference_performance
-from tasks.evaluate import evaluate, profile_kinds
-from tasks.extract import read_window
-from tasks.reference import Baseline, fit_profile
-from tasks.schedule import label_recheck_windows
-from tasks.store import store
-from tasks.window import Window
+from mlmon.tasks import contract as c
+from mlmon.tasks import labels
+from mlmon.tasks.checks.performance import reference_performance
+from mlmon.tasks.evaluate import evaluate, profile_kinds
+from mlmon.tasks.extract import read_window
+from mlmon.tasks.reference import Baseline, fit_profile
+from mlmon.tasks.schedule import label_recheck_windows
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window
 from tests import factories
 
 pytestmark = pytest.mark.integration
@@ -180,7 +180,7 @@ def test_no_labels_collection_means_no_arrivals(mongo_db: Any) -> None:
 
 
 def test_reevaluating_a_window_never_run_is_refused(mongo_db: Any, pg_schema_uri: str) -> None:
-    from tasks.errors import StoreError
+    from mlmon.tasks.errors import StoreError
 
     store.migrate(pg_schema_uri)
     cfg = model_cfg(mongo_db.name)
@@ -196,8 +196,8 @@ def test_late_labels_showing_a_broken_model_fail_the_window_and_alert_once(
     """The window ran with no labels (model quality unknown); then labels arrive that contradict every
     prediction. The next recheck fails the window's model quality, its verdict follows, and the alert
     computed from the stored checks is new (then a duplicate on the following run)."""
-    from tasks import alerts
-    from tasks.config import AlertsConfig
+    from mlmon.tasks import alerts
+    from mlmon.tasks.config import AlertsConfig
 
     pg = pg_schema_uri
     store.migrate(pg)

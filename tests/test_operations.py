@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks import operations as ops
-from tasks.checks.outcome import Status
-from tasks.config import Config
-from tasks.store import store
-from tasks.window import Window
+from mlmon.tasks import operations as ops
+from mlmon.tasks.checks.outcome import Status
+from mlmon.tasks.config import Config
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window
 from tests import factories
 
 DAY = timedelta(days=1)
@@ -82,7 +82,7 @@ def test_status_up_to_date_is_zero_behind(pg: str) -> None:
 
 
 def fake_report(reports: Path, model: str, w: Window) -> list[Path]:
-    from reports import render
+    from mlmon.reports import render
 
     folder = reports / render.model_dir(model)
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from tasks import contract as c
-from tasks.checks import presets
-from tasks.checks.presets import EvidentlyOutput, run_evidently
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks import presets
+from mlmon.tasks.checks.presets import EvidentlyOutput, run_evidently
 from tests import factories as fx
 
 DASHBOARD = "window.drawDashboard("

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import render
-from reports.render import RunSummary, scan_index, write_index, write_report
-from tasks.checks.outcome import Status
+from mlmon.reports import render
+from mlmon.reports.render import RunSummary, scan_index, write_index, write_report
+from mlmon.tasks.checks.outcome import Status
 from tests import factories as fx
 
 FONT = b"wOF2-not-really-a-font" * 50
@@ -54,7 +54,7 @@ def _scripts(html: str) -> list[str]:
 
 
 def test_doctests() -> None:
-    from tasks import contract
+    from mlmon.tasks import contract
 
     assert doctest.testmod(render).failed == 0
     assert doctest.testmod(contract).failed == 0
@@ -186,7 +186,7 @@ def test_evidently_assets_are_written_once_and_referenced_relatively(tmp_path: P
 
 
 def test_real_evidently_page_shrinks(tmp_path: Path) -> None:
-    from tasks.checks.presets import run_evidently
+    from mlmon.tasks.checks.presets import run_evidently
 
     out = run_evidently(fx.frame(300, seed=1), fx.frame(200, seed=2), fx.config())
     page = write_report(fx.result(), fx.config(), tmp_path, out.html)
@@ -263,7 +263,7 @@ def test_scan_skips_damaged_and_orphan_sidecars(tmp_path: Path, caplog: pytest.L
     sides = sorted(tmp_path.glob("a-model/*.json"))
     sides[0].write_text("{not json")
     sides[1].with_suffix(".html").unlink()
-    with caplog.at_level(logging.WARNING, logger="reports.render"):
+    with caplog.at_level(logging.WARNING, logger="mlmon.reports.render"):
         runs = scan_index(tmp_path)
     assert len(runs) == 6
     assert "skipping unreadable report summary" in caplog.text and sides[0].name in caplog.text

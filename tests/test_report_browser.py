@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.render import scan_index, write_index, write_report
-from tasks.checks.presets import run_evidently
+from mlmon.reports.render import scan_index, write_index, write_report
+from mlmon.tasks.checks.presets import run_evidently
 from tests import factories as fx
 from tests.browser import dump_dom, require_chromium, screenshot
 

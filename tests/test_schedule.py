@@ -2,7 +2,7 @@
 
 The property that matters: over any sequence of slots a schedule produces (on time, late, retried,
 missed, doubled by a DST change), every closed window is processed exactly once. ``replay`` plays
-slots against an in-memory runs table the way ``flows.scheduled.scheduled_monitor`` does against
+slots against an in-memory runs table the way ``mlmon.flows.scheduled.scheduled_monitor`` does against
 ``mlmon.runs``.
 """
 
@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import tasks.schedule
-from tasks.config import ModelConfig
-from tasks.schedule import (
+import mlmon.tasks.schedule
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.schedule import (
     due_windows,
     expected_windows,
     is_due,
@@ -31,7 +31,7 @@ from tasks.schedule import (
     window_for_slot,
     windows_to_run,
 )
-from tasks.window import Window, as_utc
+from mlmon.tasks.window import Window, as_utc
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H, D = timedelta(hours=1), timedelta(days=1)
@@ -88,7 +88,7 @@ def replay(c: ModelConfig, slots: Iterable[datetime], catch_up: timedelta = 7 * 
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(tasks.schedule).failed == 0
+    assert doctest.testmod(mlmon.tasks.schedule).failed == 0
 
 
 # ------------------------------------------------------------------------------------ window_for_slot

@@ -31,9 +31,9 @@ import pytest
 import yaml
 
 from mlmon import serve
-from tasks.config import load_config
-from tasks.schedule import window_for_slot
-from tasks.window import Window, as_utc
+from mlmon.tasks.config import load_config
+from mlmon.tasks.schedule import window_for_slot
+from mlmon.tasks.window import Window, as_utc
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "demo_classifier"
@@ -142,7 +142,7 @@ def test_doctests() -> None:
 
 @pytest.mark.integration
 def test_window_lock_is_exclusive_and_released_with_its_connection(pg_uri: str) -> None:
-    from flows.scheduled import window_lock
+    from mlmon.flows.scheduled import window_lock
 
     w = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     with window_lock(pg_uri, "m", w) as first:
@@ -320,7 +320,7 @@ def _window_runs() -> list[tuple[Window, str, str, str]]:
 @pytest.mark.integration
 @pytest.mark.prefect
 def test_scheduled_runs_process_each_window_exactly_once(stack: Stack) -> None:
-    from tasks import reference
+    from mlmon.tasks import reference
 
     t0 = time.monotonic()
     cfg = load_config(stack.cfg_path).model(MODEL)
@@ -377,7 +377,7 @@ def test_scheduled_runs_process_each_window_exactly_once(stack: Stack) -> None:
 
 def _rows_by_window(pg: str) -> dict[Window, dict[str, list[tuple]]]:
     """Every row of every window table, per window (runs rows as dicts, the others as sorted tuples)."""
-    from tasks.store import store
+    from mlmon.tasks.store import store
 
     out: dict[Window, dict[str, list]] = {}
     with psycopg2.connect(pg) as conn, conn.cursor() as cur:
@@ -393,7 +393,7 @@ def _rows_by_window(pg: str) -> dict[Window, dict[str, list[tuple]]]:
 
 
 def _model_quality(row: dict[str, Any], table: str) -> bool:
-    from tasks.labels import MODEL_QUALITY_METRICS
+    from mlmon.tasks.labels import MODEL_QUALITY_METRICS
 
     return (table == "checks" and row["category"] == "performance") or (
         table == "metrics" and row["metric"] in MODEL_QUALITY_METRICS
@@ -483,7 +483,7 @@ def test_a_late_label_changes_its_windows_model_quality_on_the_next_run_and_noth
 def test_backfill_fans_out_one_run_per_window(stack: Stack) -> None:
     """On a work pool a backfill submits one monitor-window run per window; here the served runner runs
     them (``fan_out=True`` forces what a worker-run backfill detects by itself)."""
-    from flows.scheduled import child_idempotency_key
+    from mlmon.flows.scheduled import child_idempotency_key
 
     cfg = load_config(stack.cfg_path).model(MODEL)
     w1, w2 = window_for_slot(cfg, stack.slots[1]), window_for_slot(cfg, stack.slots[2])

@@ -10,7 +10,7 @@ import pytest
 
 from mlmon import demo_model as dm
 from mlmon.simulate import Scenario, run_simulation, simulate, write
-from tasks.config import Kind, TaskType, load_config
+from mlmon.tasks.config import Kind, TaskType, load_config
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PER_DAY = 1_000

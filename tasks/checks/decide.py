@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from tasks.checks.drift import Registered, Score, get_method, prepare
-from tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Status
-from tasks.config import DriftConfig, Kind
-from tasks.errors import ConfigError
-from tasks.profile import Profile
+from mlmon.tasks.checks.drift import Registered, Score, get_method, prepare
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Status
+from mlmon.tasks.config import DriftConfig, Kind
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.profile import Profile
 
 CORRECTIONS = ("bonferroni", "holm", "bh", "none")
 

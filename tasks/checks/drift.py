@@ -1,7 +1,7 @@
 """Per-column drift methods: one registry of pure functions ``(reference profile, current values) -> Score``.
 
 Statistic apart from decision: methods only score. Thresholds, multiple-testing correction and verdicts
-live in :mod:`tasks.checks.decide`. Fit once, score many: the reference side (sorted values, quantile
+live in :mod:`mlmon.tasks.checks.decide`. Fit once, score many: the reference side (sorted values, quantile
 bins and their counts, category counts) was fitted once into the profile; a method only processes the
 window, vectorised (binary searches against the sorted reference, no Python loop over rows).
 
@@ -16,7 +16,7 @@ Every method
 prepared array to every method; a method given an already prepared array skips that work (an O(n)
 check), so passing raw values is always correct, only slower.
 
->>> from tasks.reference import fit_numerical
+>>> from mlmon.tasks.reference import fit_numerical
 >>> ref = fit_numerical(np.arange(1000.0))
 >>> round(get_method("wasserstein")(ref, np.arange(1000.0) + 28.87).statistic, 3)  # a shift of 0.1 σ
 0.1
@@ -36,9 +36,9 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-from tasks.config import Kind
-from tasks.errors import ConfigError
-from tasks.profile import CategoricalProfile, ColumnProfile, NumericalProfile
+from mlmon.tasks.config import Kind
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.profile import CategoricalProfile, ColumnProfile, NumericalProfile
 
 EPS = 1e-4
 """Proportion given to an empty bin or category in PSI and KL, which are infinite otherwise.

@@ -1,6 +1,6 @@
 """Service-health checks of one window: latency percentiles against SLOs, error rate, throughput.
 
-Pure functions of the window frame and the model's :class:`~tasks.config.ServiceConfig`; vectorised over
+Pure functions of the window frame and the model's :class:`~mlmon.tasks.config.ServiceConfig`; vectorised over
 every row.
 
 Checks: ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (fail above the configured SLO; only for the
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tasks import contract as c
-from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
-from tasks.config import ModelConfig, ServiceConfig
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from mlmon.tasks.config import ModelConfig, ServiceConfig
 
 PERCENTILES = (50, 95, 99)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from tasks.window import Window
+from mlmon.tasks.window import Window
 
 ALL = "all"
 """Segment name for the whole window (no segmentation)."""
@@ -102,7 +102,7 @@ class QuarantinedDoc:
     """A document that did not fit the contract, kept with its reason for inspection."""
 
     doc_id: str
-    reason: str  # a tasks.contract.Reason value
+    reason: str  # a mlmon.tasks.contract.Reason value
     field: str  # the logical field (or dotted path) at fault
     detail: str  # human detail; may contain untrusted text (escaped by the renderer)
     document: str  # truncated JSON of the raw document

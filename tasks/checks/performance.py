@@ -54,10 +54,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from tasks import contract as c
-from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
-from tasks.config import ModelConfig, TaskType
-from tasks.profile import CategoricalProfile, Profile
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from mlmon.tasks.config import ModelConfig, TaskType
+from mlmon.tasks.profile import CategoricalProfile, Profile
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
 LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape"})

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks import contract as c
-from tasks.config import ModelConfig, TaskType
+from mlmon.tasks import contract as c
+from mlmon.tasks.config import ModelConfig, TaskType
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _Part:
 def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig) -> EvidentlyOutput:
     """Run Evidently's presets on one window against the reference and render them to HTML.
 
-    ``reference`` and ``current`` are window frames in the contract's shape (:mod:`tasks.contract`).
+    ``reference`` and ``current`` are window frames in the contract's shape (:mod:`mlmon.tasks.contract`).
     """
     t0 = time.perf_counter()
     ev = cfg.evidently
@@ -164,7 +164,7 @@ def sample(frame: pd.DataFrame, max_rows: int, seed: int) -> tuple[pd.DataFrame,
 def friendly_names(cfg: ModelConfig) -> dict[str, str]:
     """Evidently's column name for each reserved column we pass (never clashing with a feature).
 
-    >>> from tasks.config import ModelConfig
+    >>> from mlmon.tasks.config import ModelConfig
     >>> cfg = ModelConfig(name="m", features={"score": {"type": "numerical"}}, reference={"path": "r"})
     >>> friendly_names(cfg)["__score"], friendly_names(cfg)["__prediction"]
     ('score_', 'prediction')

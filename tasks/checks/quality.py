@@ -1,7 +1,7 @@
 """Data-quality checks of one window against the fitted reference profile.
 
 Each check is a small pure function of one column (or of window counts) returning a
-:class:`~tasks.checks.outcome.CheckResult` plus the :class:`~tasks.checks.outcome.Metric` rows Grafana
+:class:`~mlmon.tasks.checks.outcome.CheckResult` plus the :class:`~mlmon.tasks.checks.outcome.Metric` rows Grafana
 plots. :func:`quality_checks` runs them all. Everything is vectorised over every row: no sampling, no
 per-row Python (a 1M-row × 20-feature window takes well under a second).
 
@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
-from tasks.config import FeatureSpec, Kind, ModelConfig
-from tasks.profile import CategoricalProfile, ColumnProfile, NumericalProfile, Profile
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from mlmon.tasks.config import FeatureSpec, Kind, ModelConfig
+from mlmon.tasks.profile import CategoricalProfile, ColumnProfile, NumericalProfile, Profile
 
 MAX_LISTED = 5  # unseen values named in a message
 MAX_LISTED_FIELDS = 10  # unexpected fields named in a message

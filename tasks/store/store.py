@@ -34,9 +34,9 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from tasks.checks.outcome import ALL, Category, CheckResult, Status, WindowResult
-from tasks.errors import StoreError
-from tasks.window import Window
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Status, WindowResult
+from mlmon.tasks.errors import StoreError
+from mlmon.tasks.window import Window
 
 Connection = psycopg2.extensions.connection
 Target = str | Connection
@@ -45,7 +45,7 @@ Target = str | Connection
 WINDOW_TABLES = ("runs", "metrics", "checks", "drift", "quarantine")
 """Every table keyed by (model, window_start, window_end), i.e. what one window owns."""
 
-MIGRATIONS: Traversable = resources.files("tasks.store") / "migrations"
+MIGRATIONS: Traversable = resources.files("mlmon.tasks.store") / "migrations"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _MIGRATE_LOCK = 0x6D6C6D6F6E  # b"mlmon": key of the advisory lock that serialises migrate() calls
 _MAX_MESSAGE = 2000  # characters of an error message kept in runs.message
@@ -127,7 +127,7 @@ def _transaction(target: Target, what: str) -> Iterator[psycopg2.extensions.curs
 def _pg_reason(e: psycopg2.Error) -> str:
     reason = _one_line(e)
     if isinstance(e, psycopg2.errors.UndefinedTable | psycopg2.errors.InvalidSchemaName):
-        reason += "; the mlmon schema is missing: run tasks.store.store.migrate() (every flow run does)"
+        reason += "; the mlmon schema is missing: run mlmon.tasks.store.store.migrate() (every flow run does)"
     return reason
 
 
@@ -411,7 +411,7 @@ def _run_row(
 def run_message(checks: Iterable[CheckResult]) -> str:
     """One line for ``runs.message``: the failed checks, else the warnings, else how many passed.
 
-    >>> from tasks.checks.outcome import Category
+    >>> from mlmon.tasks.checks.outcome import Category
     >>> run_message([CheckResult("volume", Category.QUALITY, Status.FAIL, 3, 100, "too few rows"),
     ...              CheckResult("ks", Category.DRIFT, Status.WARN, None, None, "", "age", "country=FR")])
     '1 failed: volume'
@@ -544,7 +544,7 @@ def window_rows(target: Target, model: str, window: Window) -> dict[str, int]:
 
 # ------------------------------------------------------------------------- operations (status, labels)
 
-_DONE_SQL = "('pass', 'warn', 'fail')"  # tasks.schedule.DONE
+_DONE_SQL = "('pass', 'warn', 'fail')"  # mlmon.tasks.schedule.DONE
 
 
 def status_runs(target: Target, since: datetime, models: Iterable[str] | None = None) -> list[Run]:

@@ -35,12 +35,12 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from tasks import contract as c
-from tasks.config import ModelConfig
-from tasks.evaluate import evaluate, profile_kinds
-from tasks.extract import CODEC, decode_batches
-from tasks.reference import fit_profile
-from tasks.window import Window
+from mlmon.tasks import contract as c
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.evaluate import evaluate, profile_kinds
+from mlmon.tasks.extract import CODEC, decode_batches
+from mlmon.tasks.reference import fit_profile
+from mlmon.tasks.window import Window
 
 N_NUM, N_CAT = 15, 5
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -192,12 +192,12 @@ def run_size(
     with measure("checks (all of mlmon's)", stages):
         result = evaluate(cfg, profile, batch, window)
     if pg_uri:
-        from tasks.store import store
+        from mlmon.tasks.store import store
 
         store.migrate(pg_uri)
         with measure("store (one transaction)", stages):
             store.write_window(pg_uri, result, report_path="bench.html", flow_run_id=None)
-    from reports import render
+    from mlmon.reports import render
 
     with measure("report (mlmon summary)", stages):
         render.write_report(result, cfg, out_dir, None)

@@ -5,7 +5,7 @@ of each) and 5 categorical (2 to 12 categories, uniform and skewed). Windows are
 reference's own distribution (null), or with the mean of ONE feature moved by 0.05σ / 0.1σ:
 normal and lognormal values are shifted by kσ; the integer-valued feature stays integer-valued
 (Poisson with λ + k·√λ). Every window goes through ``drift_table`` + ``dataset_drift`` with the default
-:class:`~tasks.config.DriftConfig` (20 columns in the family).
+:class:`~mlmon.tasks.config.DriftConfig` (20 columns in the family).
 
 Columns of the table: ``any flag`` = share of windows with at least one drifted feature (the dataset
 verdict fails); ``shifted found`` = share of windows where the moved feature is flagged; ``others`` =
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tasks.checks.decide import DriftSpec, dataset_drift, drift_table
-from tasks.checks.outcome import Status
-from tasks.config import DriftConfig, Kind
-from tasks.profile import Profile
-from tasks.reference import fit_profile
+from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_table
+from mlmon.tasks.checks.outcome import Status
+from mlmon.tasks.config import DriftConfig, Kind
+from mlmon.tasks.profile import Profile
+from mlmon.tasks.reference import fit_profile
 
 N_NUM, N_CAT = 15, 5
 LOGNORMAL = (3.0, 0.5)  # mu, sigma of the log

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.checks import drift
-from tasks.checks.decide import DriftSpec, correct, dataset_drift, drift_checks, drift_table
-from tasks.checks.outcome import Category, FeatureDrift, Status
-from tasks.config import DriftConfig, Kind
-from tasks.errors import ConfigError
-from tasks.reference import fit_profile
+from mlmon.tasks.checks import drift
+from mlmon.tasks.checks.decide import DriftSpec, correct, dataset_drift, drift_checks, drift_table
+from mlmon.tasks.checks.outcome import Category, FeatureDrift, Status
+from mlmon.tasks.config import DriftConfig, Kind
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.reference import fit_profile
 
 NUM = DriftSpec(Kind.NUMERICAL, "ks", "wasserstein", 0.025)
 CAT = DriftSpec(Kind.CATEGORICAL, "chisquare", "jensen_shannon", 0.02)

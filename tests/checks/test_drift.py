@@ -13,11 +13,11 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from tasks.checks import drift
-from tasks.checks.drift import EPS, METHODS, STD_FLOOR, category_counts, get_method, prepare, register
-from tasks.config import Kind
-from tasks.errors import ConfigError
-from tasks.reference import fit_categorical, fit_numerical
+from mlmon.tasks.checks import drift
+from mlmon.tasks.checks.drift import EPS, METHODS, STD_FLOOR, category_counts, get_method, prepare, register
+from mlmon.tasks.config import Kind
+from mlmon.tasks.errors import ConfigError
+from mlmon.tasks.reference import fit_categorical, fit_numerical
 
 CATS = np.array(["a", "b", "c", "d", "e"], dtype=object)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import contract as c
-from tasks.checks.health import health_checks
-from tasks.checks.outcome import ALL, Category, Status
-from tasks.config import ModelConfig
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.health import health_checks
+from mlmon.tasks.checks.outcome import ALL, Category, Status
+from mlmon.tasks.config import ModelConfig
 
 
 def make_cfg(**kw: Any) -> ModelConfig:

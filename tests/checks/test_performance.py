@@ -11,11 +11,16 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from tasks import contract as c
-from tasks.checks.outcome import ALL, Category, Status
-from tasks.checks.performance import model_scores, performance_checks, reference_performance, vs_reference
-from tasks.config import ModelConfig
-from tasks.profile import CategoricalProfile, Profile
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import ALL, Category, Status
+from mlmon.tasks.checks.performance import (
+    model_scores,
+    performance_checks,
+    reference_performance,
+    vs_reference,
+)
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.profile import CategoricalProfile, Profile
 
 TOL = 1e-12
 

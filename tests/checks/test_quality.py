@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.checks.outcome import ALL, Category, Status
-from tasks.checks.quality import quality_checks
-from tasks.config import ModelConfig
-from tasks.profile import CategoricalProfile, NumericalProfile, Profile
+from mlmon.tasks.checks.outcome import ALL, Category, Status
+from mlmon.tasks.checks.quality import quality_checks
+from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.profile import CategoricalProfile, NumericalProfile, Profile
 
 # --------------------------------------------------------------------------- builders
 
@@ -125,7 +125,7 @@ def test_missing_share_boundary_is_inclusive_and_feature_override_wins():
 
 
 def test_share_checks_do_not_swing_with_sample_size():
-    from tasks.checks.quality import significant_excess
+    from mlmon.tasks.checks.quality import significant_excess
 
     assert not significant_excess(3, 200, 0.01)  # 1.5 % of 200: noise at a 1 % limit
     assert significant_excess(1_500, 100_000, 0.01)  # 1.5 % of 100k: real

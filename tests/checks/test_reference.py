@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import reference
-from tasks.config import Kind, ModelConfig
-from tasks.errors import ReferenceDataError
-from tasks.profile import PROFILE_VERSION, CategoricalProfile, NumericalProfile, Profile
-from tasks.reference import (
+from mlmon.tasks import reference
+from mlmon.tasks.config import Kind, ModelConfig
+from mlmon.tasks.errors import ReferenceDataError
+from mlmon.tasks.profile import PROFILE_VERSION, CategoricalProfile, NumericalProfile, Profile
+from mlmon.tasks.reference import (
     content_hash,
     fit_categorical,
     fit_numerical,

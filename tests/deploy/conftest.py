@@ -24,9 +24,9 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status, WindowResult
-from tasks.store import store
-from tasks.window import Window
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status, WindowResult
+from mlmon.tasks.store import store
+from mlmon.tasks.window import Window
 from tests.deploy.compose import ROOT
 from tests.store.factories import T0, drift_row, result, window
 
@@ -216,9 +216,9 @@ def demo_backfilled(
     import yaml
 
     from mlmon import simulate
-    from tasks import extract, reference
-    from tasks.config import load_config
-    from tasks.evaluate import evaluate
+    from mlmon.tasks import extract, reference
+    from mlmon.tasks.config import load_config
+    from mlmon.tasks.evaluate import evaluate
 
     tmp = tmp_path_factory.mktemp("demo-backfill")
     name = f"t_{uuid.uuid4().hex[:10]}"

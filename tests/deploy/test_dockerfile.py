@@ -48,9 +48,9 @@ def test_only_the_package_sources_are_copied_never_the_whole_context() -> None:
             assert source not in (".", "./", "*"), "COPY . would bring .env, .venv and .mlmon into the image"
             assert (ROOT / source).exists(), f"COPY {source}: no such file in the repo"
     copied = {s for *sources, _ in copies for s in sources}
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    for pattern in packages["include"]:
-        assert pattern.rstrip("*") in copied, f"package {pattern} is installed but not copied"
+    package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in package_dir.items():
+        assert folder in copied, f"package {package} (folder {folder}/) is installed but not copied"
 
 
 def test_the_image_runs_as_a_non_root_user_after_installing() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tasks.checks.outcome import Category, Status
+from mlmon.tasks.checks.outcome import Category, Status
 from tests.deploy import compose, grafana
 from tests.deploy.compose import ROOT
 from tests.deploy.conftest import (
@@ -193,7 +193,7 @@ def produced(kind: str) -> tuple[set[str], list[re.Pattern[str]]]:
         for template in re.findall(call + r'f"([a-z0-9_{}]+)"', text):
             patterns.append(re.compile(re.sub(r"\{[^}]*\}", "[a-z0-9_]+", template) + "$"))
     if kind == "metric":
-        from tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS
+        from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
         literal |= set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS)  # Metric(name, ...) over these
     return literal, patterns
@@ -400,7 +400,7 @@ def test_every_panel_query_fits_its_panel_after_a_demo_backfill(demo_backfilled:
 @pytest.mark.integration
 def test_every_panel_works_on_an_empty_database(roles: Roles) -> None:
     """Right after `docker compose up`: schema migrated, no run yet, so every variable has no option."""
-    from tasks.store import store
+    from mlmon.tasks.store import store
 
     store.migrate(roles.writer)
     for name, panel, target in targets():
@@ -462,7 +462,7 @@ def test_alert_rules_fire_for_the_failing_model_only(monitored: Monitored) -> No
 
 @pytest.mark.integration
 def test_alert_rules_see_nothing_on_an_empty_database(roles: Roles) -> None:
-    from tasks.store import store
+    from mlmon.tasks.store import store
 
     store.migrate(roles.writer)
     assert {r["uid"]: evaluate(r, roles.reader) for r in RULES} == {r["uid"]: {} for r in RULES}

@@ -9,7 +9,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from tasks.store import store
+from mlmon.tasks.store import store
 from tests.deploy.conftest import PASSWORDS, Roles, as_role, run_init_sql, window_result, with_database
 from tests.store.factories import window
 

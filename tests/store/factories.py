@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from tasks.checks.outcome import (
+from mlmon.tasks.checks.outcome import (
     ALL,
     Category,
     CheckResult,
@@ -15,7 +15,7 @@ from tasks.checks.outcome import (
     Status,
     WindowResult,
 )
-from tasks.window import Window
+from mlmon.tasks.window import Window
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ def result(
 
 
 def expected_rows(r: WindowResult) -> dict[str, int]:
-    """What :func:`tasks.store.store.window_rows` should report after writing ``r``."""
+    """What :func:`mlmon.tasks.store.store.window_rows` should report after writing ``r``."""
     return {
         "runs": 1,
         "metrics": len(r.metrics),

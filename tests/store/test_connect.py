@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tasks.errors import StoreError
-from tasks.store import store
+from mlmon.tasks.errors import StoreError
+from mlmon.tasks.store import store
 from tests.store.factories import result, window
 
 
@@ -65,5 +65,5 @@ def test_the_statement_timeout_stops_a_runaway_query(pg_schema_uri: str) -> None
 
 @pytest.mark.integration
 def test_a_missing_schema_says_to_migrate(pg_schema_uri: str) -> None:
-    with pytest.raises(StoreError, match=r"run tasks\.store\.store\.migrate"):
+    with pytest.raises(StoreError, match=r"run mlmon\.tasks\.store\.store\.migrate"):
         store.list_runs(pg_schema_uri)

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tasks.errors import StoreError
-from tasks.store import store
+from mlmon.tasks.errors import StoreError
+from mlmon.tasks.store import store
 
 integration = pytest.mark.integration
 

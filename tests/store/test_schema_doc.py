@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tasks.store import store
+from mlmon.tasks.store import store
 from tests.store.factories import result, window
 
 pytestmark = pytest.mark.integration

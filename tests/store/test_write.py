@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 import pytest
 
-from tasks.checks.outcome import Category, CheckResult, Metric, QuarantinedDoc, Status
-from tasks.errors import StoreError
-from tasks.store import store
+from mlmon.tasks.checks.outcome import Category, CheckResult, Metric, QuarantinedDoc, Status
+from mlmon.tasks.errors import StoreError
+from mlmon.tasks.store import store
 from tests.store.factories import drift_row, expected_rows, result, window
 
 pytestmark = pytest.mark.integration
