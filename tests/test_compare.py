@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,49 @@ def test_doctests_of_the_api_modules_and_the_readme() -> None:
     for module in (mlmon, api, mlmon.tasks.checks.registry, mlmon.tasks.checks.kpi):
         assert doctest.testmod(module).failed == 0, module.__name__
     assert doctest.testfile(str(ROOT / "README.md"), module_relative=False).failed == 0
+
+
+@pytest.mark.slow
+def test_in_a_fresh_venv_outside_the_repository_compare_works_with_no_database(tmp_path: Path) -> None:
+    """The acceptance line: the built wheel in a new venv, run from an empty folder, no server running.
+    The pinned dependencies come from this venv's site-packages (a path entry: its editable mlmon
+    finder is not loaded), so only mlmon itself is freshly installed."""
+    import site
+    import sysconfig
+
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True, capture_output=True, cwd=tmp_path,
+    )  # fmt: skip
+    (whl,) = wheels.glob("mlmon-*.whl")
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(whl)], check=True
+    )
+    fresh_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                     check=True, capture_output=True, text=True).stdout.strip())  # fmt: skip
+    deps = sysconfig.get_paths()["purelib"]
+    assert deps in site.getsitepackages()
+    (fresh_site / "zz_pinned_deps.pth").write_text(deps + "\n")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    code = (
+        "import sys, numpy as np, pandas as pd, mlmon\n"
+        f"assert mlmon.__file__.startswith({str(fresh_site)!r}), mlmon.__file__\n"
+        "rng = np.random.default_rng(0)\n"
+        "ref = pd.DataFrame({'x': rng.normal(size=2000), 'c': rng.choice(['a', 'b'], 2000)})\n"
+        "cur = ref.assign(x=ref.x + 1)\n"
+        "r = mlmon.compare(ref, cur)\n"
+        "assert r.status == 'fail' and 'x' in set(r.drift.query('drifted').feature), r.checks\n"
+        "assert 'prefect' not in sys.modules and 'pymongo' not in sys.modules and 'psycopg2' not in sys.modules\n"
+        "import importlib.util as u\n"
+        "assert u.find_spec('tasks') is None\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLMON_", "PREFECT_"))}
+    out = subprocess.run([str(py), "-c", code], cwd=work, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    gone = subprocess.run([str(py), "-c", "import tasks"], cwd=work, capture_output=True, text=True, env=env)
+    assert gone.returncode != 0 and "No module named 'tasks'" in gone.stderr
