@@ -329,16 +329,23 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``mlmon check``: compare two files in process (no Prefect, no database) and exit 0/1/2/3."""
-    from mlmon.tasks.errors import ConfigError, InputDataError, MlmonError
+    from mlmon.tasks.errors import ConfigError, InputDataError
 
     try:
-        from mlmon.tasks.compare import compare
+        from mlmon.tasks.compare import compare, resolve_config
 
-        result = compare(args.reference, args.current, args.config, model=args.model)
+        reference = args.reference
+        if reference is None:
+            if not args.config:
+                raise ConfigError("--reference is needed (or --config, to use the model's reference.path)")
+            cfg = resolve_config(args.config, args.model)
+            assert cfg is not None
+            reference = cfg.reference_path
+        result = compare(reference, args.current, args.config, model=args.model)
     except (ConfigError, InputDataError) as e:
         print(f"mlmon: error: {e}", file=sys.stderr)
         return CHECK_USAGE
-    except (MlmonError, Exception) as e:  # anything else: the comparison could not run
+    except Exception as e:  # anything else (MlmonError or not): the comparison could not run
         print(f"mlmon: error: could not run the comparison: {type(e).__name__}: {e}", file=sys.stderr)
         return CHECK_NOT_RUN
     bad = {"fail", "error"} | ({"warn"} if args.fail_on == "warn" else set())
@@ -580,7 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     next(
         a for a in sp._actions if "--config" in a.option_strings
     ).help = "models config YAML (default: none, everything is inferred from the reference)"
-    sp.add_argument("--reference", required=True, help="reference dataset (what the model was validated on)")
+    sp.add_argument(
+        "--reference", help="reference dataset (what the model was validated on); default: the reference.path "
+        "of the --config model"
+    )  # fmt: skip
     sp.add_argument(
         "--current", required=True, help="dataset to check (new predictions, a new model's output)"
     )

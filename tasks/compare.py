@@ -43,7 +43,7 @@ import pandas as pd
 
 from mlmon.tasks import contract as c
 from mlmon.tasks.checks.outcome import ALL, Status, WindowResult
-from mlmon.tasks.config import FieldMap, Kind, ModelConfig, TaskType, load_config
+from mlmon.tasks.config import FieldMap, Kind, ModelConfig, TaskType, load_config, model_from_dict
 from mlmon.tasks.errors import ConfigError, InputDataError
 from mlmon.tasks.window import Window
 
@@ -207,19 +207,7 @@ def resolve_config(config: ConfigLike, model: str | None = None) -> ModelConfig 
     if config is None or isinstance(config, ModelConfig):
         return config
     if isinstance(config, Mapping):
-        body = dict(config)
-        body.setdefault("name", model or "model")
-        body.setdefault("reference", {"path": "<in memory>"})
-        try:
-            return ModelConfig.model_validate(body)
-        except Exception as e:  # pydantic's ValidationError: shown like a file's error
-            from pydantic import ValidationError
-
-            if isinstance(e, ValidationError):
-                from mlmon.tasks.config import _describe  # one wording for every config error
-
-                raise ConfigError(_describe(e, Path("<config dict>"))) from None
-            raise
+        return model_from_dict(dict(config), name=model or "model")
     loaded = load_config(config)
     if model is None:
         if len(loaded.models) != 1:
@@ -284,6 +272,14 @@ def to_batch(
             f"model {cfg.name!r}: the data lacks configured columns {missing}; it has {list(map(str, frame.columns))}"
         )
     probas = _proba_columns(frame)
+    status: np.ndarray | None = None
+    if "status" not in roles and c.IS_ERROR in frame.columns:
+        # the pipeline's reference keeps only the error flag: a failed request has no prediction, and
+        # without its status it would be quarantined instead of counted as an error
+        ok = cfg.service.ok_statuses[0] if cfg.service.ok_statuses else "ok"
+        flags = frame[c.IS_ERROR].to_numpy(dtype=bool, na_value=False)
+        status = np.array(["__error__" if f else ok for f in flags], dtype=object)
+        roles = {**roles, "status": c.STATUS}
     fcfg = _frame_config(cfg, roles, bool(probas) and cfg.task is TaskType.MULTICLASS)
     keep = [col for col in frame.columns if col not in IGNORED and col not in probas]
     if timestamp is not None or "timestamp" not in roles:
@@ -293,6 +289,9 @@ def to_batch(
     if timestamp is not None or "timestamp" not in roles:
         keys.append(_key(c.TIMESTAMP))
         arrays.append(np.full(len(frame), timestamp or datetime(1970, 1, 1, tzinfo=UTC), dtype=object))
+    if status is not None:
+        keys.append(_key(c.STATUS))
+        arrays.append(status)
     keys.append("_id")
     arrays.append(np.asarray([str(i) for i in frame.index], dtype=object))
     docs = [dict(zip(keys, row, strict=True)) for row in zip(*arrays, strict=True)]

@@ -403,6 +403,20 @@ def _model_in(ann: Any) -> Any:
     return None
 
 
+def model_from_dict(body: dict[str, Any], name: str = "model", source: str = "<config dict>") -> ModelConfig:
+    """One model's settings given as a dict (``mlmon.compare(..., config={...})``), validated exactly as
+    a file's; :class:`ConfigError` names ``source``, the model and the key."""
+    if "name" in body or "base_dir" in body:
+        raise ConfigError(
+            f"{source}: model {name!r}: keys 'name' and 'base_dir' are set by mlmon, remove them"
+        )
+    body = {"reference": {"path": "<in memory>"}, **body, "name": name, "base_dir": "."}
+    try:
+        return Config.model_validate({"models": {name: body}}).models[name]
+    except ValidationError as e:
+        raise ConfigError(_describe(e, Path(source))) from None
+
+
 def load_config(path: str | Path) -> Config:
     """Load and validate a models config; raise :class:`ConfigError` naming the file, model and key."""
     path = Path(path)

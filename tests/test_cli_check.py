@@ -99,3 +99,21 @@ def test_a_missing_file_exits_2_and_a_run_that_cannot_finish_exits_3(files: dict
     blocker.write_text("")
     assert main(check(files, "null", "--report", str(blocker / "r.html"))) == 3
     assert "cannot write the report" in capsys.readouterr().err
+
+
+def test_the_demo_models_config_and_its_reference_parquet_are_the_default_reference(capsys) -> None:
+    """``--config`` alone: the model's own reference.path (the pipeline's Parquet format, whose failed
+    requests carry only the error flag: counted as errors, not quarantined)."""
+    root = Path(__file__).resolve().parents[1]
+    ref = root / "reference_data" / "demo_classifier.parquet"
+    cfg = root / "deployments" / "models.yaml"
+    assert main(["check", "--current", str(ref), "--config", str(cfg), "--format", "json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["model"] == "demo_classifier" and body["status"] == "pass" and body["quarantined"] == 0
+    import pandas as pd
+
+    expected = pd.read_parquet(ref)["__is_error"].mean()
+    (rate,) = [m["value"] for m in body["metrics"] if m["metric"] == "error_rate" and m["segment"] == "all"]
+    assert rate == pytest.approx(expected) and rate > 0
+    assert main(["check", "--current", str(ref)]) == 2
+    assert "--reference is needed" in capsys.readouterr().err
