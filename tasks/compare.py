@@ -31,7 +31,7 @@ import hashlib
 import json
 import math
 import pickle
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -103,8 +103,11 @@ def frame_hash(frame: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- roles and inference
 
 
-def find_roles(frame: pd.DataFrame, columns: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Which column holds each role (``{"prediction": "pred", …}``), by name or as given."""
+def find_roles(
+    frame: pd.DataFrame, columns: Mapping[str, str] | None = None, exclude: Collection[str] = ()
+) -> dict[str, str]:
+    """Which column holds each role (``{"prediction": "pred", …}``), by name or as given; columns in
+    ``exclude`` (the config's features, say one named ``score``) are never taken by name."""
     given = dict(columns or {})
     unknown = sorted(set(given) - set(ROLE_NAMES))
     if unknown:
@@ -116,7 +119,9 @@ def find_roles(frame: pd.DataFrame, columns: Mapping[str, str] | None = None) ->
                 raise InputDataError(f"columns: {role} column {given[role]!r} is not in the data")
             roles[role] = given[role]
             continue
-        hit = next((n for n in names if n in frame.columns and n not in roles.values()), None)
+        hit = next(
+            (n for n in names if n in frame.columns and n not in roles.values() and n not in exclude), None
+        )
         if hit is not None:
             roles[role] = hit
     return roles
@@ -259,15 +264,26 @@ def _key(column: str) -> str:
 
 
 def to_batch(
-    frame: pd.DataFrame, cfg: ModelConfig, roles: Mapping[str, str], *, timestamp: datetime | None = None
+    frame: pd.DataFrame,
+    cfg: ModelConfig,
+    roles: Mapping[str, str],
+    *,
+    timestamp: datetime | None = None,
+    current: bool = False,
 ) -> tuple[Any, ModelConfig]:
     """Run a flat frame through the log contract (:func:`~mlmon.tasks.extract.decode_documents`): the
     same typing and quarantine as a window read from MongoDB. ``timestamp`` replaces the row times
-    (a reference's are not used)."""
+    (a reference's are not used). A ``current`` frame may lack configured columns (all missing, like an
+    unlogged field); a reference may not."""
     from mlmon.tasks.extract import decode_documents
 
     missing = [n for n in [*cfg.features, *cfg.business_fields] if n not in frame.columns]
-    if missing:
+    if missing and current:
+        # as a field absent from every logged document: all missing, and the missing-share check says so
+        frame = frame.assign(
+            **{n: pd.Series([None] * len(frame), index=frame.index, dtype=object) for n in missing}
+        )
+    elif missing:
         raise InputDataError(
             f"model {cfg.name!r}: the data lacks configured columns {missing}; it has {list(map(str, frame.columns))}"
         )
@@ -280,13 +296,15 @@ def to_batch(
         flags = frame[c.IS_ERROR].to_numpy(dtype=bool, na_value=False)
         status = np.array(["__error__" if f else ok for f in flags], dtype=object)
         roles = {**roles, "status": c.STATUS}
-    fcfg = _frame_config(cfg, roles, bool(probas) and cfg.task is TaskType.MULTICLASS)
+    synthetic_time = timestamp is not None or "timestamp" not in roles
+    given = {k: v for k, v in roles.items() if not (synthetic_time and k == "timestamp")}
+    fcfg = _frame_config(cfg, given, bool(probas) and cfg.task is TaskType.MULTICLASS)
     keep = [col for col in frame.columns if col not in IGNORED and col not in probas]
-    if timestamp is not None or "timestamp" not in roles:
+    if synthetic_time:
         keep = [col for col in keep if col != roles.get("timestamp")]
     keys = [_key(col) for col in keep]
     arrays = [_objects(frame[col]) for col in keep]
-    if timestamp is not None or "timestamp" not in roles:
+    if synthetic_time:
         keys.append(_key(c.TIMESTAMP))
         arrays.append(np.full(len(frame), timestamp or datetime(1970, 1, 1, tzinfo=UTC), dtype=object))
     if status is not None:
@@ -338,10 +356,10 @@ class Fitted:
         from mlmon.tasks.evaluate import evaluate
 
         cur = read_frame(current, "current")
-        roles = find_roles(
-            cur, {**{k: v for k, v in self.roles.items() if v in cur.columns}, **(columns or {})}
-        )
-        batch, _ = to_batch(cur, self.config, roles)
+        known = {k: v for k, v in self.roles.items() if v in cur.columns}
+        roles = find_roles(cur, {**known, **(columns or {})}, self._columns)
+        batch, _ = to_batch(cur, self.config, roles, current=True)
+        missing = [n for n in self.config.features if n not in cur.columns]
         window = _window_of(batch.frame)
         notes = list(self.notes)
         if batch.n_quarantined:
@@ -350,8 +368,16 @@ class Fitted:
             )
         if "timestamp" not in roles:
             notes.append("The current data has no timestamp column: throughput is computed over one day.")
+        if missing:
+            notes.append(
+                f"The current data has no column {', '.join(missing)}: all its values count as missing."
+            )
         result = evaluate(self.config, self.profile, batch, window, notes=tuple(notes), reference=self.frame)
         return Comparison(result, self.config, {**self.inferred, "current_columns": roles})
+
+    @property
+    def _columns(self) -> set[str]:
+        return {*self.config.features, *self.config.business_fields}
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted reference to one file (a pickle: load only files you wrote)."""
@@ -391,8 +417,8 @@ def fit(
     from mlmon.tasks.reference import content_hash, fit_profile
 
     ref = read_frame(reference, "reference")
-    roles = find_roles(ref, columns)
     cfg = resolve_config(config, model)
+    roles = find_roles(ref, columns, {*cfg.features, *cfg.business_fields} if cfg else ())
     inferred: dict[str, Any]
     if cfg is None:
         cfg, inferred = infer_config(ref, roles)

@@ -246,3 +246,29 @@ def test_in_a_fresh_venv_outside_the_repository_compare_works_with_no_database(t
     assert out.returncode == 0, out.stderr
     gone = subprocess.run([str(py), "-c", "import tasks"], cwd=work, capture_output=True, text=True, env=env)
     assert gone.returncode != 0 and "No module named 'tasks'" in gone.stderr
+
+
+def test_a_feature_named_like_a_role_stays_a_feature_and_a_missing_column_is_all_missing() -> None:
+    ref, cur = frames()
+    cfg = {"features": {"age": {"type": "numerical"}, "score": {"type": "numerical"}}}
+    r = mlmon.compare(ref, cur.drop(columns=["age"]), cfg)
+    assert "score" not in r.inferred["columns"] and "score" in set(r.drift["feature"])
+    (miss,) = r.checks.query("check == 'missing_share' and feature == 'age'").itertuples()
+    assert miss.status == "fail" and miss.value == 1.0
+    assert any("no column age" in n for n in r.result.notes)
+
+
+def test_a_multiclass_model_with_a_named_timestamp_column_spans_its_window() -> None:
+    rng = np.random.default_rng(1)
+    n = 3000
+    ref = pd.DataFrame(
+        {"x": rng.normal(size=n), "prediction": rng.choice(list("abc"), n), "target": rng.choice(list("abc"), n),
+         "ts": pd.date_range("2026-01-01", periods=n, freq="min")}
+    )  # fmt: skip
+    r = mlmon.compare(ref, ref.copy(), columns={"timestamp": "ts"})
+    assert (
+        r.status == "pass" and r.inferred["task"] == "multiclass" and r.inferred["classes"] == ["a", "b", "c"]
+    )
+    assert r.result.window.start.isoformat() == "2026-01-01T00:00:00+00:00"
+    assert r.result.window.end.isoformat() == "2026-01-03T01:59:01+00:00"
+    assert r.result.n_rows == n and "accuracy" in set(r.metrics["metric"])
