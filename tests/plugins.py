@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 SOURCE = Path(__file__).parent / "plugin_src" / "mlmon-test-kpis"
-NAME, VERSION = "mlmon-test-kpis", "0.1.0"
+NAME, VERSION = "mlmon-test-kpis", "0.2.0"
 
 
 def ensure_kpi_plugin() -> None:

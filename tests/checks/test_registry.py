@@ -51,6 +51,8 @@ def test_the_builtins_and_the_installed_package_are_registered() -> None:
     assert {"mean", "rate", "per_prediction", "ratio"} <= set(CHECKS)
     assert {"revenue_per_conversion", "margin_per_prediction", "accuracy_by_prediction"} <= set(CHECKS)
     assert CHECKS["revenue_per_conversion"].func.__module__ == "mlmon_test_kpis"  # from the entry point
+    assert CHECKS["labelled_share"].category is Category.CUSTOM  # a plain function named by its entry point
+    assert get_check("labelled_share")(WindowInput(contract_frame())) == 1.0
 
 
 @pytest.mark.parametrize("name", sorted(registry.discover()) or ["(none)"])

@@ -46,3 +46,8 @@ def accuracy_by_prediction(window: WindowInput) -> dict[str, float | None]:
         sel = pred.to_numpy() == k
         out[k] = float(right[sel].mean())
     return out
+
+
+def labelled_share(window: WindowInput) -> float | None:
+    """Share of the window's rows whose label has arrived (not decorated: its entry point names it)."""
+    return float(window.labels.notna().mean()) if len(window.frame) else None
