@@ -112,6 +112,16 @@ class DriftConfig(Strict):
         "bonferroni", description="multiple-testing correction across the columns of a window"
     )
     numerical_test: str = Field("ks", description="significance test for numerical columns")
+    discrete_test: str | None = Field(
+        None,
+        description="significance test for numerical columns with few distinct values in the reference "
+        "(count-like, many ties; e.g. chisquare_binned or anderson); None: numerical_test",
+    )
+    discrete_max_values: int = Field(
+        50,
+        ge=2,
+        description="a numerical column with at most this many distinct reference values is discrete",
+    )
     categorical_test: str = Field("chisquare", description="significance test for categorical columns")
     numerical_effect: str = Field("wasserstein", description="effect size for numerical columns")
     categorical_effect: str = Field("jensen_shannon", description="effect size for categorical columns")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mlmon.tasks import contract as c
-from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
+from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table, numerical_test
 from mlmon.tasks.checks.health import health_checks
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.performance import performance_checks
@@ -33,11 +33,14 @@ def drift_specs(cfg: ModelConfig, profile: Profile) -> dict[str, DriftSpec]:
     d = cfg.drift
     specs: dict[str, DriftSpec] = {}
 
-    def spec(kind: Kind, test: str | None, effect: str | None, threshold: float | None) -> DriftSpec:
+    def spec(
+        kind: Kind, test: str | None, effect: str | None, threshold: float | None, name: str = ""
+    ) -> DriftSpec:
         num = kind is Kind.NUMERICAL
+        default = numerical_test(d, profile.columns.get(name)) if num else d.categorical_test
         return DriftSpec(
             kind=kind,
-            test=test if test is not None else (d.numerical_test if num else d.categorical_test),
+            test=test if test is not None else default,
             effect=effect or (d.numerical_effect if num else d.categorical_effect),
             threshold=threshold
             if threshold is not None
@@ -45,7 +48,7 @@ def drift_specs(cfg: ModelConfig, profile: Profile) -> dict[str, DriftSpec]:
         )
 
     for name, f in cfg.features.items():
-        specs[name] = spec(f.type, f.drift_test, f.drift_effect, f.drift_threshold)
+        specs[name] = spec(f.type, f.drift_test, f.drift_effect, f.drift_threshold, name)
     if c.PREDICTION in profile.columns:
         kind = Kind.NUMERICAL if cfg.task is TaskType.REGRESSION else Kind.CATEGORICAL
         specs[c.PREDICTION] = spec(kind, None, None, None)

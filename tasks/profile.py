@@ -14,7 +14,7 @@ import numpy as np
 
 from mlmon.tasks.config import Kind
 
-PROFILE_VERSION = 1  # bump when the fitted content changes, so cached profiles are refitted
+PROFILE_VERSION = 2  # bump when the fitted content changes, so cached profiles are refitted
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class NumericalProfile:
     quantiles: dict[float, float]  # e.g. {0.01: …, 0.5: …, 0.99: …}
     bin_edges: np.ndarray  # interior edges for binned methods (len = n_bins - 1), from reference quantiles
     bin_counts: np.ndarray  # reference counts per bin (len = n_bins)
+    n_distinct: int = 0  # distinct finite values: decides once whether the column is discrete (count-like)
 
     @property
     def n(self) -> int:

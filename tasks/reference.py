@@ -78,6 +78,7 @@ def fit_numerical(values: np.ndarray | pd.Series, n_bins: int = N_BINS) -> Numer
         quantiles={q: float(np.quantile(finite, q)) for q in QUANTILES},
         bin_edges=edges.astype(np.float64),
         bin_counts=counts.astype(np.int64),
+        n_distinct=int(np.count_nonzero(finite[1:] != finite[:-1]) + 1),
     )
 
 

@@ -25,7 +25,7 @@ from mlmon.tasks.checks.drift import Registered, Score, get_method, prepare
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Status
 from mlmon.tasks.config import DriftConfig, Kind
 from mlmon.tasks.errors import ConfigError
-from mlmon.tasks.profile import Profile
+from mlmon.tasks.profile import ColumnProfile, NumericalProfile, Profile
 
 CORRECTIONS = ("bonferroni", "holm", "bh", "none")
 
@@ -38,6 +38,18 @@ class DriftSpec:
     test: str | None
     effect: str
     threshold: float
+
+
+def numerical_test(cfg: DriftConfig, column: ColumnProfile | None) -> str:
+    """The default test of a numerical column, chosen once by its shape in the reference profile:
+    ``discrete_test`` when it has at most ``discrete_max_values`` distinct values, else ``numerical_test``."""
+    if (
+        cfg.discrete_test is not None
+        and isinstance(column, NumericalProfile)
+        and 0 < column.n_distinct <= cfg.discrete_max_values
+    ):
+        return cfg.discrete_test
+    return cfg.numerical_test
 
 
 def correct(p_values: np.ndarray | list[float], method: str) -> np.ndarray:

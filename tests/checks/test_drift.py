@@ -4,6 +4,7 @@ compute the same thing."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -234,7 +235,9 @@ def test_category_counts_union_order_and_non_string_values() -> None:
 
 
 def test_unknown_method_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown drift method 'kss'.*chisquare, jensen_shannon"):
+    with pytest.raises(
+        ConfigError, match=r"unknown drift method 'kss'.*chisquare, chisquare_binned, jensen_shannon"
+    ):
         get_method("kss")
 
 
@@ -354,3 +357,68 @@ def test_many_categories_take_the_hash_count_path(monkeypatch: pytest.MonkeyPatc
     for name, score in want.items():
         assert METHODS[name](ref, prepare(Kind.CATEGORICAL, cur)) == score
         assert METHODS[name](ref, cur) == score
+
+
+# --------------------------------------------------------------------------- anderson, chisquare_binned
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.08, 0.12])
+def test_anderson_statistic_is_scipys_and_p_agrees_inside_scipys_table(shift: float) -> None:
+    import warnings
+
+    rng = np.random.default_rng(11)
+    ref, cur = rng.normal(0, 1, 4_000), rng.normal(shift, 1, 1_500)
+    got = num(ref, cur, "anderson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = stats.anderson_ksamp([np.sort(ref), np.sort(cur)], midrank=True)
+    a2 = want.statistic * drift._ad_sigma(ref.size, cur.size) + 1
+    assert got.statistic == pytest.approx(a2, rel=1e-9)
+    if 0.001 < want.pvalue < 0.25:  # SciPy's interpolated table, uncapped there
+        assert got.p_value == pytest.approx(want.pvalue, rel=0.15)
+
+
+def test_anderson_limiting_distribution_known_quantiles() -> None:
+    # Anderson & Darling (1954): the 10%, 5% and 1% points of the limiting A² are 1.933, 2.492, 3.878 (Marsaglia & Marsaglia 2004)
+    for z, p in ((1.933, 0.10), (2.492, 0.05), (3.878, 0.01)):
+        assert drift._ad_sf(z) == pytest.approx(p, rel=0.01)
+    tail = [drift._ad_sf(z) for z in (7.0, 8.0, 8.0001, 10.0, 20.0)]
+    assert all(a > b > 0 for a, b in itertools.pairwise(tail))  # monotone, no collapse to 0
+
+
+def test_anderson_finds_a_tied_shift_that_ks_misses() -> None:
+    """A count column with many ties: KS is conservative there, Anderson–Darling (midranks) is not."""
+    rng = np.random.default_rng(3)
+    ref = fit_numerical(rng.poisson(15, 50_000).astype(float))
+    hits = {"ks": 0, "anderson": 0}
+    for _ in range(20):
+        cur = rng.poisson(15 + 0.1 * np.sqrt(15), 1_200).astype(float)
+        for m in hits:
+            hits[m] += METHODS[m](ref, cur).p_value < 0.01  # type: ignore[operator]
+    assert hits["anderson"] > hits["ks"]
+
+
+def test_chisquare_binned_equals_chi2_contingency_on_the_reference_bins() -> None:
+    rng = np.random.default_rng(5)
+    ref_values = rng.poisson(6, 5_000).astype(float)
+    ref = fit_numerical(ref_values)
+    cur = rng.poisson(6.4, 800).astype(float)
+    got = METHODS["chisquare_binned"](ref, cur)
+    r, c = ref.bin_counts, drift.bin_counts(ref, cur)
+    keep = (r + c) > 0
+    want = stats.chi2_contingency(np.vstack([r[keep], c[keep]]), correction=False)
+    assert got.statistic == pytest.approx(want.statistic, rel=1e-12)
+    assert got.p_value == pytest.approx(want.pvalue, rel=1e-12)
+
+
+def test_numerical_test_is_chosen_once_by_column_shape() -> None:
+    from mlmon.tasks.checks.decide import numerical_test
+    from mlmon.tasks.config import DriftConfig
+
+    cfg = DriftConfig(numerical_test="anderson", discrete_test="chisquare_binned", discrete_max_values=50)
+    counts = fit_numerical(np.random.default_rng(1).poisson(15, 10_000).astype(float))
+    smooth = fit_numerical(np.random.default_rng(1).normal(0, 1, 10_000))
+    assert 10 < counts.n_distinct <= 50 and smooth.n_distinct == 10_000
+    assert numerical_test(cfg, counts) == "chisquare_binned"
+    assert numerical_test(cfg, smooth) == "anderson"
+    assert numerical_test(DriftConfig(), counts) == DriftConfig().numerical_test  # no discrete_test: one test
