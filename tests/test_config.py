@@ -39,7 +39,7 @@ def test_shipped_config_is_valid() -> None:
 def test_minimal_config_gets_sane_defaults(tmp_path: Path) -> None:
     m = load_config(write(tmp_path, MINIMAL)).model("churn")
     assert m.window_length == timedelta(days=1)
-    assert m.drift.correction == "bonferroni" and m.drift.alpha == 0.01
+    assert m.drift.correction == "holm" and m.drift.alpha == 0.01
     assert m.feature_path("age") == "features.age"
     assert m.reference_path == (tmp_path / "ref.parquet").resolve()
 

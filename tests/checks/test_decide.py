@@ -16,7 +16,7 @@ from mlmon.tasks.reference import fit_profile
 
 NUM = DriftSpec(Kind.NUMERICAL, "ks", "wasserstein", 0.025)
 CAT = DriftSpec(Kind.CATEGORICAL, "chisquare", "jensen_shannon", 0.02)
-CFG = DriftConfig()
+CFG = DriftConfig(correction="bonferroni")  # the rule these tests check by hand
 
 
 def frame(rng: np.random.Generator, n: int, shift: float = 0.0, n_num: int = 8) -> pd.DataFrame:
