@@ -414,7 +414,7 @@ def fit(
     """Fit the reference once: its profile (bins, categories, ranges, its own model quality)."""
     from mlmon.tasks.checks.performance import reference_performance
     from mlmon.tasks.evaluate import profile_kinds
-    from mlmon.tasks.reference import content_hash, fit_profile
+    from mlmon.tasks.reference import content_hash, fit_families, fit_profile
 
     ref = read_frame(reference, "reference")
     cfg = resolve_config(config, model)
@@ -434,6 +434,7 @@ def fit(
     ref_hash = content_hash(reference) if isinstance(reference, (str, Path)) else frame_hash(ref)
     profile = fit_profile(frame, profile_kinds(fcfg), ref_hash)
     profile = replace(profile, performance=reference_performance(frame, fcfg))
+    profile = fit_families(profile, frame, fcfg)
     notes = ["Compared in process (mlmon.compare): Evidently's presets are not run."]
     if batch.n_quarantined:
         notes.append(f"{batch.n_quarantined:,} reference rows broke the log contract and were left out.")

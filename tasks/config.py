@@ -268,6 +268,33 @@ def _resolve_checks(checks: dict[str, CheckSpec]) -> dict[str, CheckSpec]:
     return checks
 
 
+class OutliersConfig(Strict):
+    """Outliers (category ``outliers``): an IsolationForest fitted once on the reference; per window the
+    share of rows scored as outliers against the reference's own share (one-sided binomial test)."""
+
+    enabled: bool = Field(
+        False, description="score every window for outliers (fits a forest on the reference)"
+    )
+    contamination: float = Field(
+        0.01, gt=0, lt=0.5, description="share of held-out reference rows scored as outliers (sets the cut)"
+    )
+    alpha: float = Field(0.01, gt=0, lt=1, description="significance level of the one-sided binomial test")
+    min_excess: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="fail only when the window's share exceeds the reference's by this much",
+    )
+    min_rows: int = Field(200, ge=1, description="fewer rows => warn: insufficient data")
+    max_fit_rows: int = Field(20_000, ge=100, description="seeded reference sample the forest is fitted on")
+    max_score_rows: int = Field(
+        200_000, ge=100, description="a larger window is scored on a seeded sample of this many rows"
+    )
+    n_estimators: int = Field(100, ge=10, description="trees in the forest")
+    top_k: int = Field(5, ge=0, description="most outlying rows reported with their request id and features")
+    seed: int = Field(0, description="seed of the samples and the forest")
+
+
 class ModelConfig(Strict):
     """Everything mlmon needs to know about one model."""
 
@@ -297,6 +324,9 @@ class ModelConfig(Strict):
     )
     checks: dict[str, CheckSpec] = Field(
         default_factory=dict, description="registered window checks (KPIs, custom metrics) by stored name"
+    )
+    outliers: OutliersConfig = Field(
+        default_factory=lambda: OutliersConfig(), description="outlier detection against the reference"
     )
 
     _w = field_validator("window")(_duration)

@@ -17,6 +17,7 @@ from mlmon.tasks import contract as c
 from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table, numerical_test
 from mlmon.tasks.checks.health import health_checks
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
+from mlmon.tasks.checks.outliers import outlier_checks
 from mlmon.tasks.checks.performance import performance_checks
 from mlmon.tasks.checks.quality import quality_checks
 from mlmon.tasks.checks.registry import window_checks
@@ -113,6 +114,8 @@ def evaluate(
         w_checks, w_metrics = window_checks(
             cfg, part, reference=reference, profile=seg_profile, segment=segment
         )
+        o_checks, o_metrics = outlier_checks(part, profile.outliers, cfg.outliers, segment=segment)  # type: ignore[arg-type]
+        w_checks, w_metrics = w_checks + o_checks, w_metrics + o_metrics
         seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]
         if not whole:
             # a segment too small for a verdict is a breakdown without one, not a problem with the window

@@ -68,3 +68,4 @@ class Profile:
     columns: dict[str, ColumnProfile]  # features and the reserved prediction/score columns present
     performance: dict[str, float] = field(default_factory=dict)  # reference model-quality metrics
     version: int = PROFILE_VERSION
+    outliers: object | None = None  # an OutlierModel (tasks/checks/outliers.py) when outliers are enabled

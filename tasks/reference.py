@@ -108,6 +108,15 @@ def fit_profile(df: pd.DataFrame, kinds: dict[str, Kind], reference_hash: str) -
     return Profile(reference_hash=reference_hash, n_rows=len(df), columns=columns)
 
 
+def fit_families(profile: Profile, frame: pd.DataFrame, cfg: ModelConfig) -> Profile:
+    """Fit the enabled model-health families on the reference once (the outlier forest), into the profile."""
+    if not cfg.outliers.enabled:
+        return profile
+    from mlmon.tasks.checks.outliers import fit_outliers
+
+    return replace(profile, outliers=fit_outliers(frame, cfg))
+
+
 def _as_float(values: np.ndarray | pd.Series) -> np.ndarray:
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     if arr.dtype.kind in "fiub":
@@ -200,6 +209,10 @@ def baseline(cfg: ModelConfig, profiles_dir: str | Path) -> Baseline:
     if profile is None or profile.reference_hash != ref_hash:
         profile = fit_profile(frame, kinds, ref_hash)
         profile = replace(profile, performance=reference_performance(frame, cfg))
+        profile = fit_families(profile, frame, cfg)
+        save_profile(profile, cache)
+    elif cfg.outliers.enabled and profile.outliers is None:  # enabled since the profile was cached
+        profile = fit_families(profile, frame, cfg)
         save_profile(profile, cache)
     return Baseline(frame=frame, profile=profile)
 

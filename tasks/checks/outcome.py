@@ -42,6 +42,7 @@ class Category(StrEnum):
     QUALITY = "quality"
     PERFORMANCE = "performance"
     HEALTH = "health"
+    OUTLIERS = "outliers"  # rows unlike the reference (tasks/checks/outliers.py)
     CUSTOM = "custom"  # registered window checks: business KPIs and user metrics (tasks/checks/registry.py)
 
 

@@ -1,0 +1,213 @@
+"""Outliers: rows unlike the reference, scored by an IsolationForest fitted once on the reference.
+
+Fit once, score many: :func:`fit_outliers` encodes the features (numerical: robust z against the
+reference median and IQR; categorical: the category's reference frequency, 0 when unseen), fits the
+forest on a seeded reference sample and sets the cut on held-out reference rows, so the reference's own
+outlier share is ``contamination`` by construction and measured on rows the forest never saw.
+
+Statistic apart from decision: :func:`score_window` counts the window's outliers and ranks the most
+outlying rows; :func:`decide_outliers` fails when the one-sided binomial test of that count against
+the reference share is significant AND the excess reaches ``min_excess`` (so a 1M-row window is not an
+alarm for a 0.1% difference), and warns on a window smaller than ``min_rows`` (insufficient data).
+
+Liu, Ting & Zhou (2008), "Isolation forest", ICDM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mlmon.tasks import contract as c
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from mlmon.tasks.config import Kind, ModelConfig, OutliersConfig
+
+Z_EXPLAIN = 3.0  # a numerical value this many robust σ from the reference median names its feature
+RARE = 0.01  # a category rarer than this in the reference names its feature
+
+
+@dataclass(frozen=True)
+class OutlierModel:
+    """Everything fitted on the reference: encoding, robust bounds, the forest and its cut."""
+
+    numerical: tuple[str, ...]
+    categorical: tuple[str, ...]
+    medians: np.ndarray
+    scales: np.ndarray  # IQR / 1.349 (σ for a normal column), floored
+    lows: np.ndarray  # robust per-feature bounds: q25 − 3·IQR
+    highs: np.ndarray  # q75 + 3·IQR
+    frequencies: dict[str, dict[str, float]]
+    forest: object  # sklearn.ensemble.IsolationForest
+    threshold: float  # score_samples below this = outlier
+    reference_share: float  # held-out reference rows below the cut
+    n_holdout: int
+
+
+@dataclass(frozen=True)
+class TopOutlier:
+    request_id: str
+    score: float  # IsolationForest score_samples (lower = more outlying)
+    features: tuple[str, ...]  # what made it an outlier, e.g. "amount (z=8.1)", "country (rare: xx)"
+
+
+@dataclass(frozen=True)
+class OutlierScore:
+    n: int  # rows scored (a seeded sample when the window is larger than max_score_rows)
+    n_window: int
+    n_outliers: int
+    share: float
+    reference_share: float
+    p_value: float
+    top: tuple[TopOutlier, ...]
+    bounds_share: dict[str, float]  # share of each numerical feature outside its robust bounds
+
+
+def encode(model: OutlierModel, frame: pd.DataFrame) -> np.ndarray:
+    """Rows × features matrix the forest scores; missing values sit at the median / frequency 0."""
+    cols = []
+    for name, med, sc in zip(model.numerical, model.medians, model.scales, strict=True):
+        x = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64) if name in frame else None
+        z = (
+            np.zeros(len(frame))
+            if x is None
+            else np.nan_to_num((x - med) / sc, nan=0.0, posinf=50, neginf=-50)
+        )
+        cols.append(np.clip(z, -50, 50))
+    for name in model.categorical:
+        freq = model.frequencies[name]
+        v = frame[name].astype(object).map(lambda k, f=freq: f.get(str(k), 0.0)) if name in frame else None
+        cols.append(np.zeros(len(frame)) if v is None else v.to_numpy(np.float64))
+    return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+
+def fit_outliers(frame: pd.DataFrame, cfg: ModelConfig) -> OutlierModel:
+    """Fit the encoding, the bounds and the forest on the reference (seeded samples; see module doc)."""
+    from sklearn.ensemble import IsolationForest
+
+    oc = cfg.outliers
+    num = tuple(n for n, f in cfg.features.items() if f.type is Kind.NUMERICAL and n in frame)
+    cat = tuple(n for n, f in cfg.features.items() if f.type is Kind.CATEGORICAL and n in frame)
+    rng = np.random.default_rng(oc.seed)
+    order = rng.permutation(len(frame))
+    half = len(frame) // 2
+    fit_rows = frame.iloc[order[: min(half, oc.max_fit_rows)]]
+    hold_rows = frame.iloc[order[half:][: oc.max_fit_rows]]
+    meds, scales, lows, highs = [], [], [], []
+    for name in num:
+        x = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+        x = x[np.isfinite(x)]
+        q25, q50, q75 = np.quantile(x, [0.25, 0.5, 0.75]) if x.size else (0.0, 0.0, 0.0)
+        iqr = q75 - q25
+        sd = float(x.std()) if x.size else 0.0
+        meds.append(q50)
+        scales.append(iqr / 1.349 if iqr > 0 else max(sd, 1e-9))
+        lows.append(q25 - 3 * iqr)
+        highs.append(q75 + 3 * iqr)
+    freqs = {
+        n: {str(k): float(v) for k, v in frame[n].astype(object).value_counts(normalize=True).items()}
+        for n in cat
+    }
+    model = OutlierModel(num, cat, np.array(meds), np.array(scales), np.array(lows), np.array(highs), freqs,
+                         None, 0.0, 0.0, 0)  # fmt: skip
+    forest = IsolationForest(n_estimators=oc.n_estimators, random_state=oc.seed).fit(encode(model, fit_rows))
+    held = forest.score_samples(encode(model, hold_rows))
+    cut = float(np.quantile(held, oc.contamination))
+    share = float(((held < cut) | _outside(model, hold_rows).any(axis=1)).mean())
+    return OutlierModel(num, cat, model.medians, model.scales, model.lows, model.highs, freqs, forest, cut,
+                        share, len(held))  # fmt: skip
+
+
+def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -> OutlierScore:
+    """Count the window's outliers (sampled above ``max_score_rows``) and rank the most outlying rows.
+
+    A row is an outlier when the forest scores it below the cut OR a numerical value lies outside its
+    robust bounds (a forest cannot tell 6σ from 60σ beyond the data it saw; the bounds can)."""
+    n_window = len(frame)
+    part = frame
+    if n_window > oc.max_score_rows:
+        idx = np.sort(np.random.default_rng(oc.seed).choice(n_window, oc.max_score_rows, replace=False))
+        part = frame.iloc[idx]
+    x = encode(model, part)
+    scores = model.forest.score_samples(x) if len(part) else np.array([])  # type: ignore[attr-defined]
+    outside = _outside(model, part)
+    flagged = (scores < model.threshold) | outside.any(axis=1)
+    k = int(flagged.sum())
+    n = len(part)
+    p = float(stats.binomtest(k, n, model.reference_share, alternative="greater").pvalue) if n else 1.0
+    top = []
+    ids = part[c.REQUEST_ID].astype(str).to_numpy() if c.REQUEST_ID in part else np.arange(n).astype(str)
+    # most outlying first: rows outside a bound (by their largest |z|), then by forest score
+    rank = np.where(
+        outside.any(axis=1), -1e6 - np.abs(x[:, : len(model.numerical)]).max(axis=1, initial=0), scores
+    )
+    for i in np.argsort(rank, kind="stable")[: oc.top_k]:
+        if not flagged[i]:
+            break
+        top.append(TopOutlier(str(ids[i]), float(scores[i]), _why(model, part.iloc[i], x[i])))
+    bounds = {name: float(outside[:, j].mean()) if n else 0.0 for j, name in enumerate(model.numerical)}
+    return OutlierScore(n, n_window, k, k / n if n else 0.0, model.reference_share, p, tuple(top), bounds)
+
+
+def _outside(model: OutlierModel, frame: pd.DataFrame) -> np.ndarray:
+    """Rows × numerical features: True where the value lies outside the feature's robust bounds."""
+    out = np.zeros((len(frame), len(model.numerical)), dtype=bool)
+    for j, name in enumerate(model.numerical):
+        if name in frame:
+            v = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+            with np.errstate(invalid="ignore"):
+                out[:, j] = (v < model.lows[j]) | (v > model.highs[j])
+    return out
+
+
+def _why(model: OutlierModel, row: pd.Series, z: np.ndarray) -> tuple[str, ...]:
+    """The features that make a row an outlier: large robust z, or a category rare in the reference."""
+    reasons = []
+    for j, name in enumerate(model.numerical):
+        if abs(z[j]) >= Z_EXPLAIN:
+            reasons.append((abs(z[j]), f"{name} (z={z[j]:.1f})"))
+    for j, name in enumerate(model.categorical):
+        f = z[len(model.numerical) + j]
+        if f < RARE:
+            reasons.append((10.0 + (RARE - f) * 100, f"{name} (rare: {row.get(name)!s:.40})"))
+    return tuple(text for _, text in sorted(reasons, key=lambda t: -t[0])[:3])
+
+
+def decide_outliers(s: OutlierScore, oc: OutliersConfig, segment: str = ALL) -> CheckResult:
+    """The verdict: significant (one-sided binomial) AND an excess of at least ``min_excess``."""
+    limit = s.reference_share + oc.min_excess
+    base = f"{s.n_outliers} of {s.n:,} rows outliers ({s.share:.2%}; reference {s.reference_share:.2%})"
+    if s.n < s.n_window:
+        base += f"; scored a seeded sample of {s.n:,} of {s.n_window:,} rows"
+    if s.n < oc.min_rows:
+        msg = f"insufficient data: {s.n} rows < min_rows {oc.min_rows}"
+        return CheckResult("outlier_share", Category.OUTLIERS, Status.WARN, None, limit, msg, segment=segment)
+    failed = s.p_value < oc.alpha and s.share >= limit
+    if failed:
+        msg = f"outliers: {base}, p={s.p_value:.2g} < {oc.alpha:g} and ≥ {limit:.2%}"
+    else:
+        msg = f"no excess of outliers: {base}, p={s.p_value:.2g}"
+    if s.top:
+        msg += "; top: " + ", ".join(f"{t.request_id} ({'; '.join(t.features) or 'joint'})" for t in s.top)
+    status = Status.FAIL if failed else Status.PASS
+    return CheckResult("outlier_share", Category.OUTLIERS, status, s.share, limit, msg, segment=segment)
+
+
+def outlier_checks(
+    frame: pd.DataFrame, model: OutlierModel | None, oc: OutliersConfig, segment: str = ALL
+) -> tuple[list[CheckResult], list[Metric]]:
+    """The family for one window or segment: one check, its metrics and the top outliers as rows
+    (metric ``outlier_top_score``, feature = request id)."""
+    if model is None or not oc.enabled:
+        return [], []
+    s = score_window(model, frame, oc)
+    metrics = [
+        Metric("outlier_share", s.share, "", segment),
+        Metric("outlier_reference_share", s.reference_share, "", segment),
+        Metric("outlier_p_value", s.p_value, "", segment),
+        *(Metric("outlier_bounds_share", v, f, segment) for f, v in s.bounds_share.items()),
+        *(Metric("outlier_top_score", t.score, t.request_id, segment) for t in s.top),
+    ]
+    return [decide_outliers(s, oc, segment)], metrics
