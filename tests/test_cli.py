@@ -240,3 +240,16 @@ def test_a_recorded_healthy_prefect_server_is_reused(tmp_path: Path, monkeypatch
         assert embedded.stop_prefect_server(prefect_home) is False
     finally:
         httpd.shutdown()
+
+
+def test_demo_says_which_servers_it_leaves_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlmon.demo import background_services
+    from mlmon.settings import Settings
+
+    monkeypatch.setenv("MLMON_HOME", str(tmp_path))
+    for k in ("MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
+        monkeypatch.delenv(k, raising=False)
+    assert background_services(Settings.from_env()) == ["the embedded MongoDB", "the embedded PostgreSQL"]
+    monkeypatch.setenv("MLMON_MONGO_URI", "mongodb://db:27017/")
+    monkeypatch.setenv("MLMON_POSTGRES_URI", "postgresql://db/mlmon")
+    assert background_services(Settings.from_env()) == []
