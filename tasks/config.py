@@ -325,6 +325,8 @@ class PerformanceConfig(Strict):
     @field_validator("thresholds")
     @classmethod
     def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            return v
         from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
         known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
@@ -419,7 +421,7 @@ class ModelConfig(Strict):
         if self.positive_class is not None and self.classes and self.positive_class not in self.classes:
             raise ValueError(f"positive_class {self.positive_class!r} is not one of classes {self.classes}")
         window_origin_instant(self.window_origin, self.schedule.timezone)  # a ValueError names the key
-        if self.task is not TaskType.NONE:
+        if self.task is not TaskType.NONE and self.performance.thresholds:
             from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
             fit = REGRESSION_METRICS if self.task is TaskType.REGRESSION else CLASSIFICATION_METRICS

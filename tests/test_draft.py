@@ -99,6 +99,21 @@ def test_nested_log_draft_recognises_roles_keeps_every_field_and_runs(tmp_path: 
     assert len(batch.frame) == 400 and not batch.quarantine
     assert batch.frame["merchant"].nunique() == 97
 
+    # ... and runs through the engine: the first half as the reference, the second as a window
+    from mlmon.tasks import contract as c
+    from mlmon.tasks.evaluate import evaluate, profile_kinds
+    from mlmon.tasks.reference import fit_profile
+    from mlmon.tasks.window import Window
+
+    ref = decode_documents(nested_docs()[:200], cfg).frame
+    profile = fit_profile(ref, profile_kinds(cfg), "h")
+    assert c.PREDICTION in profile.columns and c.SCORE in profile.columns
+    window = Window(datetime(2026, 1, 1, 3, 20, tzinfo=UTC), datetime(2026, 1, 1, 6, 40, tzinfo=UTC))
+    result = evaluate(cfg, profile, decode_documents(nested_docs()[200:], cfg), window)
+    drifted = {d.feature for d in result.drift}
+    assert {"amount", "merchant", "channel", c.PREDICTION} <= drifted
+    assert any(ch.check == "error_rate" for ch in result.checks)  # the status code is mapped as status
+
 
 def test_draft_without_any_timestamp_says_so() -> None:
     import pytest
