@@ -89,6 +89,16 @@ def _check_bounds(cfg: Any, start: datetime, end: datetime | None) -> None:
             )
 
 
+def _check_reference(cfg: Any) -> None:
+    """A missing or unusable reference fails here, in one line, before a server or a flow starts (inside
+    a flow run it would also fail, but after Prefect logged a traceback)."""
+    from mlmon.tasks.errors import ReferenceDataError
+    from mlmon.tasks.reference import check_reference
+
+    if problems := check_reference(cfg).problems:
+        raise ReferenceDataError("; ".join(problems))
+
+
 def _judged(statuses: list[str]) -> int:
     """Exit code of a command that judged windows: 1 when one failed."""
     return Exit.CHECKS_FAILED if "fail" in statuses else Exit.OK
@@ -136,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length, cfg.window_anchor
         )
         start, end = w.start - cfg.window_length, w.start
+    _check_reference(cfg)
     _prefect_for_flows(s)
     from mlmon.flows.monitor import monitor_window
 
@@ -147,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     s, cfg = _model_cfg(args)
     _check_bounds(cfg, args.start, args.end)
+    _check_reference(cfg)
     _prefect_for_flows(s)
     from mlmon.flows.monitor import backfill
 

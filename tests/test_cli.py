@@ -194,6 +194,22 @@ def test_unaligned_bounds_are_refused_before_any_server_starts(
     assert not (home / "prefect" / "server.json").exists()
 
 
+def test_missing_reference_is_refused_before_any_server_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config_dir(tmp_path, GOOD.replace("path: ref.parquet", "path: gone.parquet"))
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLMON_HOME", str(home))
+    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for k in ("MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
+        monkeypatch.delenv(k, raising=False)
+    assert main(["run", "churn", "--start", "2026-02-02", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "gone.parquet not found" in err and "mlmon reference build churn" in err
+    assert not (home / "postgres").exists() and not (home / "mongo").exists()
+
+
 def test_weekly_start_on_the_configured_weekday_is_aligned(tmp_path: Path) -> None:
     from mlmon.cli import _check_bounds
     from mlmon.tasks.config import load_config
