@@ -100,7 +100,10 @@ def _check_reference(cfg: Any) -> None:
 
 
 def _judged(statuses: list[str]) -> int:
-    """Exit code of a command that judged windows: 1 when one failed."""
+    """Exit code of a command that judged windows: 3 when one could not be evaluated (status error),
+    else 1 when one failed, else 0 (warn is not a failure)."""
+    if "error" in statuses:
+        return Exit.RUNTIME
     return Exit.CHECKS_FAILED if "fail" in statuses else Exit.OK
 
 

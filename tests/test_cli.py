@@ -148,6 +148,14 @@ def test_exit_codes_by_error_type() -> None:
     assert exit_code(StoreError("x")) == exit_code(SourceUnavailable("x")) == Exit.RUNTIME == 3
 
 
+def test_judged_windows_exit_codes() -> None:
+    from mlmon.cli import _judged
+
+    assert _judged(["pass", "warn"]) == 0
+    assert _judged(["pass", "fail", "warn"]) == 1
+    assert _judged(["fail", "error"]) == 3
+
+
 def test_unexpected_error_is_one_line_and_exit_3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
