@@ -83,9 +83,10 @@ def _check_bounds(cfg: Any, start: datetime, end: datetime | None) -> None:
 
     for flag, t in (("--start", start), ("--end", end)):
         if t is not None and (why := unaligned(t, cfg.window_length, cfg.window_anchor)):
+            hint = "monday" if cfg.window_length == timedelta(weeks=1) else f"'{t:%Y-%m-%dT%H:%MZ}'"
             raise ConfigError(
-                f"{flag} {why}. Pass a boundary, or set window_origin for model {cfg.name!r} "
-                "(e.g. window_origin: monday)"
+                f"{flag} {why}. Pass a boundary, or align model {cfg.name!r}'s windows with "
+                f"window_origin (e.g. window_origin: {hint})"
             )
 
 
