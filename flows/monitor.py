@@ -242,7 +242,7 @@ def backfill(model: str, start: datetime, end: datetime, config: str | None = No
     """Run ``monitor_window`` for every window of the model in ``[start, end)``; safe to re-run."""
     settings = Settings.from_env(config)
     cfg = load_config(settings.config_path).model(model)
-    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length))
+    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length, cfg.window_anchor))
     log = get_run_logger()
     progress = create_progress_artifact(progress=0.0, description=f"backfill {model}: {len(windows)} windows")
     results: list[dict[str, Any]] = []

