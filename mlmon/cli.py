@@ -17,6 +17,7 @@ EPILOG = """\
 environment:
   MLMON_MONGO_URI      MongoDB URI (unset: an embedded MongoDB wire server under MLMON_HOME)
   MLMON_POSTGRES_URI   PostgreSQL URI (unset: an embedded PostgreSQL under MLMON_HOME)
+  MLMON_POSTGRES_READ_URI  read-only PostgreSQL URI for `mlmon sql` (unset: the embedded one's reader)
   MLMON_HOME           state folder, default ./.mlmon
   MLMON_CONFIG         models config, default deployments/models.yaml
   MLMON_REPORTS_DIR    HTML reports folder, default $MLMON_HOME/reports
@@ -180,29 +181,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Run one read-only query against the metrics database and print the rows as a table."""
-    import psycopg2
-
-    from mlmon.tasks.store import store
+    """Run one read-only query, as the read-only role, and print the rows as a table."""
+    from mlmon.tasks.store import query
 
     s = _settings(args)
-    with store.connect(s.postgres_uri()) as conn, conn.cursor() as cur:
-        conn.set_session(readonly=True)
-        try:
-            cur.execute(args.query)
-        except psycopg2.Error as e:
-            print(f"mlmon: query failed: {e.pgerror or e}".strip(), file=sys.stderr)
-            return 2
-        if cur.description is None:
-            return 0
-        head = [d.name for d in cur.description]
-        rows = [["" if v is None else str(v) for v in r] for r in cur.fetchmany(args.limit)]
-    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(head)]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)))
-    print(f"({len(rows)} rows{'; truncated, use --limit' if len(rows) == args.limit else ''})")
+    print(query.format_table(query.run_read_only(s.postgres_read_uri(), args.query, limit=args.limit)))
     return 0
 
 
@@ -479,7 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--block", help="existing notification block as <type>/<name>, e.g. slack-webhook/team")
     sp.add_argument("--file", help="automations file (default deployments/automations.yaml)")
 
-    sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
+    sp = add("sql", "run one read-only SQL query against the metrics database", cmd_sql,
+             "Run exactly one SQL statement as the read-only role (MLMON_POSTGRES_READ_URI, or the embedded "
+             "server's grafana_reader: SELECT on schema mlmon only), with a 30 s statement timeout, and print "
+             "the rows with control characters escaped.")  # fmt: skip
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')
     sp.add_argument("--limit", type=int, default=200, help="rows to print (default 200)")
 

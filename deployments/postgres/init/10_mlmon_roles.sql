@@ -101,6 +101,10 @@ ALTER DEFAULT PRIVILEGES FOR ROLE mlmon_writer IN SCHEMA mlmon GRANT SELECT ON T
 
 -- Nothing in the public schema for the mlmon roles (PostgreSQL 15+ already denies CREATE there).
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+-- Any role may terminate or cancel the sessions of its own role (Grafana's, `mlmon sql`'s): in the
+-- metrics database only the superuser may.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM PUBLIC;
 
 \unset writer_password
 \unset reader_password
