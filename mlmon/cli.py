@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         w = Window.containing(datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length)
         start, end = w.start - cfg.window_length, w.start
+    check_range(start, end, datetime.now(UTC), what="window")
     from mlmon.flows.monitor import monitor_window
 
     summary = monitor_window(args.model, start, end, str(s.config_path))
@@ -83,11 +84,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     s, _cfg = _model_cfg(args)
+    check_range(args.start, args.end, datetime.now(UTC), what="range")
     from mlmon.flows.monitor import backfill
 
     results = backfill(args.model, args.start, args.end, str(s.config_path))
     _print_results(results, s)
     return 0
+
+
+def check_range(start: datetime, end: datetime, now: datetime, *, what: str) -> None:
+    """Refuse, before any server starts, a reversed or empty range and one that ends in the future
+    (its rows are not all logged yet: processing it would store a partial window as if complete)."""
+    from mlmon.tasks.errors import ConfigError
+
+    if start >= end:
+        raise ConfigError(
+            f"the {what} is empty or reversed: --start {start.isoformat()} is not before "
+            f"--end {end.isoformat()}; swap them or pick a later --end"
+        )
+    if end > now:
+        raise ConfigError(
+            f"the {what} ends in the future ({end.isoformat()}; now is {now.replace(microsecond=0).isoformat()}): "
+            "only complete windows can be monitored; pick an --end at or before now"
+            + (" (or leave --start out for the last complete window)" if what == "window" else "")
+        )
 
 
 def _print_results(results: list[dict[str, Any]], s: Any) -> None:
