@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from mlmon.settings import Settings
 from mlmon.tasks import alerts, extract, reference
 from mlmon.tasks.checks import presets
+from mlmon.tasks.checks.health import PastVolume
 from mlmon.tasks.checks.outcome import WindowResult
 from mlmon.tasks.config import ModelConfig, load_config
 from mlmon.tasks.errors import SourceUnavailable, StoreError
@@ -78,9 +79,13 @@ def reference_task(cfg: ModelConfig, profiles_dir: Path, window: Window) -> refe
 
 @task(name="checks", task_run_name="checks {cfg.name} {window.label}", cache_policy=NO_CACHE)
 def checks_task(
-    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
+    cfg: ModelConfig,
+    base: reference.Baseline,
+    batch: extract.Batch,
+    window: Window,
+    history: list[PastVolume] | None = None,
 ) -> WindowResult:
-    return evaluate(cfg, base.profile, batch, window, reference=base.frame)
+    return evaluate(cfg, base.profile, batch, window, reference=base.frame, volume_history=history)
 
 
 @task(name="evidently", task_run_name="evidently {cfg.name} {window.label}", cache_policy=NO_CACHE)
@@ -166,7 +171,8 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         store.mark_running(pg_uri, model, window, run_id)
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir, window)
-        result = checks_task(cfg, base, batch, window)
+        history = store.volume_history(pg_uri, model, window)
+        result = checks_task(cfg, base, batch, window, history)
         evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
         path = report_task(result, cfg, settings.reports_dir, evid)
