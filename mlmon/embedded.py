@@ -143,7 +143,7 @@ ALTER ROLE {READER} SET statement_timeout = '60s';
 ALTER ROLE {READER} SET search_path = mlmon;
 DO $$ BEGIN
     EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
-    EXECUTE format('GRANT CONNECT, CREATE ON DATABASE %I TO {WRITER}', current_database());
+    EXECUTE format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO {WRITER}', current_database());
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO {READER}', current_database());
 END $$;
 CREATE SCHEMA IF NOT EXISTS mlmon AUTHORIZATION {WRITER};

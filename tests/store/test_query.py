@@ -117,6 +117,15 @@ def test_the_embedded_pipeline_writes_as_a_least_privilege_role(embedded_env: Pa
                        " WHERE rolname = current_user") == ("mlmon_writer", False, False, False)  # fmt: skip
     assert one(s.postgres_read_uri(), "SELECT current_user, count(*) FROM mlmon.runs GROUP BY 1") == (
         "grafana_reader", 1)  # fmt: skip
+    # retention runs as the writer too: its purge needs a temporary table
+    from datetime import UTC, datetime, timedelta
+
+    from mlmon.tasks import operations
+
+    done = operations.retention(
+        writer, embedded_env / "reports", timedelta(days=1), datetime.now(UTC), dry_run=False
+    )
+    assert done.windows == 1
 
 
 @pytest.mark.integration

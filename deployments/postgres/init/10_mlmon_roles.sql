@@ -82,9 +82,9 @@ SELECT format('GRANT ALL ON DATABASE %I TO prefect', :'prefect_db') \gexec
 
 -- The metrics database is the one this script runs in ($POSTGRES_DB). Only the two mlmon roles may
 -- connect; the writer may create the mlmon schema (migrate() runs CREATE SCHEMA IF NOT EXISTS, which
--- needs CREATE on the database even when the schema exists).
+-- needs CREATE on the database even when the schema exists) and temporary tables (retention's purge).
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database()) \gexec
-SELECT format('GRANT CONNECT, CREATE ON DATABASE %I TO mlmon_writer', current_database()) \gexec
+SELECT format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO mlmon_writer', current_database()) \gexec
 SELECT format('GRANT CONNECT ON DATABASE %I TO grafana_reader', current_database()) \gexec
 
 -- ----------------------------------------------------------------------------- schema mlmon
