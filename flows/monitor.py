@@ -106,15 +106,12 @@ def report_task(
     result: WindowResult, cfg: ModelConfig, staging: Path, evid: presets.EvidentlyOutput | None
 ) -> Path:
     """Render the report into ``staging`` (published only once the store has committed)."""
-    from mlmon.reports import render
-
     return render.write_report(result, cfg, staging, evid.html if evid else None)
 
 
-@task(name="publish", task_run_name="publish {staging.name}", cache_policy=NO_CACHE)
-def publish_task(staging: Path, out_dir: Path) -> None:
-    from mlmon.reports import render
-
+@task(name="publish", task_run_name="publish {result.model} {result.window.label}", cache_policy=NO_CACHE)
+def publish_task(staging: Path, out_dir: Path, result: WindowResult) -> None:
+    """Move the staged report into place and rewrite the index (``result`` only names the task run)."""
     render.publish(staging, out_dir)
 
 
@@ -187,7 +184,7 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         staging = render.stage_dir(settings.reports_dir)
         rel = report_task(result, cfg, staging, evid).relative_to(staging)
         store_task(pg_uri, result, str(rel), run_id)
-        publish_task(staging, settings.reports_dir)
+        publish_task(staging, settings.reports_dir, result)
         path = settings.reports_dir / rel
     except Exception as e:
         if staging is not None:
