@@ -198,8 +198,8 @@ def volume_history(
     center = float(np.median(logs))
     mad = 1.4826 * float(np.median(np.abs(logs - center)))
     spread = max(mad, 1.0 / np.sqrt(max(np.expm1(center), 1.0)), MIN_LOG_SPREAD)
-    lo = float(np.expm1(center - HISTORY_Z * spread))
-    hi = float(np.expm1(center + HISTORY_Z * spread))
+    lo = float(round(np.expm1(center - HISTORY_Z * spread)))  # row counts: whole numbers
+    hi = float(round(np.expm1(center + HISTORY_Z * spread)))
     typical = float(np.expm1(center))
     span = f"{chosen[-1].window.start:%Y-%m-%d}…{chosen[0].window.end:%Y-%m-%d}"
     source = f"median {typical:,.0f} of the last {len(chosen)} {which} windows in mlmon.runs ({span})"
