@@ -24,6 +24,7 @@ EPILOG = """\
 environment:
   MLMON_MONGO_URI      MongoDB URI (unset: an embedded MongoDB wire server under MLMON_HOME)
   MLMON_POSTGRES_URI   PostgreSQL URI (unset: an embedded PostgreSQL under MLMON_HOME)
+  MLMON_POSTGRES_READ_URI  read-only PostgreSQL URI for `mlmon sql` (unset: the embedded one's reader)
   MLMON_HOME           state folder, default ./.mlmon
   MLMON_CONFIG         models config, default deployments/models.yaml
   MLMON_REPORTS_DIR    HTML reports folder, default $MLMON_HOME/reports
@@ -150,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length, cfg.window_anchor
         )
         start, end = w.start - cfg.window_length, w.start
+    check_range(start, end, datetime.now(UTC), what="window")
     _check_reference(cfg)
     _prefect_for_flows(s)
     from mlmon.flows.monitor import monitor_window
@@ -161,6 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     s, cfg = _model_cfg(args)
+    check_range(args.start, args.end, datetime.now(UTC), what="range")
     _check_bounds(cfg, args.start, args.end)
     _check_reference(cfg)
     _prefect_for_flows(s)
@@ -169,6 +172,24 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     results = backfill(args.model, args.start, args.end, str(s.config_path))
     _print_results(results, s)
     return _judged([r["status"] for r in results])
+
+
+def check_range(start: datetime, end: datetime, now: datetime, *, what: str) -> None:
+    """Refuse, before any server starts, a reversed or empty range and one that ends in the future
+    (its rows are not all logged yet: processing it would store a partial window as if complete)."""
+    from mlmon.tasks.errors import ConfigError
+
+    if start >= end:
+        raise ConfigError(
+            f"the {what} is empty or reversed: --start {start.isoformat()} is not before "
+            f"--end {end.isoformat()}; swap them or pick a later --end"
+        )
+    if end > now:
+        raise ConfigError(
+            f"the {what} ends in the future ({end.isoformat()}; now is {now.replace(microsecond=0).isoformat()}): "
+            "only complete windows can be monitored; pick an --end at or before now"
+            + (" (or leave --start out for the last complete window)" if what == "window" else "")
+        )
 
 
 def _print_results(results: list[dict[str, Any]], s: Any) -> None:
@@ -277,29 +298,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Run one read-only query against the metrics database and print the rows as a table."""
-    import psycopg2
-
-    from mlmon.tasks.store import store
+    """Run one read-only query, as the read-only role, and print the rows as a table."""
+    from mlmon.tasks.store import query
 
     s = _settings(args)
-    with store.connect(s.postgres_uri()) as conn, conn.cursor() as cur:
-        conn.set_session(readonly=True)
-        try:
-            cur.execute(args.query)
-        except psycopg2.Error as e:
-            print(f"mlmon: query failed: {e.pgerror or e}".strip(), file=sys.stderr)
-            return 2
-        if cur.description is None:
-            return 0
-        head = [d.name for d in cur.description]
-        rows = [["" if v is None else str(v) for v in r] for r in cur.fetchmany(args.limit)]
-    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(head)]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)))
-    print(f"({len(rows)} rows{'; truncated, use --limit' if len(rows) == args.limit else ''})")
+    print(query.format_table(query.run_read_only(s.postgres_read_uri(), args.query, limit=args.limit)))
     return 0
 
 
@@ -708,7 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit 1 on failed checks (default) or on warnings too")  # fmt: skip
     sp.add_argument("--report", help="also write the HTML report to this file")
 
-    sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
+    sp = add("sql", "run one read-only SQL query against the metrics database", cmd_sql,
+             "Run exactly one SQL statement as the read-only role (MLMON_POSTGRES_READ_URI, or the embedded "
+             "server's grafana_reader: SELECT on schema mlmon only), with a 30 s statement timeout, and print "
+             "the rows with control characters escaped.")  # fmt: skip
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')
     sp.add_argument("--limit", type=int, default=200, help="rows to print (default 200)")
 
