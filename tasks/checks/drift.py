@@ -26,6 +26,7 @@ check), so passing raw values is always correct, only slower.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -35,8 +36,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
+from scipy.stats import _stats_py as _scipy_ks  # its exact KS branch, see ks()
 
 from mlmon.tasks.config import Kind
 from mlmon.tasks.errors import ConfigError
@@ -350,7 +352,11 @@ def category_counts(
     Missing values are dropped; non-string values are counted as their ``str``.
     """
     keys, counts = _value_counts(current)
-    pos = pd.Index(ref.categories, dtype=object).get_indexer(keys)
+    if len(ref.categories) <= 1_000:  # a dict beats building a hash index for the usual few categories
+        index = {k: i for i, k in enumerate(ref.categories)}
+        pos = np.fromiter((index.get(k, -1) for k in keys), dtype=np.intp, count=keys.size)
+    else:
+        pos = pd.Index(ref.categories, dtype=object).get_indexer(keys)
     seen = pos >= 0
     unseen = keys[~seen]
     order = np.argsort(unseen, kind="stable")
@@ -404,10 +410,14 @@ def ks(ref: ColumnProfile, current: np.ndarray) -> Score:
     ref, x = _numerical(ref, current, "ks")
     r = ref.sorted_values
     n1, n2 = r.size, x.size
-    if max(n1, n2) <= KS_EXACT_MAX_N:  # SciPy's exact distribution; small samples, so cheap anyway
-        res = stats.ks_2samp(r, x)
-        return Score("ks", float(res.statistic), float(res.pvalue))
     d = _ks_statistic(r, x)
+    if max(n1, n2) <= KS_EXACT_MAX_N:  # SciPy's exact null distribution, as ks_2samp(method="auto")
+        exact = getattr(_scipy_ks, "_attempt_exact_2kssamp", None)  # without ks_2samp's wrappers
+        ok, d_exact, p_exact = exact(n1, n2, math.gcd(n1, n2), d, "two-sided") if exact else (False, d, 0.0)
+        if not ok:  # SciPy falls back to the asymptotic distribution (with a warning): let it
+            res = stats.ks_2samp(r, x)
+            return Score("ks", float(res.statistic), float(res.pvalue))
+        return Score("ks", float(d_exact), float(np.clip(p_exact, 0, 1)))
     m, n = sorted([float(n1), float(n2)], reverse=True)
     p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))  # ks_2samp's 'asymp' branch
     return Score("ks", d, p)
@@ -429,8 +439,24 @@ def chisquare(ref: ColumnProfile, current: np.ndarray) -> Score:
     keep = (r + c) > 0
     if keep.sum() < 2:
         return Score("chisquare", 0.0, 1.0)
-    res = stats.chi2_contingency(np.vstack([r[keep], c[keep]]), correction=False)
-    return Score("chisquare", float(res.statistic), float(res.pvalue))
+    statistic, p_value = _chi2_homogeneity(np.vstack([r[keep], c[keep]]))
+    return Score("chisquare", statistic, p_value)
+
+
+def _chi2_homogeneity(observed: np.ndarray) -> tuple[float, float]:
+    """``scipy.stats.chi2_contingency(observed, correction=False)``'s statistic and p-value, to the bit.
+
+    The same operations in the same order (expected = row sums × column sums / total, Pearson's terms
+    summed over the flattened table, ``chdtrc`` for the p-value) without SciPy's array-API wrappers,
+    which cost more than the test on a small table.
+    """
+    table = observed.astype(np.float64)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    dof = expected.size - sum(expected.shape) + expected.ndim - 1
+    if dof == 0:
+        return 0.0, 1.0
+    statistic = np.sum((observed - expected) ** 2 / expected)
+    return float(statistic), float(special.chdtrc(dof, statistic))
 
 
 # --------------------------------------------------------------------------- effect sizes
@@ -485,4 +511,11 @@ def kl_div(ref: ColumnProfile, current: np.ndarray) -> Score:
     :data:`EPS` on both sides (``entropy`` renormalises) so the divergence stays finite.
     """
     r, c = distributions(ref, current, "kl_div")
-    return Score("kl_div", float(stats.entropy(_floor(c), _floor(r))))
+    return Score("kl_div", _entropy(_floor(c), _floor(r)))
+
+
+def _entropy(pk: np.ndarray, qk: np.ndarray) -> float:
+    """``scipy.stats.entropy(pk, qk)`` to the bit: both normalised, ``rel_entr`` summed (no wrapper)."""
+    qk = qk / np.sum(qk, axis=0, keepdims=True)
+    pk = pk / np.sum(pk, axis=0, keepdims=True)
+    return float(np.sum(special.rel_entr(pk, qk), axis=0))
