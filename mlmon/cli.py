@@ -24,6 +24,7 @@ EPILOG = """\
 environment:
   MLMON_MONGO_URI      MongoDB URI (unset: an embedded MongoDB wire server under MLMON_HOME)
   MLMON_POSTGRES_URI   PostgreSQL URI (unset: an embedded PostgreSQL under MLMON_HOME)
+  MLMON_POSTGRES_READ_URI  read-only PostgreSQL URI for `mlmon sql` (unset: the embedded one's reader)
   MLMON_HOME           state folder, default ./.mlmon
   MLMON_CONFIG         models config, default deployments/models.yaml
   MLMON_REPORTS_DIR    HTML reports folder, default $MLMON_HOME/reports
@@ -150,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length, cfg.window_anchor
         )
         start, end = w.start - cfg.window_length, w.start
+    check_range(start, end, datetime.now(UTC), what="window")
     _check_reference(cfg)
     _prefect_for_flows(s)
     from mlmon.flows.monitor import monitor_window
@@ -161,6 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     s, cfg = _model_cfg(args)
+    check_range(args.start, args.end, datetime.now(UTC), what="range")
     _check_bounds(cfg, args.start, args.end)
     _check_reference(cfg)
     _prefect_for_flows(s)
@@ -169,6 +172,24 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     results = backfill(args.model, args.start, args.end, str(s.config_path))
     _print_results(results, s)
     return _judged([r["status"] for r in results])
+
+
+def check_range(start: datetime, end: datetime, now: datetime, *, what: str) -> None:
+    """Refuse, before any server starts, a reversed or empty range and one that ends in the future
+    (its rows are not all logged yet: processing it would store a partial window as if complete)."""
+    from mlmon.tasks.errors import ConfigError
+
+    if start >= end:
+        raise ConfigError(
+            f"the {what} is empty or reversed: --start {start.isoformat()} is not before "
+            f"--end {end.isoformat()}; swap them or pick a later --end"
+        )
+    if end > now:
+        raise ConfigError(
+            f"the {what} ends in the future ({end.isoformat()}; now is {now.replace(microsecond=0).isoformat()}): "
+            "only complete windows can be monitored; pick an --end at or before now"
+            + (" (or leave --start out for the last complete window)" if what == "window" else "")
+        )
 
 
 def _print_results(results: list[dict[str, Any]], s: Any) -> None:
@@ -277,29 +298,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Run one read-only query against the metrics database and print the rows as a table."""
-    import psycopg2
-
-    from mlmon.tasks.store import store
+    """Run one read-only query, as the read-only role, and print the rows as a table."""
+    from mlmon.tasks.store import query
 
     s = _settings(args)
-    with store.connect(s.postgres_uri()) as conn, conn.cursor() as cur:
-        conn.set_session(readonly=True)
-        try:
-            cur.execute(args.query)
-        except psycopg2.Error as e:
-            print(f"mlmon: query failed: {e.pgerror or e}".strip(), file=sys.stderr)
-            return 2
-        if cur.description is None:
-            return 0
-        head = [d.name for d in cur.description]
-        rows = [["" if v is None else str(v) for v in r] for r in cur.fetchmany(args.limit)]
-    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(head)]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)))
-    print(f"({len(rows)} rows{'; truncated, use --limit' if len(rows) == args.limit else ''})")
+    print(query.format_table(query.run_read_only(s.postgres_read_uri(), args.query, limit=args.limit)))
     return 0
 
 
@@ -427,6 +430,105 @@ def cmd_services(args: argparse.Namespace) -> int:
         embedded.stop_postgres(s.home / "postgres")
         print("embedded servers stopped")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``mlmon check``: compare two files in process (no Prefect, no database) and exit 0/1/2/3."""
+    from mlmon.tasks.errors import ConfigError, InputDataError
+
+    try:
+        from mlmon.tasks.compare import compare, resolve_config
+
+        reference = args.reference
+        if reference is None:
+            if not args.config:
+                raise ConfigError("--reference is needed (or --config, to use the model's reference.path)")
+            cfg = resolve_config(args.config, args.model)
+            assert cfg is not None
+            reference = cfg.reference_path
+        result = compare(reference, args.current, args.config, model=args.model)
+    except (ConfigError, InputDataError) as e:
+        print(f"mlmon: error: {e}", file=sys.stderr)
+        return CHECK_USAGE
+    except Exception as e:  # anything else (MlmonError or not): the comparison could not run
+        print(f"mlmon: error: could not run the comparison: {type(e).__name__}: {e}", file=sys.stderr)
+        return CHECK_NOT_RUN
+    bad = {"fail", "error"} | ({"warn"} if args.fail_on == "warn" else set())
+    code = CHECK_FAILED if any(ch.status.value in bad for ch in result.result.checks) else CHECK_OK
+    if args.report:
+        try:
+            result.save_html(args.report)
+        except OSError as e:
+            print(f"mlmon: error: cannot write the report {args.report}: {e}", file=sys.stderr)
+            return CHECK_NOT_RUN
+    if args.format == "json":
+        print(json.dumps({**result.to_dict(), "fail_on": args.fail_on, "exit_code": code}, indent=2))
+    elif args.format == "junit":
+        print(_junit(result, bad))
+    else:
+        print(_check_text(result, bad, args.report))
+    return code
+
+
+CHECK_OK, CHECK_FAILED, CHECK_USAGE, CHECK_NOT_RUN = 0, 1, 2, 3
+
+
+def _check_text(result: Any, bad: set[str], report: str | None) -> str:
+    from mlmon.tasks.contract import column_label
+
+    r = result.result
+    n = {s: sum(ch.status.value == s for ch in r.checks) for s in ("pass", "warn", "fail", "error")}
+    drifted = sorted({column_label(d.feature) for d in r.drift if d.drifted and d.segment == "all"})
+    lines = [
+        f"mlmon check: {result.status.upper()} · model {r.model} · {r.n_rows:,} rows"
+        f" ({r.n_quarantined:,} quarantined) · {len(r.checks)} checks: {n['fail']} failed,"
+        f" {n['error']} errors, {n['warn']} warnings",
+        f"drifted columns: {', '.join(drifted) if drifted else 'none'}",
+    ]
+    order = {"error": 0, "fail": 1, "warn": 2}
+    shown = sorted((ch for ch in r.checks if ch.status.value in order), key=lambda ch: order[ch.status.value])
+    for ch in shown:
+        where = column_label(ch.feature) if ch.feature else "-"
+        seg = "" if ch.segment == "all" else f" [{ch.segment}]"
+        mark = "✗" if ch.status.value in bad else "!"
+        lines.append(f"  {mark} {ch.status.value:<5} {ch.check:<22} {where:<16}{seg} {ch.message}")
+    if report:
+        lines.append(f"report: {Path(report).resolve()}")
+    return "\n".join(lines)
+
+
+def _junit(result: Any, bad: set[str]) -> str:
+    """JUnit XML: one testcase per check (CI systems list them), failures for the statuses that fail."""
+    import xml.etree.ElementTree as ET
+
+    from mlmon.tasks.contract import column_label
+
+    r = result.result
+    suite = ET.Element("testsuite", name=f"mlmon.{r.model}", timestamp=r.computed_at.isoformat())
+    failures = errors = 0
+    for ch in r.checks:
+        name = ch.check + (f"[{column_label(ch.feature)}]" if ch.feature else "")
+        name += "" if ch.segment == "all" else f" ({ch.segment})"
+        case = ET.SubElement(
+            suite, "testcase", classname=f"mlmon.{r.model}.{ch.category.value}", name=name, time="0"
+        )
+        status = ch.status.value
+        if status == "error":
+            errors += 1
+            ET.SubElement(case, "error", message=ch.message, type="error").text = ch.message
+        elif status in bad:
+            failures += 1
+            ET.SubElement(case, "failure", message=ch.message, type=status).text = ch.message
+        else:
+            ET.SubElement(case, "system-out").text = f"{status}: {ch.message}"
+    suite.set("tests", str(len(r.checks)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    root = ET.Element("testsuites", name="mlmon check", tests=str(len(r.checks)), failures=str(failures),
+                      errors=str(errors))  # fmt: skip
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
 # --------------------------------------------------------------------------- parser
@@ -585,7 +687,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--block", help="existing notification block as <type>/<name>, e.g. slack-webhook/team")
     sp.add_argument("--file", help="automations file (default deployments/automations.yaml)")
 
-    sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
+    sp = add("check", "compare a dataset with a reference in process: a CI/CD gate (no database, no Prefect)",
+             cmd_check,
+             "Run every check of the pipeline on --current against --reference (Parquet, CSV or JSON lines) "
+             "and exit 0 when nothing fails, 1 when a check fails, 2 for a usage or config error, 3 when the "
+             "comparison could not run. Without --config, feature kinds, the task and the prediction/target "
+             "columns are inferred from the reference.")  # fmt: skip
+    next(
+        a for a in sp._actions if "--config" in a.option_strings
+    ).help = "models config YAML (default: none, everything is inferred from the reference)"
+    sp.add_argument(
+        "--reference", help="reference dataset (what the model was validated on); default: the reference.path "
+        "of the --config model"
+    )  # fmt: skip
+    sp.add_argument(
+        "--current", required=True, help="dataset to check (new predictions, a new model's output)"
+    )
+    sp.add_argument("--model", help="model of the config to use (needed when it configures several)")
+    sp.add_argument(
+        "--format", choices=["text", "json", "junit"], default="text", help="output (default text)"
+    )
+    sp.add_argument("--fail-on", choices=["fail", "warn"], default="fail",
+                    help="exit 1 on failed checks (default) or on warnings too")  # fmt: skip
+    sp.add_argument("--report", help="also write the HTML report to this file")
+
+    sp = add("sql", "run one read-only SQL query against the metrics database", cmd_sql,
+             "Run exactly one SQL statement as the read-only role (MLMON_POSTGRES_READ_URI, or the embedded "
+             "server's grafana_reader: SELECT on schema mlmon only), with a 30 s statement timeout, and print "
+             "the rows with control characters escaped.")  # fmt: skip
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')
     sp.add_argument("--limit", type=int, default=200, help="rows to print (default 200)")
 

@@ -277,3 +277,33 @@ def test_demo_says_which_servers_it_leaves_running(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("MLMON_MONGO_URI", "mongodb://db:27017/")
     monkeypatch.setenv("MLMON_POSTGRES_URI", "postgresql://db/mlmon")
     assert background_services(Settings.from_env()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["run", "demo_classifier", "--start", "2026-02-03", "--end", "2026-02-02"], "is not before --end"),
+        (["run", "demo_classifier", "--start", "2026-02-03", "--end", "2026-02-03"], "empty or reversed"),
+        (["backfill", "demo_classifier", "--start", "2026-02-09", "--end", "2026-02-02"], "is not before"),
+        (["run", "demo_classifier", "--start", "2999-01-01"], "ends in the future"),
+        (
+            ["backfill", "demo_classifier", "--start", "2026-02-02", "--end", "2999-01-01"],
+            "ends in the future",
+        ),
+    ],
+)
+def test_a_reversed_or_future_range_is_refused_before_anything_starts(
+    argv: list[str], said: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    monkeypatch.setenv("MLMON_HOME", str(tmp_path / "home"))
+    for var in ("MLMON_POSTGRES_URI", "MLMON_MONGO_URI", "MLMON_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    t0 = time.monotonic()
+    assert main([*argv, "--config", "deployments/models.yaml"]) != 0
+    assert time.monotonic() - t0 < 5
+    err = capsys.readouterr().err
+    assert err.startswith("mlmon: error: the ") and said in err
+    home = tmp_path / "home"
+    assert not (home / "postgres").exists() and not (home / "mongo").exists()  # no server was started
