@@ -4,8 +4,8 @@ Heavy imports (Prefect, pandas, Evidently) happen inside the subcommands, so ``m
 
 Exit codes, the same for every command (:class:`Exit`): 0 success, 1 checks failed (commands that judge
 windows: ``run``, ``backfill``), 2 usage or config error, 3 runtime or infrastructure error. mlmon's own
-errors print one line without a traceback; ``--debug`` (anywhere on the line, or ``MLMON_DEBUG=1``)
-prints the traceback too.
+errors print one line without a traceback; ``--debug`` (anywhere on the line) prints
+the traceback too.
 """
 
 from __future__ import annotations
@@ -743,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlmon.tasks.errors import MlmonError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("MLMON_DEBUG", "") not in ("", "0")
+    debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted after the subcommand too
     parser = build_parser()
     args = parser.parse_args(argv)

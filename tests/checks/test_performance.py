@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from sklearn import metrics as skm
 
 from mlmon.tasks import contract as c
@@ -19,7 +20,7 @@ from mlmon.tasks.checks.performance import (
     reference_performance,
     vs_reference,
 )
-from mlmon.tasks.config import ModelConfig
+from mlmon.tasks.config import ModelConfig, PerformanceConfig
 from mlmon.tasks.profile import CategoricalProfile, Profile
 
 TOL = 1e-12
@@ -411,9 +412,15 @@ def test_absolute_thresholds_and_unknown_names():
     y = rng.normal(10, 2, 200)
     df = reg_frame(y, y + 1.0)
     thresholds = {"mae": 0.5, "r2": 0.1, "f1": 0.5, "f1score": 0.5}
-    checks, _ = performance_checks(
-        df, make_profile(), make_cfg("regression", performance={"thresholds": thresholds})
+    with pytest.raises(ValidationError, match="unknown metric 'f1score'"):  # the config refuses them
+        make_cfg("regression", performance={"thresholds": thresholds})
+    with pytest.raises(ValidationError, match="'f1' is not a regression metric"):
+        make_cfg("regression", performance={"thresholds": {"f1": 0.5}})
+    # and the engine still says so for a config built without validation
+    cfg = make_cfg("regression").model_copy(
+        update={"performance": PerformanceConfig.model_construct(thresholds=thresholds)}
     )
+    checks, _ = performance_checks(df, make_profile(), cfg)
     named = by_name(checks)
     assert (
         named["mae_threshold"].status is Status.FAIL
