@@ -1209,7 +1209,7 @@ def live() -> Json:
         "name": "model",
         "label": "Model",
         "datasource": PROMETHEUS,
-        "query": {"query": "label_values(mlmon_live_predictions_total, model)", "refId": "model"},
+        "query": "label_values(mlmon_live_predictions_total, model)",
         "definition": "label_values(mlmon_live_predictions_total, model)",
         "refresh": 2,
         "multi": False,

@@ -41,15 +41,19 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import logging
 import math
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import prometheus_client as pc
+
+log = logging.getLogger(__name__)
 
 EPS = 1e-4
 """Share given to an empty bin, as :data:`mlmon.tasks.checks.drift.EPS` (a test keeps them equal)."""
@@ -179,11 +183,24 @@ class LiveMetrics:
 
     ``registry``: where the metrics are registered (prometheus_client's global one by default; tests
     and apps exposing several models pass their own). :meth:`observe` never raises.
+
+    Why the counts are kept here first: incrementing ~25 prometheus_client children per prediction
+    (each takes its own lock, and an mmap write in multiprocess mode) cost ~40 µs a call here. So
+    :meth:`observe` only adds to plain lists under one lock, and :meth:`sync` moves the deltas into the
+    Prometheus metrics: every ``sync_interval`` seconds from a daemon thread, and before every scrape
+    served by :func:`asgi_app` / :func:`wsgi_app` / :func:`generate`. A scrape may lag that much behind.
     """
 
-    def __init__(self, spec: LiveSpec, registry: pc.CollectorRegistry | None = pc.REGISTRY) -> None:
+    def __init__(
+        self,
+        spec: LiveSpec,
+        registry: pc.CollectorRegistry | None = pc.REGISTRY,
+        *,
+        sync_interval: float = 1.0,
+    ) -> None:
         self.spec = spec
         self.registry = registry
+        self.sync_interval = sync_interval
         m = spec.model
         self._predictions = pc.Counter(
             "mlmon_live_predictions", "Predictions logged, by model version, status and outcome (ok/error)",
@@ -212,24 +229,43 @@ class LiveMetrics:
         self._documents = {o: documents.labels(m, o) for o in ("written", "dropped", "rejected")}
         for child in self._documents.values():
             child.inc(0)
-        self._features: list[tuple[str, Any, list[Any]]] = []  # (name, lookup, counters), features only
-        self._outputs: dict[str, tuple[Any, list[Any]]] = {}
+        # Every bin of every column is one slot of a flat list; a column is (name, lookup, offset, size).
+        self._bin_children: list[Any] = []
+        self._features: list[tuple[str, Any, int]] = []
+        self._outputs: dict[str, tuple[Any, int]] = {}
         for col in spec.columns:
-            counters = [bins.labels(m, col.role, col.column, b) for b in col.bins]
+            offset = len(self._bin_children)
+            self._bin_children += [bins.labels(m, col.role, col.column, b) for b in col.bins]
             for b, s in zip(col.bins, col.reference_shares, strict=True):
                 share.labels(m, col.role, col.column, b).set(s)
             lookup: Any = col.edges if col.kind == NUMERICAL else {k: i for i, k in enumerate(col.categories)}
+            if col.kind == CATEGORICAL:
+                lookup[None] = len(col.categories)  # marks the OTHER slot (None itself is never counted)
             if col.role == FEATURE:
-                self._features.append((col.column, lookup, counters))
+                self._features.append((col.column, lookup, offset))
             else:
-                self._outputs[col.column] = (lookup, counters)
+                self._outputs[col.column] = (lookup, offset)
         self._ok = frozenset(spec.ok_statuses)
         self._series: dict[tuple[Any, Any], tuple[Any, Any]] = {}  # (version, status) -> children
-        self._lock = threading.Lock()
+        self._versions: dict[Any, str] = {}  # logged value -> label (at most MAX_LABEL_VALUES)
+        self._statuses: dict[Any, str] = {}
         positive = spec.positive_class
         self._score = (lambda p: p.get(positive)) if spec.task == "binary" else (
             (lambda p: max(p.values(), default=None)) if spec.task == "multiclass" else None
         )  # fmt: skip
+        self._sync_lock = threading.Lock()  # one sync at a time
+        self._start()
+        _INSTANCES.add(self)
+
+    def _start(self) -> None:
+        """(Re)create what does not survive a fork: the lock, the pending deltas, the sync thread."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._counts = [0] * len(self._bin_children)
+        self._pending: dict[tuple[Any, Any], int] = {}
+        self._latencies: dict[tuple[Any, Any], list[float]] = {}  # (version, status) -> [sum, counts…]
+        self._stopped = threading.Event()
+        threading.Thread(target=self._sync_loop, name="mlmon-live-metrics", daemon=True).start()
 
     def observe(
         self,
@@ -241,39 +277,79 @@ class LiveMetrics:
         status: Any,
     ) -> None:
         """Count one prediction (called by ``PredictionLogger.log_prediction``)."""
-        counted, latency = self._children(version, status)
-        counted.inc()
-        if type(latency_ms) in (float, int) and latency_ms >= 0 and latency_ms < math.inf:
-            latency.observe(latency_ms / 1000)
-        for name, lookup, counters in self._features:
-            _count(lookup, counters, features.get(name))
-        out = self._outputs
-        if "prediction" in out:
-            _count(*out["prediction"], prediction)
-        if "score" in out and probabilities and self._score is not None:
-            _count(*out["score"], self._score(probabilities))
+        if self._pid != os.getpid():
+            self._start()  # forked: the parent's deltas are the parent's, and its thread is gone
+        score = None
+        if probabilities and self._score is not None and "score" in self._outputs:
+            score = self._score(probabilities)
+        with self._lock:
+            counts = self._counts
+            key = (version, status)
+            self._pending[key] = self._pending.get(key, 0) + 1
+            if type(latency_ms) in (float, int) and 0 <= latency_ms < math.inf:
+                seconds = latency_ms / 1000
+                hist = self._latencies.get(key)
+                if hist is None:
+                    hist = self._latencies[key] = [0.0] + [0] * (len(LATENCY_BUCKETS_S) + 1)
+                hist[0] += seconds  # the sum, then one count per bucket (the last one is +Inf)
+                hist[1 + bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+            for name, lookup, offset in self._features:  # _count, inlined for the common types
+                value = features.get(name)
+                if value is None:
+                    continue
+                t = type(value)
+                if type(lookup) is tuple and (t is float or t is int):
+                    if -_INF < value < _INF:  # False for NaN too
+                        counts[offset + _bisect(lookup, value)] += 1
+                elif t is str and type(lookup) is dict:
+                    i = lookup.get(value)
+                    counts[offset + (lookup[None] if i is None else i)] += 1
+                else:
+                    _count(counts, lookup, offset, value)
+            out = self._outputs
+            if prediction is not None and "prediction" in out:
+                _count(counts, *out["prediction"], prediction)
+            if score is not None:
+                _count(counts, *out["score"], score)
+
+    def sync(self) -> None:
+        """Move the counts kept since the last sync into the Prometheus metrics."""
+        with self._sync_lock:
+            with self._lock:
+                counts, self._counts = self._counts, [0] * len(self._counts)
+                pending, self._pending = self._pending, {}
+                latencies, self._latencies = self._latencies, {}
+            for child, n in zip(self._bin_children, counts, strict=True):
+                if n:
+                    child.inc(n)
+            for key, n in pending.items():
+                self._children(*key)[0].inc(n)
+            for key, hist in latencies.items():
+                _add_to_histogram(self._children(*key)[1], hist)
+
+    def _sync_loop(self) -> None:
+        pid = self._pid
+        while not self._stopped.wait(self.sync_interval) and pid == os.getpid():
+            try:
+                self.sync()
+            except Exception:  # a metrics bug must not end the metrics silently: say it, go on
+                log.exception("mlmon live metrics: sync failed")
 
     def _children(self, version: Any, status: Any) -> tuple[Any, Any]:
+        """The counter and histogram of ``(version, status)``, created once; labels stay bounded."""
         key = (version, status)
         found = self._series.get(key)
         if found is not None:
             return found
-        with self._lock:
-            versions = {v for v, _ in self._series}
-            statuses = {s for _, s in self._series}
-            v = "" if version is None else str(version)
-            s = "" if status is None else str(status)
-            if version not in versions and len(versions) >= MAX_LABEL_VALUES:
-                v = "other"
-            if status not in statuses and len(statuses) >= MAX_LABEL_VALUES:
-                s = "other"
-            outcome = "ok" if str(status) in self._ok else "error"
-            m = self.spec.model
-            found = (self._predictions.labels(m, v, s, outcome), self._latency.labels(m, v))
+        v, s = _label(self._versions, version), _label(self._statuses, status)
+        outcome = "ok" if str(status) in self._ok else "error"
+        m = self.spec.model
+        found = (self._predictions.labels(m, v, s, outcome), self._latency.labels(m, v))
+        if len(self._series) < MAX_LABEL_VALUES**2:  # a cache, bounded like the labels
             self._series[key] = found
-            return found
+        return found
 
-    # the logging helper's own counters (called by PredictionLogger)
+    # the logging helper's own counters (called by PredictionLogger; rare, so written directly)
 
     def documents(self, outcome: str, n: int) -> None:
         if n:
@@ -283,10 +359,43 @@ class LiveMetrics:
         self._queue_depth.set(n)
 
 
-def _count(lookup: Any, counters: list[Any], value: Any) -> None:
+_INF = math.inf
+_bisect = bisect.bisect_left
+_INSTANCES: weakref.WeakSet[LiveMetrics] = weakref.WeakSet()
+
+
+def sync_all() -> None:
+    """Sync every :class:`LiveMetrics` of this process (before a scrape is served)."""
+    for metrics in list(_INSTANCES):
+        metrics.sync()
+
+
+def _add_to_histogram(child: Any, hist: list[float]) -> None:
+    """Add per-bucket counts and a sum to a prometheus_client histogram child.
+
+    prometheus_client has no public call for that (only ``observe`` of one value, ~1 µs each), so this
+    writes its per-bucket values (``_buckets``, ``_sum``: non-cumulative counts, as ``observe`` keeps
+    them, in both the single- and the multi-process value classes); the version is pinned and a test
+    checks the exposed histogram against the values observed.
+    """
+    child._sum.inc(hist[0])
+    for bucket, n in zip(child._buckets, hist[1:], strict=True):
+        if n:
+            bucket.inc(n)
+
+
+def _label(seen: dict[Any, str], value: Any) -> str:
+    """The label of a logged version or status: itself for the first MAX_LABEL_VALUES seen, then other."""
+    label = seen.get(value)
+    if label is None:
+        if len(seen) >= MAX_LABEL_VALUES:
+            return "other"
+        label = seen[value] = "" if value is None else str(value)
+    return label
+
+
+def _count(counts: list[int], lookup: Any, offset: int, value: Any) -> None:
     """Count ``value`` in its bin: a binary search over numerical edges, a dict for categories."""
-    if value is None:
-        return
     if type(lookup) is tuple:  # numerical: bin i holds (e[i-1], e[i]], as the profile's bin counts
         t = type(value)
         if t is not float and t is not int:
@@ -296,11 +405,12 @@ def _count(lookup: Any, counters: list[Any], value: Any) -> None:
                 value = float(value)  # numpy scalars, decimals
             except (TypeError, ValueError):
                 return
-        if value != value or value in (math.inf, -math.inf):
+        if value != value or value == math.inf or value == -math.inf:
             return
-        counters[bisect.bisect_left(lookup, value)].inc()
+        counts[offset + bisect.bisect_left(lookup, value)] += 1
     else:
-        counters[lookup.get(value if type(value) is str else str(value), len(counters) - 1)].inc()
+        i = lookup.get(value if type(value) is str else str(value))
+        counts[offset + (lookup[None] if i is None else i)] += 1
 
 
 # ------------------------------------------------------------------------------------- /metrics apps
@@ -322,14 +432,37 @@ def collecting_registry(registry: pc.CollectorRegistry | None = None) -> pc.Coll
     return registry or pc.REGISTRY
 
 
+def generate(registry: pc.CollectorRegistry | None = None) -> bytes:
+    """The metrics page (Prometheus text format), counts synced first."""
+    sync_all()
+    return pc.generate_latest(collecting_registry(registry))
+
+
 def asgi_app(registry: pc.CollectorRegistry | None = None) -> Any:
-    """An ASGI app serving ``/metrics`` (mount it: ``app.mount("/metrics", asgi_app())``)."""
-    return pc.make_asgi_app(collecting_registry(registry))
+    """An ASGI app serving the metrics (FastAPI: ``app.mount("/metrics", asgi_app())``)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = generate(registry)
+        headers = [(b"content-type", pc.CONTENT_TYPE_LATEST.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
 
 
 def wsgi_app(registry: pc.CollectorRegistry | None = None) -> Any:
     """A WSGI app serving the metrics (Flask: ``DispatcherMiddleware(app, {"/metrics": wsgi_app()})``)."""
-    return pc.make_wsgi_app(collecting_registry(registry))
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = generate(registry)
+        start_response(
+            "200 OK", [("Content-Type", pc.CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -340,6 +340,11 @@ class PredictionLogger:
             )  # fmt: skip
         else:
             self._client.close()
+        if self._metrics is not None:
+            try:
+                self._metrics.sync()  # the last counts reach Prometheus before the process goes
+            except Exception as e:
+                self._note_error(f"live metrics: {type(e).__name__}: {e}")
         s = self.stats
         log.log(
             logging.WARNING if s.dropped or s.rejected else logging.INFO,

@@ -34,7 +34,7 @@ import pandas as pd
 import prometheus_client as pc
 
 from mlmon import demo_model as dm
-from mlmon.live import LiveMetrics, LiveSpec, collecting_registry
+from mlmon.live import LiveMetrics, LiveSpec, generate
 from mlmon.logger import PredictionLogger
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _handler(service: DemoService, registry: pc.CollectorRegistry) -> type[BaseH
 
         def do_GET(self) -> None:
             if self.path.split("?")[0] == "/metrics":
-                body = pc.generate_latest(collecting_registry(registry))
+                body = generate(registry)
                 self._send(200, body, pc.CONTENT_TYPE_LATEST)
             elif self.path == "/health":
                 self._send(200, json.dumps(asdict(service.logger.stats)).encode(), "application/json")
@@ -171,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     registry = pc.CollectorRegistry()
     metrics = LiveMetrics(_wait_for_spec(args.config, args.model), registry=registry)
     logger = PredictionLogger(
-        args.mongo_uri, args.database, model_name=args.model, model_version=args.model_version, metrics=metrics
+        args.mongo_uri,
+        args.database,
+        model_name=args.model,
+        model_version=args.model_version,
+        metrics=metrics,
     )
     service = DemoService(logger, dm.train("v1", seed=0))
     httpd = ThreadingHTTPServer((args.host, args.port), _handler(service, registry))
