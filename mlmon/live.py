@@ -349,6 +349,16 @@ class LiveMetrics:
             self._series[key] = found
         return found
 
+    def prepare(self, version: str | None) -> None:
+        """Create the series of ``version`` at 0 for the ok statuses and ``error`` (the logger calls it).
+
+        A counter first scraped at 1,500 has no visible increase in ``rate()``: series that exist at 0
+        from the start count their first predictions too.
+        """
+        with self._sync_lock:
+            for status in (*self.spec.ok_statuses, "error"):
+                self._children(version, status)
+
     # the logging helper's own counters (called by PredictionLogger; rare, so written directly)
 
     def documents(self, outcome: str, n: int) -> None:

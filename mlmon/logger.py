@@ -176,6 +176,8 @@ class PredictionLogger:
         self._timeout_ms, self._create_indexes = server_timeout_ms, create_indexes
         self._closed = False
         self._metrics = metrics
+        if metrics is not None:
+            metrics.prepare(model_version)
         self._start()
         # A final short flush at interpreter exit; a weak reference, so the hook keeps nothing alive.
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))

@@ -455,7 +455,10 @@ def run_up(
             MLMON_REPORTS_DIR=str(settings.reports_dir),
         )
         os.environ.setdefault("MLMON_REPORTS_URL", reports_url)
-        live.extend(_start_live(settings, mongo_uri, host, serving_port, prometheus_port))
+        try:
+            live.extend(_start_live(settings, mongo_uri, host, serving_port, prometheus_port))
+        except ServiceError as e:  # the batch half does not need the live one: say why, go on
+            print(f"mlmon up: the live metrics are not running: {e}", file=sys.stderr, flush=True)
         _print_urls(settings, api_url, reports_url, pg_uri, mongo_uri, live)
         _exit_if_shutdown_hangs(stop_all)
         _serve(settings.config_path, api_url)

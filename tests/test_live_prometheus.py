@@ -233,3 +233,35 @@ def test_live_psi_rises_on_a_shifted_stream_within_the_window(live: Live) -> Non
     window = f"{math.ceil(time.monotonic() - start) + 1}s"
     recent = promql.psi(promql.shares(promql.bin_counts(window)), promql.reference_shares())
     assert _by_column(live.query(recent))["income"] > after["income"]
+
+
+def test_mlmon_up_starts_the_serving_app_and_a_prometheus_that_scrapes_it() -> None:
+    from mlmon import up
+    from mlmon.settings import Settings
+    from tests.test_logger import _closed_port
+
+    # MongoDB down on purpose: the simulated logs must not land in the session's shared "mlmon"
+    # database, and live metrics do not depend on MongoDB (the logger counts the drops)
+    nowhere = f"mongodb://127.0.0.1:{_closed_port()}/"
+    started = up._start_live(Settings.from_env(CONFIG), nowhere, "127.0.0.1", 0, 0)
+    try:
+        serving, prometheus = started
+        assert prometheus.name == "Prometheus" and serving.url.endswith("/metrics")
+        target = urllib.parse.urlsplit(serving.url).netloc
+        deadline = time.monotonic() + 30  # simulated traffic (2/s) scraped every 5 s
+        while True:
+            got = _get(prometheus.url, "/api/v1/query", {"query": "sum(mlmon_live_predictions_total)"})[
+                "result"
+            ]
+            if got and float(got[0]["value"][1]) > 0:
+                break
+            assert time.monotonic() < deadline, "no simulated prediction reached Prometheus"
+            time.sleep(0.5)
+        up_ = _get(prometheus.url, "/api/v1/query", {"query": "up"})["result"]
+        assert [(r["metric"]["instance"], r["value"][1]) for r in up_] == [(target, "1")]
+        groups = _get(prometheus.url, "/api/v1/rules", {})["groups"]
+        assert {g["name"] for g in groups} == {"mlmon-live-recording", "mlmon-live-alerts"}
+    finally:
+        for service in reversed(started):
+            service.stop()
+    assert all(s.process.poll() is not None for s in started)

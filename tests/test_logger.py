@@ -272,5 +272,6 @@ def test_close_against_a_server_that_stalls_counts_the_unwritten_as_dropped(tmp_
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         _stop(proc)
-    # the stuck write may land once the server resumes; the counts said at close do not change
-    assert logger.stats == stats
+    # the stuck write may land (or time out) once the server resumes; the counts said at close stay
+    after = logger.stats
+    assert (after.written, after.dropped, after.rejected, after.pending) == (1, 10_000, 0, 0), after
