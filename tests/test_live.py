@@ -14,6 +14,7 @@ import numpy as np
 import prometheus_client as pc
 import pytest
 from prometheus_client import multiprocess
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlmon import live, promql
 from mlmon.live import LiveMetrics, LiveSpec
@@ -214,3 +215,48 @@ def test_psi_noise_on_a_stream_from_the_reference_is_about_k_minus_1_over_n():
         ]
         assert np.mean(values) == pytest.approx((k - 1) / n, rel=0.15), n
     assert json.dumps(promql.rules())  # the rules are plain data
+
+
+def _readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Live metrics", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.filterwarnings("ignore:Using .httpx. with .starlette.testclient. is deprecated")
+def test_the_readmes_fastapi_example_serves_metrics(monkeypatch):
+    """The README's FastAPI example, run as written (the model and the config's model are stand-ins)."""
+    from fastapi.testclient import TestClient
+
+    class Model:
+        def predict_proba(self, rows):
+            return np.array([[0.3, 0.7]] * len(rows))
+
+    monkeypatch.setenv(
+        "MLMON_MONGO_URI", f"mongodb://127.0.0.1:{_closed_port()}/?serverSelectionTimeoutMS=100"
+    )
+    monkeypatch.setattr(LiveSpec, "from_config", classmethod(lambda cls, path, model: _spec()))
+    namespace = {"model": Model(), "__name__": "readme_example"}
+    try:
+        exec(compile(_readme_example(), "README.md", "exec"), namespace)
+        with TestClient(namespace["app"]) as client:
+            for age in (30, 45, 60):
+                r = client.post("/predict", json={"age": age, "plan": "pro"})
+                assert r.status_code == 200 and r.json()["prediction"] == "churn"
+            page = client.get("/metrics/")
+            assert page.status_code == 200
+    finally:
+        ours = {
+            c
+            for n, c in pc.REGISTRY._names_to_collectors.items()
+            if n.startswith(("mlmon_live", "mlmon_logger"))
+        }
+        for collector in ours:  # the example registers in the global registry: leave it as it was
+            pc.REGISTRY.unregister(collector)
+    families = {f.name: f for f in text_string_to_metric_families(page.text)}
+    bins = {
+        s.labels["bin"]: s.value for s in families["mlmon_live_bin"].samples if s.labels["column"] == "plan"
+    }
+    assert bins["pro"] == 3
+    predictions = [s for s in families["mlmon_live_predictions"].samples if s.name.endswith("_total")]
+    assert sum(s.value for s in predictions) == 3
