@@ -231,7 +231,8 @@ class LiveMetrics:
             child.inc(0)
         # Every bin of every column is one slot of a flat list; a column is (name, lookup, offset, size).
         self._bin_children: list[Any] = []
-        self._features: list[tuple[str, Any, int]] = []
+        self._numerical: list[tuple[str, tuple[float, ...], int]] = []  # features: (name, edges, offset)
+        self._categorical: list[tuple[str, dict[Any, int], int, int]] = []  # (name, index, offset, other)
         self._outputs: dict[str, tuple[Any, int]] = {}
         for col in spec.columns:
             offset = len(self._bin_children)
@@ -241,8 +242,10 @@ class LiveMetrics:
             lookup: Any = col.edges if col.kind == NUMERICAL else {k: i for i, k in enumerate(col.categories)}
             if col.kind == CATEGORICAL:
                 lookup[None] = len(col.categories)  # marks the OTHER slot (None itself is never counted)
-            if col.role == FEATURE:
-                self._features.append((col.column, lookup, offset))
+            if col.role == FEATURE and col.kind == NUMERICAL:
+                self._numerical.append((col.column, lookup, offset))
+            elif col.role == FEATURE:
+                self._categorical.append((col.column, lookup, offset, lookup[None]))
             else:
                 self._outputs[col.column] = (lookup, offset)
         self._ok = frozenset(spec.ok_statuses)
@@ -293,19 +296,21 @@ class LiveMetrics:
                     hist = self._latencies[key] = [0.0] + [0] * (len(LATENCY_BUCKETS_S) + 1)
                 hist[0] += seconds  # the sum, then one count per bucket (the last one is +Inf)
                 hist[1 + bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
-            for name, lookup, offset in self._features:  # _count, inlined for the common types
-                value = features.get(name)
-                if value is None:
-                    continue
+            get = features.get
+            for name, edges, offset in self._numerical:  # _count, inlined for the common types
+                value = get(name)
                 t = type(value)
-                if type(lookup) is tuple and (t is float or t is int):
+                if t is float or t is int:
                     if -_INF < value < _INF:  # False for NaN too
-                        counts[offset + _bisect(lookup, value)] += 1
-                elif t is str and type(lookup) is dict:
-                    i = lookup.get(value)
-                    counts[offset + (lookup[None] if i is None else i)] += 1
-                else:
-                    _count(counts, lookup, offset, value)
+                        counts[offset + _bisect(edges, value)] += 1
+                elif value is not None:
+                    _count(counts, edges, offset, value)
+            for name, categories, offset, other in self._categorical:
+                value = get(name)
+                if type(value) is str:
+                    counts[offset + categories.get(value, other)] += 1
+                elif value is not None:
+                    _count(counts, categories, offset, value)
             out = self._outputs
             if prediction is not None and "prediction" in out:
                 _count(counts, *out["prediction"], prediction)
