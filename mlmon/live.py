@@ -256,14 +256,14 @@ class LiveMetrics:
         self._score = (lambda p: p.get(positive)) if spec.task == "binary" else (
             (lambda p: max(p.values(), default=None)) if spec.task == "multiclass" else None
         )  # fmt: skip
-        self._sync_lock = threading.Lock()  # one sync at a time
         self._start()
         _INSTANCES.add(self)
 
     def _start(self) -> None:
-        """(Re)create what does not survive a fork: the lock, the pending deltas, the sync thread."""
+        """(Re)create what does not survive a fork: the locks, the pending deltas, the sync thread."""
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one sync at a time (a fork may copy it held)
         self._counts = [0] * len(self._bin_children)
         self._pending: dict[tuple[Any, Any], int] = {}
         self._latencies: dict[tuple[Any, Any], list[float]] = {}  # (version, status) -> [sum, counts…]
