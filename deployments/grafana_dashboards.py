@@ -22,6 +22,7 @@ uid ``mlmon-postgres``. Conventions used by every query:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -1119,7 +1120,253 @@ def health() -> Json:
     )
 
 
+# ------------------------------------------------------------------------------------------- live
+
+PROMETHEUS = {"type": "prometheus", "uid": "mlmon-prometheus"}
+LIVE_MODEL = 'model=~"$model"'
+
+
+def live_rules() -> dict[str, str]:
+    """The recording rules' names (mlmon/promql.py writes the rules; this script only reads their names)."""
+    spec = importlib.util.spec_from_file_location(
+        "mlmon_promql", Path(__file__).resolve().parents[1] / "mlmon" / "promql.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.names()
+
+
+def promql(
+    expr: str, legend: str = "__auto", *, ref: str = "A", instant: bool = False, fmt: str = "time_series"
+) -> Json:
+    return {
+        "refId": ref,
+        "datasource": PROMETHEUS,
+        "editorMode": "code",
+        "expr": expr,
+        "legendFormat": legend,
+        "range": not instant,
+        "instant": instant,
+        "format": fmt,
+    }
+
+
+def live_timeseries(
+    title: str, description: str, targets: list[Json], *, unit: str = "short", threshold: float | None = None
+) -> Json:
+    panel = timeseries(title, description, unit=unit, threshold=threshold)
+    panel["datasource"] = PROMETHEUS
+    panel["targets"] = targets
+    panel["fieldConfig"]["defaults"]["custom"]["showPoints"] = "never"
+    return panel
+
+
+def live_distribution(title: str, description: str, share: str, reference: str) -> Json:
+    """Bars per bin: the window's share beside the reference's (instant queries joined on ``bin``)."""
+    return {
+        "type": "barchart",
+        "title": title,
+        "description": description,
+        "datasource": PROMETHEUS,
+        "targets": [
+            promql(share, "window", ref="A", instant=True, fmt="table"),
+            promql(reference, "reference", ref="B", instant=True, fmt="table"),
+        ],
+        "transformations": [
+            {"id": "joinByField", "options": {"byField": "bin", "mode": "outer"}},
+            {
+                "id": "organize",
+                "options": {
+                    "renameByName": {"Value #A": "last 15 min", "Value #B": "reference"},
+                    "excludeByName": {"Time 1": True, "Time 2": True},
+                },
+            },
+            {
+                "id": "filterFieldsByName",
+                "options": {"include": {"names": ["bin", "last 15 min", "reference"]}},
+            },
+        ],
+        "fieldConfig": {"defaults": {"unit": "percentunit", "min": 0}, "overrides": []},
+        "options": {
+            "xField": "bin",
+            "orientation": "vertical",
+            "groupWidth": 0.8,
+            "barWidth": 0.9,
+            "showValue": "never",
+            "xTickLabelRotation": -45,
+            "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
+            "tooltip": {"mode": "multi", "sort": "none"},
+        },
+    }
+
+
+def live() -> Json:
+    n = live_rules()
+    m = LIVE_MODEL
+    model = {
+        "type": "query",
+        "name": "model",
+        "label": "Model",
+        "datasource": PROMETHEUS,
+        "query": "label_values(mlmon_live_predictions_total, model)",
+        "definition": "label_values(mlmon_live_predictions_total, model)",
+        "refresh": 2,
+        "multi": False,
+        "includeAll": False,
+        "current": {},
+        "options": [],
+        "sort": 1,
+        "regex": "",
+        "hide": 0,
+        "skipUrlSync": False,
+    }
+    board = dashboard(
+        "mlmon-live",
+        "mlmon · live",
+        "What the serving app sees right now, scraped by Prometheus: traffic, errors, latency and drift "
+        "against the reference over the last 15 minutes. The batch dashboards give the verdict per window.",
+        [
+            [
+                (
+                    text(
+                        "How to read this dashboard",
+                        """
+                        Live metrics from the serving app's logging helper (`mlmon.logger` with
+                        `mlmon.live`), scraped by Prometheus. Drift is the PSI of the last 15 minutes
+                        against the reference profile's bins: under about 1,000 values in the window it
+                        is mostly sampling noise (about 19 / n for 20 bins), so trust the batch verdict
+                        there. PSI above 0.25 is a major shift.
+                        """,
+                    ),
+                    24,
+                    3,
+                )
+            ],
+            [
+                (
+                    live_timeseries(
+                        "Request rate",
+                        "Predictions per second over 5 minutes, by outcome (ok / error by service.ok_statuses).",
+                        [promql(f"sum by (outcome) ({n['requests']}{{{m}}})", "{{outcome}}")],
+                        unit="reqps",
+                    ),
+                    8,
+                    8,
+                ),
+                (
+                    live_timeseries(
+                        "Error ratio",
+                        "Share of predictions whose status is not ok, over 5 minutes; the line is the "
+                        "alert's limit.",
+                        [promql(f"{n['error_ratio']}{{{m}}}", "error ratio")],
+                        unit="percentunit",
+                        threshold=0.05,
+                    ),
+                    8,
+                    8,
+                ),
+                (
+                    live_timeseries(
+                        "Latency percentiles",
+                        "p50 / p95 / p99 of the logged latency over 5 minutes (from the latency histogram's "
+                        "buckets: precise to a bucket).",
+                        [
+                            promql(f"{n[f'latency_p{q}']}{{{m}}}", f"p{q}", ref=ref)
+                            for q, ref in ((50, "A"), (95, "B"), (99, "C"))
+                        ],
+                        unit="s",
+                    ),
+                    8,
+                    8,
+                ),
+            ],
+            [
+                (
+                    live_timeseries(
+                        "Live drift per feature (PSI, last 15 min)",
+                        "Population stability index of each feature over the last 15 minutes against the "
+                        "reference's bins; above 0.25 is a major shift (dashed line).",
+                        [promql(f'{n["psi"]}{{{m}, role="feature"}}', "{{column}}")],
+                        threshold=0.25,
+                    ),
+                    12,
+                    9,
+                ),
+                (
+                    live_timeseries(
+                        "Live drift of the model's outputs (PSI, last 15 min)",
+                        "PSI of the predicted class and of the score (p(positive class), or the top "
+                        "probability for a multiclass model) against the reference.",
+                        [promql(f'{n["psi"]}{{{m}, role="output"}}', "{{column}}")],
+                        threshold=0.25,
+                    ),
+                    12,
+                    9,
+                ),
+            ],
+            [
+                (
+                    live_distribution(
+                        "Score distribution: last 15 min against the reference",
+                        "Share of predictions in each bin of the reference's score distribution.",
+                        f'{n["bin_share"]}{{{m}, role="output", column="score"}}',
+                        f'{n["reference_share"]}{{{m}, role="output", column="score"}}',
+                    ),
+                    12,
+                    9,
+                ),
+                (
+                    live_distribution(
+                        "Predicted classes: last 15 min against the reference",
+                        "Share of each predicted class (and of classes the reference never predicted).",
+                        f'{n["bin_share"]}{{{m}, role="output", column="prediction"}}',
+                        f'{n["reference_share"]}{{{m}, role="output", column="prediction"}}',
+                    ),
+                    12,
+                    9,
+                ),
+            ],
+            [
+                (
+                    live_timeseries(
+                        "Values in the drift window",
+                        "Non-missing values per column in the last 15 minutes: below 1000 the live PSI is "
+                        "mostly noise.",
+                        [promql(f'{n["column_count"]}{{{m}, role="feature"}}', "{{column}}")],
+                        threshold=1000,
+                    ),
+                    12,
+                    8,
+                ),
+                (
+                    live_timeseries(
+                        "Logging helper: queue depth and dropped logs",
+                        "Documents waiting in the helper's buffer, and documents dropped (buffer full, or "
+                        "not written when the app stopped): dropped ones are missing from the batch windows.",
+                        [
+                            promql(f"sum by (model) (mlmon_logger_queue_depth{{{m}}})", "queued", ref="A"),
+                            promql(
+                                f'sum by (model) (increase(mlmon_logger_documents_total{{{m}, outcome="dropped"}}[$__rate_interval]))',
+                                "dropped",
+                                ref="B",
+                            ),
+                        ],
+                    ),
+                    12,
+                    8,
+                ),
+            ],
+        ],
+        [model, REPORTS_URL_VARIABLE],
+    )
+    board["time"] = {"from": "now-1h", "to": "now"}
+    board["refresh"] = "30s"
+    return board
+
+
 DASHBOARDS = {
+    "live.json": live,
     "overview.json": overview,
     "drift.json": drift,
     "quality.json": quality,

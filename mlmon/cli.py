@@ -470,7 +470,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return code
 
 
-CHECK_OK, CHECK_FAILED, CHECK_USAGE, CHECK_NOT_RUN = 0, 1, 2, 3
+CHECK_OK, CHECK_FAILED, CHECK_USAGE, CHECK_NOT_RUN = (
+    Exit.OK,
+    Exit.CHECKS_FAILED,
+    Exit.USAGE,
+    Exit.RUNTIME,
+)  # one convention
 
 
 def _check_text(result: Any, bad: set[str], report: str | None) -> str:

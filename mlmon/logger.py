@@ -77,11 +77,14 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 from bson import ObjectId, encode
 from pymongo.errors import BulkWriteError, ConnectionFailure, InvalidDocument, OperationFailure, PyMongoError
+
+if TYPE_CHECKING:  # the live metrics (prometheus_client) are imported only by who turns them on
+    from mlmon.live import LiveMetrics
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ class LoggerStats:
 
     queued: int  # documents accepted onto the buffer since start
     written: int  # documents MongoDB acknowledged
-    dropped: int  # lost for capacity: buffer full, logger closed, or unsent when close() gave up
+    dropped: int  # lost for capacity: buffer full, logger closed, or not confirmed written when close() ended
     rejected: int  # invalid: refused by BSON encoding or the server, or bad call arguments (never retried)
     failed_batches: int  # write attempts that failed and were retried (one per attempt)
     non_finite: int  # NaN / ±inf values replaced by None
@@ -136,6 +139,17 @@ class PredictionLogger:
     ``batch_size``: documents per ``insert_many``. ``flush_interval``: seconds a partial batch waits
     for more documents. ``server_timeout_ms``: how long one write attempt waits for a reachable server.
     ``create_indexes``: run :func:`ensure_indexes` from the writer thread before the first write.
+    ``metrics``: a :class:`mlmon.live.LiveMetrics` that every ``log_prediction`` also counts in
+    (Prometheus; off by default, and then nothing of prometheus_client is imported).
+
+    Sizing ``max_buffer``: it must hold what arrives faster than the writer drains it, for as long as
+    that lasts: a burst of ``r`` documents/s for ``t`` seconds against a writer draining ``w``/s needs
+    ``(r - w) * t``; an outage of ``t`` seconds at ``r``/s needs ``r * t``. The writer drains a few
+    thousand documents/s against a single MongoDB (about 4,000/s against the embedded nx-27017, so a
+    burst of 20,000 calls in 0.8 s overflows the default 10,000 and drops ~40 %). Memory is about
+    ``max_buffer`` times a document's size (~0.5–1 KB for 20 features: ~10 MB at the default). Every
+    drop is counted: ``stats.dropped``, a warning when the logger closes, and the Prometheus counter
+    ``mlmon_logger_documents_total{outcome="dropped"}`` with ``metrics``.
     """
 
     def __init__(
@@ -152,6 +166,7 @@ class PredictionLogger:
         flush_interval: float = 1.0,
         server_timeout_ms: int = 2000,
         create_indexes: bool = False,
+        metrics: LiveMetrics | None = None,
     ) -> None:
         if max_buffer < 1 or batch_size < 1 or flush_interval <= 0 or server_timeout_ms < 1:
             raise ValueError("max_buffer, batch_size, flush_interval and server_timeout_ms must be positive")
@@ -160,6 +175,9 @@ class PredictionLogger:
         self._max_buffer, self._batch_size, self._flush_interval = max_buffer, batch_size, flush_interval
         self._timeout_ms, self._create_indexes = server_timeout_ms, create_indexes
         self._closed = False
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.prepare(model_version)
         self._start()
         # A final short flush at interpreter exit; a weak reference, so the hook keeps nothing alive.
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
@@ -185,6 +203,7 @@ class PredictionLogger:
         self._failed_batches = self._non_finite = 0
         self._last_error: str | None = None
         self._close_deadline = math.inf
+        self._gave_up = False  # close() stopped waiting: the writer's late outcomes no longer count
         self._closing = threading.Event()
         self._idle = threading.Condition(self._lock)  # notified whenever documents are settled
         self._thread = threading.Thread(target=self._run, name="mlmon-prediction-logger", daemon=True)
@@ -228,6 +247,13 @@ class PredictionLogger:
         except Exception as e:  # e.g. features is not a mapping: a caller bug must not fail the request
             self._count_rejected(1, f"log_prediction: {type(e).__name__}: {e}")
             return request_id
+        if self._metrics is not None:
+            try:
+                self._metrics.observe(
+                    self.model_version, features, prediction, probabilities, latency_ms, status
+                )
+            except Exception as e:  # a metrics bug must not fail the request nor lose the document
+                self._note_error(f"live metrics: {type(e).__name__}: {e}")
         self._enqueue(_PREDICTION, doc)
         return request_id
 
@@ -249,14 +275,17 @@ class PredictionLogger:
         if self._closed:
             with self._lock:
                 self._dropped += 1
+            self._count_metric("dropped", 1)
             return
         with self._lock:
             try:
                 self._queue.put_nowait((kind, doc))
             except queue.Full:
                 self._dropped += 1
+            else:
+                self._queued += 1
                 return
-            self._queued += 1
+        self._count_metric("dropped", 1)  # outside the lock: a metric must not hold up the writer
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -291,7 +320,10 @@ class PredictionLogger:
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting documents, write what is queued for up to ``timeout`` s, then release the client.
 
-        Documents still unwritten when the time is up are counted in ``stats.dropped``. Idempotent.
+        Documents not confirmed written when close() returns are counted in ``stats.dropped`` (also when
+        the writer is stuck in a write to a stalled server: such a write may still land later, but
+        close() cannot know). Logs one line with the totals (a warning when anything was lost).
+        Idempotent.
         """
         if self._closed:
             return
@@ -303,9 +335,24 @@ class PredictionLogger:
         # A write attempt in flight may need up to the server timeout before it notices the deadline.
         self._thread.join(timeout + self._timeout_ms / 1000 + 1.0)
         if self._thread.is_alive():  # stuck in a write to a hung server: it is a daemon, let it be
-            log.warning("mlmon logger: writer still busy after close(timeout=%s); not waiting", timeout)
+            n = self._give_up()
+            log.warning(
+                "mlmon logger: writer still busy after close(timeout=%s); not waiting, %d document(s) "
+                "not confirmed written are counted as dropped", timeout, n,
+            )  # fmt: skip
         else:
             self._client.close()
+        if self._metrics is not None:
+            try:
+                self._metrics.sync()  # the last counts reach Prometheus before the process goes
+            except Exception as e:
+                self._note_error(f"live metrics: {type(e).__name__}: {e}")
+        s = self.stats
+        log.log(
+            logging.WARNING if s.dropped or s.rejected else logging.INFO,
+            "mlmon logger closed: %d written, %d dropped, %d rejected (max_buffer=%d)",
+            s.written, s.dropped, s.rejected, self._max_buffer,
+        )  # fmt: skip
 
     def __enter__(self) -> PredictionLogger:
         return self
@@ -328,6 +375,8 @@ class PredictionLogger:
                 self._abandon(0)
                 return
             batch = self._next_batch()
+            if self._metrics is not None:
+                self._metrics.queue_depth(self._queued - self._settled)  # plain reads: a gauge can lag
             if batch is None:
                 return
             if not batch:
@@ -458,18 +507,24 @@ class PredictionLogger:
 
     def _settle(self, written: int) -> None:
         with self._idle:
+            if self._gave_up:
+                return
             self._written += written
             self._settled += written
             self._idle.notify_all()
+        self._count_metric("written", written)
 
     def _count_rejected(self, n: int, message: str, settled: bool = False) -> None:
         """Count ``n`` invalid documents; ``settled``: they had been queued (the writer found them)."""
         with self._idle:
+            if settled and self._gave_up:
+                return
             before = self._rejected
             self._rejected += n
             self._settled += n if settled else 0
             self._last_error = message
             self._idle.notify_all()
+        self._count_metric("rejected", n)
         # The first rejection and then one in a thousand: a caller bug must not flood the logs.
         level = logging.WARNING if before == 0 or before // 1000 != self._rejected // 1000 else logging.DEBUG
         log.log(level, "mlmon logger: %d document(s) rejected (%d in total): %s", n, before + n, message)
@@ -481,11 +536,32 @@ class PredictionLogger:
             except queue.Empty:
                 break
         with self._idle:
+            if self._gave_up:
+                return
             self._settled += n
             self._dropped += n
             self._idle.notify_all()
+        self._count_metric("dropped", n)
         if n:
             log.warning("mlmon logger: closed with MongoDB unreachable; %d document(s) not written", n)
+
+    def _give_up(self) -> int:
+        """close() stops waiting for a stuck writer: whatever is not settled is dropped; return how many."""
+        with self._idle:
+            n = self._queued - self._settled
+            self._dropped += n
+            self._settled = self._queued
+            self._gave_up = True
+            self._idle.notify_all()
+        self._count_metric("dropped", n)
+        return n
+
+    def _count_metric(self, outcome: str, n: int) -> None:
+        if self._metrics is not None and n:
+            try:
+                self._metrics.documents(outcome, n)
+            except Exception as e:  # never let metrics break logging
+                self._note_error(f"live metrics: {type(e).__name__}: {e}")
 
     def _note_error(self, message: str) -> None:
         with self._lock:

@@ -4,7 +4,10 @@
   PostgreSQL as the metrics (the embedded one by default, over its Unix socket);
 * the deployments of the models config, served from this process (:func:`mlmon.serve.serve_all`):
   each model on its schedule, plus the one-window and backfill deployments;
-* a static web server for the HTML reports.
+* a static web server for the HTML reports;
+* the live half, when the config has the demo model: a small simulated serving app
+  (:mod:`mlmon.serving`, live metrics on) and, when the ``prometheus`` binary is installed (Debian's
+  ``prometheus`` package), a real Prometheus scraping it with mlmon's recording and alert rules.
 
 Everything lives under ``MLMON_HOME``: running ``mlmon up`` again resumes with the same Prefect
 history, schedules and results. Schedules are not paused on shutdown, so the first run after a restart
@@ -18,6 +21,7 @@ import functools
 import inspect
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +42,9 @@ from mlmon.tasks.errors import StoreError
 
 PREFECT_PORT = 4200
 REPORTS_PORT = 8000
+PROMETHEUS_PORT = 9090
+SERVING_PORT = 8001
+DEMO_MODEL = "demo_classifier"
 _ASYNCPG_QUERY = {"host", "port", "ssl"}  # libpq URI query keys asyncpg understands (sslmode -> ssl)
 
 
@@ -230,6 +237,166 @@ def serve_reports(
     return httpd
 
 
+# ------------------------------------------------------------------------ live: serving app, Prometheus
+
+
+@dataclass
+class Service:
+    """A child process started by ``mlmon up`` (or a test); :meth:`stop` ends it."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def prometheus_binary() -> str | None:
+    """The ``prometheus`` server on PATH or at /usr/bin/prometheus (Debian's package), else None."""
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    return "/usr/bin/prometheus" if os.access("/usr/bin/prometheus", os.X_OK) else None
+
+
+def _start_service(
+    name: str,
+    cmd: list[str],
+    log_path: Path,
+    ready_url: str,
+    url: str,
+    timeout: float,
+    env: Mapping[str, str] | None,
+) -> Service:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    service = Service(name, url, proc, log_path)
+    deadline = time.monotonic() + timeout
+    while not _answers(ready_url):
+        if proc.poll() is not None:
+            raise ServiceError(f"{name} exited with code {proc.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            service.stop()
+            raise ServiceError(f"{name} did not answer within {timeout:.0f}s; see {log_path}")
+        time.sleep(0.2)
+    return service
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_serving_demo(
+    config_path: Path,
+    mongo_uri: str,
+    home: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = SERVING_PORT,
+    rate: float = 5.0,
+    database: str = "mlmon",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+) -> Service:
+    """Start the demo model's serving app (:mod:`mlmon.serving`) on ``host:port`` (0 = any free port),
+    serving itself ``rate`` simulated requests/s (0: only what clients send); return once it answers."""
+    port = port or _free_port(host)
+    if _port_open(host, port):
+        raise ServiceError(f"port {port} on {host} is in use: stop what listens there or choose another port")
+    cmd = [sys.executable, "-m", "mlmon.serving", "--config", str(Path(config_path).resolve()), "--model",
+           DEMO_MODEL, "--host", host, "--port", str(port), "--mongo-uri", mongo_uri, "--database", database, "--simulate", str(rate)]  # fmt: skip
+    return _start_service(
+        "the simulated serving app", cmd, Path(home) / "serving" / f"serving-{port}.log",
+        f"http://{host}:{port}/health", f"http://{host}:{port}/metrics", timeout,
+        {"MLMON_HOME": str(home), **(env or {})},
+    )  # fmt: skip
+
+
+def start_prometheus(
+    home: Path,
+    targets: list[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = PROMETHEUS_PORT,
+    scrape_interval: str = "5s",
+    timeout: float = 60.0,
+) -> Service:
+    """Start a real Prometheus on ``host:port`` (0 = any free port) scraping ``targets`` with mlmon's
+    recording and alert rules (:mod:`mlmon.promql`), its data under
+    ``home``; return once it is ready. Raises :class:`ServiceError` when the binary is not installed."""
+    import yaml
+
+    from mlmon import promql
+
+    binary = prometheus_binary()
+    if binary is None:
+        raise ServiceError("prometheus is not installed (Debian: apt-get install prometheus)")
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    rules = home / "mlmon-live.yml"
+    rules.write_text(promql.render())
+    config = home / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(promql.prometheus_config(targets, [str(rules)], scrape_interval=scrape_interval))
+    )
+    port = port or _free_port(host)
+    if _port_open(host, port):
+        raise ServiceError(f"port {port} on {host} is in use: stop what listens there or choose another port")
+    cmd = [binary, f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
+           f"--web.listen-address={host}:{port}", "--storage.tsdb.retention.time=7d"]  # fmt: skip
+    return _start_service(
+        "Prometheus", cmd, home / "prometheus.log", f"http://{host}:{port}/-/ready", f"http://{host}:{port}",
+        timeout, None,
+    )  # fmt: skip
+
+
+def _start_live(
+    settings: Settings, mongo_uri: str, host: str, serving_port: int, prometheus_port: int
+) -> list[Service]:
+    """The demo's serving app and Prometheus, when the config has the demo model; [] otherwise."""
+    from mlmon.tasks.config import load_config
+
+    if DEMO_MODEL not in load_config(settings.config_path).models:
+        return []
+    # 2 requests/s: 1,800 values in the 15-minute drift window (enough for a live verdict), and a day of
+    # simulated traffic (~170k documents) stays cheap for the embedded MongoDB and the daily window.
+    started = [
+        start_serving_demo(
+            settings.config_path, mongo_uri, settings.home, host=host, port=serving_port, rate=2.0
+        )
+    ]
+    if prometheus_binary() is None:
+        print("mlmon up: prometheus not installed; the live dashboard's data is at the serving app's /metrics",
+              file=sys.stderr)  # fmt: skip
+        return started
+    target = urlsplit(started[0].url).netloc
+    try:
+        started.append(
+            start_prometheus(settings.home / "prometheus", [target], host=host, port=prometheus_port)
+        )
+    except ServiceError:
+        started[0].stop()
+        raise
+    return started
+
+
 # --------------------------------------------------------------------------------------------- up
 
 
@@ -239,6 +406,8 @@ def run_up(
     host: str = "127.0.0.1",
     prefect_port: int = PREFECT_PORT,
     reports_port: int = REPORTS_PORT,
+    serving_port: int = SERVING_PORT,
+    prometheus_port: int = PROMETHEUS_PORT,
 ) -> int:
     """Start everything, print which URL shows what, serve the deployments until Ctrl-C, stop it all.
 
@@ -253,6 +422,7 @@ def run_up(
     server = None
     api_url = os.environ.get("PREFECT_API_URL")
     reports = None
+    live: list[Service] = []
     stopped = threading.Lock()
 
     def stop_all() -> None:
@@ -263,6 +433,8 @@ def run_up(
         if reports is not None:
             reports.shutdown()
             reports.server_close()
+        for service in reversed(live):
+            service.stop()
         if server is not None:
             server.stop()
         _stop_embedded(settings, was_running)
@@ -286,7 +458,11 @@ def run_up(
             MLMON_REPORTS_DIR=str(settings.reports_dir),
         )
         os.environ.setdefault("MLMON_REPORTS_URL", reports_url)
-        _print_urls(settings, api_url, reports_url, pg_uri, mongo_uri)
+        try:
+            live.extend(_start_live(settings, mongo_uri, host, serving_port, prometheus_port))
+        except ServiceError as e:  # the batch half does not need the live one: say why, go on
+            print(f"mlmon up: the live metrics are not running: {e}", file=sys.stderr, flush=True)
+        _print_urls(settings, api_url, reports_url, pg_uri, mongo_uri, live)
         _exit_if_shutdown_hangs(stop_all)
         _serve(settings.config_path, api_url)
     except KeyboardInterrupt:
@@ -332,7 +508,14 @@ def _exit_if_shutdown_hangs(stop_all: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _print_urls(settings: Settings, api_url: str, reports_url: str, pg_uri: str, mongo_uri: str) -> None:
+def _print_urls(
+    settings: Settings,
+    api_url: str,
+    reports_url: str,
+    pg_uri: str,
+    mongo_uri: str,
+    live: list[Service] | None = None,
+) -> None:
     from mlmon.serve import deployment_specs
     from mlmon.tasks.store.store import redact
 
@@ -343,6 +526,11 @@ def _print_urls(settings: Settings, api_url: str, reports_url: str, pg_uri: str,
         ("HTML reports", f"{reports_url}index.html", "every window's report, newest first"),
         ("PostgreSQL", redact(pg_uri), "metrics tables (schema mlmon) for Grafana and `mlmon sql`"),
         ("MongoDB", mongo_uri, "prediction logs and labels (MLMON_MONGO_URI for the logger)"),
+    ]
+    what = {"Prometheus": "live metrics and mlmon's recording/alert rules (Grafana's live data source)",
+            "the simulated serving app": "the demo model behind the logging helper, live metrics on"}  # fmt: skip
+    rows += [
+        ("Prometheus" if s.name == "Prometheus" else "Serving app", s.url, what[s.name]) for s in live or []
     ]
     print("mlmon is up. Ctrl-C stops it; `mlmon up` again resumes where it stopped.\n")
     for name, url, what in rows:

@@ -418,6 +418,9 @@ def fit(
 
     ref = read_frame(reference, "reference")
     cfg = resolve_config(config, model)
+    if cfg is not None:  # the config's reference.columns name the reference's role columns
+        named = {k: v for k, v in cfg.reference.columns.model_dump().items() if v and v in ref.columns}
+        columns = {**named, **(columns or {})}
     roles = find_roles(ref, columns, {*cfg.features, *cfg.business_fields} if cfg else ())
     inferred: dict[str, Any]
     if cfg is None:

@@ -278,3 +278,13 @@ def test_a_multiclass_model_with_a_named_timestamp_column_spans_its_window() -> 
     assert r.result.window.start.isoformat() == "2026-01-01T00:00:00+00:00"
     assert r.result.window.end.isoformat() == "2026-01-03T01:59:01+00:00"
     assert r.result.n_rows == n and "accuracy" in set(r.metrics["metric"])
+
+
+def test_the_configs_reference_columns_name_the_role_columns() -> None:
+    ref, cur = frames()
+    ref, cur = (f.rename(columns={"prediction": "y_hat", "label": "truth"}) for f in (ref, cur))
+    cfg = {"features": {"age": {"type": "numerical"}}, "task": "binary", "classes": ["churn", "stay"],
+           "reference": {"path": "<in memory>", "columns": {"prediction": "y_hat", "target": "truth"}}}  # fmt: skip
+    r = mlmon.compare(ref, cur, cfg)
+    assert r.inferred["columns"]["prediction"] == "y_hat" and r.inferred["columns"]["target"] == "truth"
+    assert "prediction" in set(r.drift["feature"]) and "accuracy" in set(r.metrics["metric"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -236,3 +239,39 @@ def test_recovers_when_mongo_comes_back(tmp_path):
             client.close()
             _stop(proc)
     assert values == list(range(200))  # every document exactly once
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(_nx_exe() is None, reason="needs the nx-27017 server to stall one")
+def test_close_against_a_server_that_stalls_counts_the_unwritten_as_dropped(tmp_path, caplog):
+    """A server that handshakes and then stalls (SIGSTOP): close() gives up on the stuck writer, and
+    every document it never saw acknowledged is dropped, said in the stats and in a log line."""
+    port = _closed_port()
+    proc = _start_nx(tmp_path, port)
+    logger = PredictionLogger(
+        f"mongodb://127.0.0.1:{port}/", database="stall", model_name="m", model_version="v1",
+        server_timeout_ms=200,
+    )  # fmt: skip
+    try:
+        logger.log_prediction({"i": -1}, "x")
+        assert logger.flush(timeout=10)  # connected and written: the handshake is done
+        os.kill(proc.pid, signal.SIGSTOP)
+        for i in range(10_000):
+            logger.log_prediction({"i": i}, "x")
+        with caplog.at_level(logging.INFO, logger="mlmon.logger"):
+            t = time.perf_counter()
+            logger.close(timeout=0.5)
+            closing = time.perf_counter() - t
+        stats = logger.stats
+        assert closing < 0.5 + 0.2 + 1.5, f"close took {closing:.1f} s"
+        assert (stats.written, stats.pending, stats.dropped) == (1, 0, 10_000), stats
+        assert _accounted(stats) == 10_001
+        closed = [r.getMessage() for r in caplog.records if "logger closed" in r.getMessage()]
+        assert closed == ["mlmon logger closed: 1 written, 10000 dropped, 0 rejected (max_buffer=10000)"]
+        assert [r.levelno for r in caplog.records if "logger closed" in r.getMessage()] == [logging.WARNING]
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        _stop(proc)
+    # the stuck write may land (or time out) once the server resumes; the counts said at close stay
+    after = logger.stats
+    assert (after.written, after.dropped, after.rejected, after.pending) == (1, 10_000, 0, 0), after

@@ -81,7 +81,8 @@ def test_the_file_is_valid_against_the_compose_specification(raw: dict[str, Any]
 
 def test_the_stack_has_every_service_it_needs(raw: dict[str, Any]) -> None:
     assert set(services(raw)) == {
-        "mongo", "postgres", "prefect-server", "migrate", "worker", "grafana", "reports",
+        "mongo", "postgres", "prefect-server", "migrate", "worker", "grafana", "reports", "prometheus",
+        "serving-demo",
     }  # fmt: skip
 
 
@@ -98,7 +99,7 @@ def test_every_image_is_pinned_to_a_version(raw: dict[str, Any]) -> None:
         repo, _, tag = image.rpartition(":")
         assert repo and "/" not in tag, f"{name}: image {image!r} has no tag"
         assert "@" not in repo, f"{name}: digest pins are fine but this test does not read them: {image}"
-        assert tag != "latest" and re.match(r"\d+\.\d+", tag), f"{name}: {image!r} is not a version tag"
+        assert tag != "latest" and re.match(r"v?\d+\.\d+", tag), f"{name}: {image!r} is not a version tag"
         if "build" in svc:
             assert image == f"mlmon:{version}", f"{name}: built image should be mlmon:{version} (pyproject)"
 
@@ -153,7 +154,8 @@ def test_the_worker_sets_every_variable_the_code_reads(raw: dict[str, Any]) -> N
     # the grep itself works: these are read in mlmon/settings.py and flows/monitor.py
     assert {"MLMON_MONGO_URI", "MLMON_POSTGRES_URI", "MLMON_REPORTS_DIR", "MLMON_DB_TIMEOUT_S"} <= read
     worker = environment(services(raw)["worker"])
-    missing = sorted(read - set(worker))
+    # read by the serving app's live metrics (mlmon/live.py), set by whoever runs the serving workers
+    missing = sorted(read - set(worker) - {"PROMETHEUS_MULTIPROC_DIR"})
     assert not missing, f"the code reads {missing}, which the worker service does not set"
 
 
@@ -294,6 +296,46 @@ def test_grafana_gets_its_provisioning_and_dashboards(resolved: dict[str, Any]) 
     )
 
 
+def test_prometheus_gets_its_config_rules_and_targets_and_scrapes_the_demo_app(
+    resolved: dict[str, Any],
+) -> None:
+    import shutil
+    import subprocess
+
+    s = services(resolved)
+    vols = mounts(s["prometheus"])
+    command = s["prometheus"]["command"]
+    config_path = next(a.split("=", 1)[1] for a in command if a.startswith("--config.file="))
+    assert vols[config_path] == ("./deployments/prometheus/prometheus.yml", True)
+    config = yaml.safe_load((ROOT / "deployments/prometheus/prometheus.yml").read_text())
+    (rules,) = config["rule_files"]
+    assert vols[str(PurePosixPath(rules).parent)] == ("./deployments/prometheus/rules", True)
+    assert list((ROOT / "deployments/prometheus/rules").glob(PurePosixPath(rules).name))
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    (sd,) = jobs["mlmon-serving"]["file_sd_configs"]
+    (targets,) = sd["files"]
+    assert vols[str(PurePosixPath(targets).parent)] == ("./deployments/prometheus/targets", True)
+    assert yaml.safe_load((ROOT / "deployments/prometheus/targets/serving.yml").read_text()) == []
+    # the demo job scrapes the serving-demo service on the port it listens on
+    (static,) = jobs["mlmon-serving-demo"]["static_configs"]
+    (target,) = static["targets"]
+    host, port = target.split(":")
+    demo = s[host]["command"]
+    assert int(port) == int(demo[demo.index("--port") + 1]) and demo[demo.index("--host") + 1] == "0.0.0.0"
+    (url,) = re.findall(r"https?://[^'\" ]+", " ".join(s[host]["healthcheck"]["test"]))
+    assert urlsplit(url).port == int(port)
+    listen = next(a.split("=", 1)[1] for a in command if a.startswith("--web.listen-address="))
+    assert container_ports(s["prometheus"]) == {int(listen.rsplit(":", 1)[1])} == {9090}
+    (url,) = re.findall(r"https?://[^'\" ]+", " ".join(s["prometheus"]["healthcheck"]["test"]))
+    assert urlsplit(url).port == 9090
+    promtool = shutil.which("promtool")
+    if promtool:  # Debian's prometheus package ships it; the syntax check of the real tool
+        done = subprocess.run([promtool, "check", "config", "--syntax-only",
+                               str(ROOT / "deployments/prometheus/prometheus.yml")],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_postgres_runs_the_init_script(resolved: dict[str, Any]) -> None:
     vols = mounts(services(resolved)["postgres"])
     assert vols["/docker-entrypoint-initdb.d"] == ("./deployments/postgres/init", True)
@@ -352,7 +394,7 @@ def test_postgres_uris_use_the_roles_and_databases_the_init_script_creates(resol
     datasource = yaml.safe_load(
         (ROOT / "deployments/grafana/provisioning/datasources/mlmon.yaml").read_text()
     )
-    (ds,) = datasource["datasources"]
+    (ds,) = [d for d in datasource["datasources"] if d["type"] == "grafana-postgresql-datasource"]
     host, port = ds["url"].split(":")
     assert int(port) in container_ports(services(resolved)[host])
     assert ds["jsonData"]["database"] == pg["POSTGRES_DB"] and ds["user"] == "grafana_reader"

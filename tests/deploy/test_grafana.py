@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+import yaml
 
 from mlmon.tasks.checks.outcome import Category, Status
 from tests.deploy import compose, grafana
@@ -41,8 +42,13 @@ TIME_RANGE = grafana.TimeRange(TIME_RANGE_START, TIME_RANGE_END)
 TEXT = {19, 25, 1042, 1043}  # name, text, bpchar, varchar
 NUMBER = {20, 21, 23, 700, 701, 1700}  # int8, int2, int4, float4, float8, numeric
 TIME = {1082, 1114, 1184}  # date, timestamp, timestamptz
-DASHBOARDS = grafana.dashboards()
-(DATASOURCE,) = [d for f in grafana.provisioning("datasources").values() for d in f["datasources"]]
+ALL_DASHBOARDS = grafana.dashboards()
+# The SQL dashboards on the mlmon metrics database; the live one (Prometheus) is checked on a real
+# Prometheus by tests/test_live_prometheus.py and by the file checks below.
+DASHBOARDS = {n: d for n, d in ALL_DASHBOARDS.items() if d["uid"] != "mlmon-live"}
+DATASOURCES = [d for f in grafana.provisioning("datasources").values() for d in f["datasources"]]
+(DATASOURCE,) = [d for d in DATASOURCES if d["type"] == "grafana-postgresql-datasource"]
+(PROMETHEUS,) = [d for d in DATASOURCES if d["type"] == "prometheus"]
 RULES = [r for f in grafana.provisioning("alerting").values() for g in f["groups"] for r in g["rules"]]
 
 
@@ -74,18 +80,18 @@ def test_the_dashboards_are_what_the_generator_writes() -> None:
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     rendered = generator.render()
-    assert sorted(rendered) == sorted(DASHBOARDS), "a dashboard file is missing or not generated"
+    assert sorted(rendered) == sorted(ALL_DASHBOARDS), "a dashboard file is missing or not generated"
     for name, text in rendered.items():
         on_disk = (grafana.DASHBOARDS / name).read_text(encoding="utf-8")
         assert on_disk == text, f"{name} is out of date: run `python deployments/grafana_dashboards.py`"
 
 
 def test_dashboards_have_unique_uids_titles_and_panel_ids() -> None:
-    assert len(DASHBOARDS) == 5
-    uids = [d["uid"] for d in DASHBOARDS.values()]
-    titles = [d["title"] for d in DASHBOARDS.values()]
+    assert len(DASHBOARDS) == 5 and len(ALL_DASHBOARDS) == 6
+    uids = [d["uid"] for d in ALL_DASHBOARDS.values()]
+    titles = [d["title"] for d in ALL_DASHBOARDS.values()]
     assert len(set(uids)) == len(uids) and len(set(titles)) == len(titles)
-    for name, dash in DASHBOARDS.items():
+    for name, dash in ALL_DASHBOARDS.items():
         assert re.fullmatch(r"[a-z0-9-]{1,40}", dash["uid"]), f"{name}: uid {dash['uid']!r}"
         assert dash["id"] is None, f"{name}: provisioned dashboards must not carry a database id"
         ids = [p["id"] for p in grafana.panels(dash)]
@@ -93,7 +99,7 @@ def test_dashboards_have_unique_uids_titles_and_panel_ids() -> None:
 
 
 def test_panels_fit_the_grid_without_overlapping() -> None:
-    for name, dash in DASHBOARDS.items():
+    for name, dash in ALL_DASHBOARDS.items():
         cells: Counter[tuple[int, int]] = Counter()
         for p in grafana.panels(dash):
             g = p["gridPos"]
@@ -116,13 +122,13 @@ def test_every_query_uses_the_provisioned_data_source() -> None:
 
 
 def test_every_variable_used_is_defined() -> None:
-    for name, dash in DASHBOARDS.items():
+    for name, dash in ALL_DASHBOARDS.items():
         defined = grafana.variables(dash)
         texts = [link.get("url", "") for link in dash["links"]]
         texts += [v.get("query", "") for v in defined.values()]
         for panel in grafana.panels(dash):
             texts += [panel.get("title", ""), panel.get("options", {}).get("content", "")]
-            texts += [t["rawSql"] for t in panel.get("targets", [])]
+            texts += [t.get("rawSql") or t["expr"] for t in panel.get("targets", [])]
             field = panel.get("fieldConfig", {})
             links = [*field.get("defaults", {}).get("links", [])]
             links += [
@@ -149,11 +155,26 @@ def test_the_dashboards_offer_model_feature_and_segment_variables() -> None:
 
 def test_the_report_links_default_to_the_env_examples_urls() -> None:
     env = compose.env_file()
-    for name, dash in DASHBOARDS.items():
+    for name, dash in ALL_DASHBOARDS.items():
         variables = grafana.variables(dash)
         assert variables["reports_url"]["query"] == env["MLMON_REPORTS_URL"], name
         if "prefect_url" in variables:
             assert variables["prefect_url"]["query"] == env["PREFECT_PUBLIC_URL"], name
+
+
+def test_the_live_dashboard_reads_the_provisioned_prometheus() -> None:
+    live = ALL_DASHBOARDS["live.json"]
+    ref = {"type": "prometheus", "uid": PROMETHEUS["uid"]}
+    assert PROMETHEUS["uid"] == "mlmon-prometheus" and PROMETHEUS["url"] == "http://prometheus:9090"
+    assert set(grafana.variables(live)) == {"model", "reports_url"}
+    assert grafana.variables(live)["model"]["datasource"] == ref
+    queries = [(p, t) for p in grafana.panels(live) for t in p.get("targets", [])]
+    assert len(queries) >= 10
+    for panel, target in queries:
+        assert panel["datasource"] == ref and target["datasource"] == ref, panel["title"]
+    # the datasource's interval is the compose Prometheus's scrape interval ($__rate_interval uses it)
+    prometheus_yml = yaml.safe_load((ROOT / "deployments/prometheus/prometheus.yml").read_text())
+    assert PROMETHEUS["jsonData"]["timeInterval"] == prometheus_yml["global"]["scrape_interval"]
 
 
 def test_every_table_that_shows_a_window_links_to_its_report() -> None:

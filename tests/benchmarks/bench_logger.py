@@ -1,0 +1,147 @@
+"""Benchmark: the per-call cost of ``PredictionLogger.log_prediction`` with live metrics off and on.
+
+Not a test. 20 features (15 numerical with the profile's 20 quantile bins, 5 categorical), a binary
+model's prediction and probabilities, a latency and a status per call, as a serving app logs them. Each
+mode runs in its own fresh process:
+
+* ``off``          — no metrics (the default; prometheus_client is not even imported);
+* ``on``           — :class:`mlmon.live.LiveMetrics` in a single process;
+* ``multiprocess`` — the same with ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn / uvicorn workers).
+
+The logger's MongoDB is a closed local port, and the buffer holds every call, so what is timed is the
+call itself (building the document, queueing it, counting the metrics), not the writer thread's I/O.
+Prints p50 / p99 / mean in microseconds per call, twice: wall-clock time (``perf_counter``: includes
+being preempted, which on a shared, busy machine dominates the p99) and the calling thread's CPU time
+(``thread_time``: the call's own cost, whatever the neighbours do). Each mode runs ``--rounds`` times,
+interleaved, and the round with the median wall p99 is shown.
+
+    python tests/benchmarks/bench_logger.py                 # 20,000 timed calls per mode
+    python tests/benchmarks/bench_logger.py --calls 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+N_NUMERICAL, N_CATEGORICAL = 15, 5
+CATEGORIES = [f"c{i}" for i in range(8)]
+MODES = ("off", "on", "multiprocess")
+
+
+def _spec():  # imported late: in "off" mode the logger must stay light
+    from mlmon.live import LiveSpec
+    from mlmon.tasks import contract as c
+    from mlmon.tasks.config import ModelConfig
+    from mlmon.tasks.profile import Profile
+    from mlmon.tasks.reference import fit_categorical, fit_numerical
+
+    rng = np.random.default_rng(0)
+    features = {f"n{i}": {"type": "numerical"} for i in range(N_NUMERICAL)}
+    features |= {f"k{i}": {"type": "categorical"} for i in range(N_CATEGORICAL)}
+    cfg = ModelConfig.model_validate(
+        {"name": "bench", "features": features, "task": "binary", "classes": ["no", "yes"],
+         "positive_class": "yes", "reference": {"path": "unused.parquet"}}
+    )  # fmt: skip
+    columns = {f"n{i}": fit_numerical(rng.normal(size=5000)) for i in range(N_NUMERICAL)}
+    columns |= {f"k{i}": fit_categorical(rng.choice(CATEGORIES, 5000)) for i in range(N_CATEGORICAL)}
+    columns[c.PREDICTION] = fit_categorical(rng.choice(["no", "yes"], 5000))
+    columns[c.SCORE] = fit_numerical(rng.random(5000))
+    return LiveSpec.from_profile(cfg, Profile("bench", 5000, columns))
+
+
+def run_mode(mode: str, calls: int, warmup: int) -> dict[str, float]:
+    from mlmon.logger import PredictionLogger
+
+    metrics = None
+    if mode != "off":
+        import prometheus_client as pc
+
+        from mlmon.live import LiveMetrics
+
+        metrics = LiveMetrics(_spec(), registry=pc.CollectorRegistry())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    total = calls + warmup
+    logger = PredictionLogger(
+        f"mongodb://127.0.0.1:{port}/", model_name="bench", model_version="v1", max_buffer=total + 10,
+        server_timeout_ms=100, metrics=metrics,
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    numbers = rng.normal(size=(total, N_NUMERICAL)).tolist()
+    cats = rng.choice([*CATEGORIES, "unseen"], size=(total, N_CATEGORICAL)).tolist()
+    scores = rng.random(total).tolist()
+    rows = [
+        {
+            **{f"n{j}": numbers[i][j] for j in range(N_NUMERICAL)},
+            **{f"k{j}": cats[i][j] for j in range(N_CATEGORICAL)},
+        }
+        for i in range(total)
+    ]
+    wall = np.empty(total, dtype=np.int64)
+    cpu = np.empty(total, dtype=np.int64)
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
+    log = logger.log_prediction
+    for i in range(total):
+        p = scores[i]
+        c0, t0 = cpu_clock(), clock()
+        log(rows[i], "yes" if p >= 0.5 else "no", {"yes": p, "no": 1 - p}, 12.5, "ok")
+        wall[i], cpu[i] = clock() - t0, cpu_clock() - c0
+    stats = logger.stats
+    logger.close(timeout=0.1)
+    assert stats.dropped == 0 and stats.rejected == 0, stats
+    out = {}
+    for name, timings in (("wall", wall), ("cpu", cpu)):
+        us = timings[warmup:] / 1000
+        out[f"{name}_p50"] = float(np.percentile(us, 50))
+        out[f"{name}_p99"] = float(np.percentile(us, 99))
+        out[f"{name}_mean"] = float(us.mean())
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--warmup", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per mode (interleaved)")
+    parser.add_argument("--mode", choices=MODES, help="(internal) run one mode and print JSON")
+    args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.calls, args.warmup)))
+        return 0
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+    for _ in range(args.rounds):
+        for mode in MODES:
+            env = dict(os.environ)
+            with tempfile.TemporaryDirectory() as mp_dir:
+                if mode == "multiprocess":
+                    env["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
+                cmd = [sys.executable, __file__, "--mode", mode, "--calls", str(args.calls)]
+                done = subprocess.run(
+                    [*cmd, "--warmup", str(args.warmup)], env=env, capture_output=True, text=True, check=True
+                )
+            results[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    load = os.getloadavg()[0]
+    print(
+        f"log_prediction, {N_NUMERICAL + N_CATEGORICAL} features, {args.calls:,} timed calls per mode and "
+        f"round, {args.rounds} rounds (µs/call; load average {load:.1f} on {os.cpu_count()} cores)"
+    )
+    cols = ("wall_p50", "wall_p99", "wall_mean", "cpu_p50", "cpu_p99", "cpu_mean")
+    print(f"{'mode':<14}" + "".join(f"{c.replace('_', ' '):>11}" for c in cols))
+    for mode, rounds in results.items():
+        r = sorted(rounds, key=lambda x: x["wall_p99"])[len(rounds) // 2]
+        print(f"{mode:<14}" + "".join(f"{r[c]:>11.1f}" for c in cols))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
