@@ -21,7 +21,7 @@ from scipy.spatial import distance
 from mlmon.tasks.checks import drift
 from mlmon.tasks.checks.decide import DriftSpec, drift_table
 from mlmon.tasks.checks.drift import EPS, METHODS, Kind, prepare
-from mlmon.tasks.config import DriftConfig, ModelConfig
+from mlmon.tasks.config import ModelConfig
 from mlmon.tasks.evaluate import evaluate, profile_kinds
 from mlmon.tasks.extract import Batch
 from mlmon.tasks.reference import fit_categorical, fit_numerical, fit_profile
@@ -70,7 +70,26 @@ def reference_numerical(name: str, ref: np.ndarray, cur: np.ndarray) -> tuple[fl
         return float(res.statistic), float(res.pvalue)
     if name == "wasserstein":
         return float(stats.wasserstein_distance(ref, cur)) / prof.std, None
+    if name == "anderson":  # SciPy's standardised statistic T = (A² − 1) / σ_N, back to A²
+        import warnings
+
+        from mlmon.tasks.checks.drift import _ad_sigma
+
+        r_ok, c_ok = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = stats.anderson_ksamp([r_ok, c_ok], midrank=True).statistic
+        return float(t * _ad_sigma(r_ok.size, c_ok.size) + 1), None
     r, c = naive_props(ref, cur, prof.bin_edges)
+    if name == "chisquare_binned":  # counts, not proportions
+        bounds = [-np.inf, *prof.bin_edges, np.inf]
+        rn, cn = (
+            np.array([((x > lo) & (x <= hi)).sum() for lo, hi in itertools.pairwise(bounds)])
+            for x in (ref, cur)
+        )
+        keep = (rn + cn) > 0
+        res = stats.chi2_contingency(np.vstack([rn[keep], cn[keep]]), correction=False)
+        return float(res.statistic), float(res.pvalue)
     if name == "psi":
         return float(np.sum((floor(c) - floor(r)) * np.log(floor(c) / floor(r)))), None
     if name == "jensen_shannon":
@@ -97,7 +116,15 @@ CATEGORICAL = sorted(n for n, m in METHODS.items() if Kind.CATEGORICAL in m.kind
 
 
 def test_every_registered_method_is_covered() -> None:
-    assert set(NUMERICAL) == {"ks", "wasserstein", "psi", "jensen_shannon", "kl_div"}
+    assert set(NUMERICAL) == {
+        "ks",
+        "anderson",
+        "chisquare_binned",
+        "wasserstein",
+        "psi",
+        "jensen_shannon",
+        "kl_div",
+    }
     assert set(CATEGORICAL) == {"chisquare", "psi", "jensen_shannon", "kl_div"}
 
 
@@ -164,6 +191,7 @@ def _config() -> ModelConfig:
         "features": feats,
         "reference": {"path": "r.parquet"},
         "task": "none",
+        "drift": {"numerical_test": "ks"},  # the specs below, as evaluate builds them
     }
     return ModelConfig.model_validate(body)
 
@@ -178,7 +206,7 @@ def test_drift_rows_equal_method_by_method_scoring_in_any_dtype_and_thread_count
                         "wasserstein" if f.type is Kind.NUMERICAL else "jensen_shannon", 0.025)
         for name, f in cfg.features.items()
     }  # fmt: skip
-    rows = drift_table(profile, cur, specs, DriftConfig())
+    rows = drift_table(profile, cur, specs, cfg.drift)
     for row in rows:  # each row's numbers are the registered methods' on the raw column
         col, spec = cur[row.feature], specs[row.feature]
         assert row.n_current == int(col.notna().sum())
