@@ -21,7 +21,7 @@ from mlmon.tasks.window import Window, as_utc
 RECENT = timedelta(days=7)
 """How far back ``n_error_or_missing`` counts windows."""
 
-REPORT_SUFFIXES = (".html", ".evidently.html", ".json")
+REPORT_SUFFIXES = (".html", ".evidently.html", ".json", ".result.json")
 """The files one window's report consists of: ``<model>/<slug><suffix>`` under the reports folder."""
 
 
