@@ -689,6 +689,8 @@ def _incident_context(
     live = [x for x in rows if x["s"].change is not inc.Change.RESOLVED]
     resolved = [x for x in rows if x["s"].change is inc.Change.RESOLVED]
     shown = {x["i"].feature for x in live}
+    if c.PREDICTION in shown:
+        shown.add(c.SCORE)  # drawn beside the class balance
     failing_cols = [
         d.feature for d in sorted(r.drift, key=_drift_order) if d.segment == ALL and d.status.severity >= 1
     ]
