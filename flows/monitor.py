@@ -23,9 +23,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from mlmon.reports import render
 from mlmon.settings import Settings
 from mlmon.tasks import alerts, extract, incidents, reference
 from mlmon.tasks.checks import presets
+from mlmon.tasks.checks.health import PastVolume
 from mlmon.tasks.checks.outcome import WindowResult
 from mlmon.tasks.config import ModelConfig, load_config
 from mlmon.tasks.errors import SourceUnavailable, StoreError
@@ -83,9 +85,13 @@ def reference_task(cfg: ModelConfig, profiles_dir: Path, window: Window) -> refe
 
 @task(name="checks", task_run_name="checks {cfg.name} {window.label}", cache_policy=NO_CACHE)
 def checks_task(
-    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
+    cfg: ModelConfig,
+    base: reference.Baseline,
+    batch: extract.Batch,
+    window: Window,
+    history: list[PastVolume] | None = None,
 ) -> WindowResult:
-    return evaluate(cfg, base.profile, batch, window, reference=base.frame)
+    return evaluate(cfg, base.profile, batch, window, reference=base.frame, volume_history=history)
 
 
 @task(name="evidently", task_run_name="evidently {cfg.name} {window.label}", cache_policy=NO_CACHE)
@@ -110,7 +116,6 @@ def incidents_task(
     pg_uri: str, cfg: ModelConfig, result: WindowResult
 ) -> tuple[list[incidents.IncidentState], list[store.HistoryPoint]]:
     """The window's incidents against the open ones of the previous window, and the trend history."""
-    from mlmon.reports import render
 
     store.migrate(pg_uri)
     metrics, features = render.trend_query(result, cfg)
@@ -134,18 +139,22 @@ def store_incidents_task(pg_uri: str, result: WindowResult, states: list[inciden
 def report_task(
     result: WindowResult,
     cfg: ModelConfig,
-    out_dir: Path,
+    staging: Path,
     evid: presets.EvidentlyOutput | None,
     states: list[incidents.IncidentState] | None = None,
-    history: list[store.HistoryPoint] | None = None,
+    trend: list[store.HistoryPoint] | None = None,
 ) -> Path:
-    from mlmon.reports import render
-
-    path = render.write_report(
-        result, cfg, out_dir, evid.html if evid else None, incidents=states, history=history or ()
+    """Render the report into ``staging`` (published only once the store has committed), with the
+    window's incidents and its trends."""
+    return render.write_report(
+        result, cfg, staging, evid.html if evid else None, incidents=states, history=trend or ()
     )
-    render.write_index(out_dir, render.scan_index(out_dir))
-    return path
+
+
+@task(name="publish", task_run_name="publish {result.model} {result.window.label}", cache_policy=NO_CACHE)
+def publish_task(staging: Path, out_dir: Path, result: WindowResult) -> None:
+    """Move the staged report into place and rewrite the index (``result`` only names the task run)."""
+    render.publish(staging, out_dir)
 
 
 @task(
@@ -213,19 +222,26 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     window = Window(as_utc(start), as_utc(end))
     run_id = str(flow_run.id) if flow_run.id else None
     pg_uri, mongo_uri = settings.postgres_uri(), settings.mongo_uri()
+    staging = None
     try:
         store.mark_running(pg_uri, model, window, run_id)
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir, window)
-        result = checks_task(cfg, base, batch, window)
+        history = store.volume_history(pg_uri, model, window)
+        result = checks_task(cfg, base, batch, window, history)
         evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
-        states, history = incidents_task(pg_uri, cfg, result)
-        path = report_task(result, cfg, settings.reports_dir, evid, states, history)
-        rel = str(path.relative_to(settings.reports_dir))
-        store_task(pg_uri, result, rel, run_id)
+        states, trend = incidents_task(pg_uri, cfg, result)
+        # the report and the index show a result only once Postgres holds it: staged, stored, published
+        staging = render.stage_dir(settings.reports_dir)
+        rel = report_task(result, cfg, staging, evid, states, trend).relative_to(staging)
+        store_task(pg_uri, result, str(rel), run_id)
         store_incidents_task(pg_uri, result, states)
+        publish_task(staging, settings.reports_dir, result)
+        path = settings.reports_dir / rel
     except Exception as e:
+        if staging is not None:
+            render.discard(staging)
         _record_failure(pg_uri, model, window, e, run_id)
         raise
     link = report_link(path, settings)
@@ -303,7 +319,7 @@ def backfill(model: str, start: datetime, end: datetime, config: str | None = No
     """Run ``monitor_window`` for every window of the model in ``[start, end)``; safe to re-run."""
     settings = Settings.from_env(config)
     cfg = load_config(settings.config_path).model(model)
-    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length))
+    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length, cfg.window_anchor))
     log = get_run_logger()
     progress = create_progress_artifact(progress=0.0, description=f"backfill {model}: {len(windows)} windows")
     results: list[dict[str, Any]] = []

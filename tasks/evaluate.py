@@ -6,7 +6,7 @@ Pure function of (config, fitted profile, extracted batch): no I/O, no Prefect. 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -15,10 +15,13 @@ import pandas as pd
 
 from mlmon.tasks import contract as c
 from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
-from mlmon.tasks.checks.health import health_checks
+from mlmon.tasks.checks.drift import prepare_columns
+from mlmon.tasks.checks.health import PastVolume, health_checks
+from mlmon.tasks.checks.health import volume_history as learned_volume
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.performance import performance_checks
 from mlmon.tasks.checks.quality import quality_checks
+from mlmon.tasks.checks.registry import window_checks
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.extract import Batch
 from mlmon.tasks.histograms import histograms
@@ -74,14 +77,17 @@ def evaluate(
     notes: tuple[str, ...] = (),
     evidently_rows: int | None = None,
     reference: pd.DataFrame | None = None,
+    volume_history: Sequence[PastVolume] | None = None,
 ) -> WindowResult:
     """Every check for the window and each segment.
 
     A segment is compared with the same segment of the reference when the reference has enough rows of
     it (``plan=basic`` against the reference's basic-plan rows), else with the whole reference; the
     segment's own field is never tested for drift inside it (it is constant there by construction).
+    ``volume_history`` (the model's past windows, read by the flow) adds the learned ``volume_history``
+    check when no ``quality.expected_volume`` is configured.
     """
-    frame = batch.frame
+    frame = _category_codes(batch.frame, cfg)
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
     drift: list[FeatureDrift] = []
@@ -92,7 +98,8 @@ def evaluate(
         seg_profile = profile if whole else _segment_profile(cfg, profile, reference, segment)
         seg_field = None if whole else segment.split("=", 1)[0]
         present = {k: v for k, v in specs.items() if k in part.columns and k != seg_field}
-        table = drift_table(seg_profile, part, present, cfg.drift, segment=segment)
+        prepared = prepare_columns(part, {k: v.kind for k, v in present.items()})  # once: drift + quality
+        table = drift_table(seg_profile, part, present, cfg.drift, segment=segment, prepared=prepared)
         drift.extend(table)
         dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
         metrics.extend(_drift_metrics(table))
@@ -104,17 +111,24 @@ def evaluate(
             unexpected_fields=batch.unexpected_fields if whole else None,
             segment=segment,
             window_level=whole,
+            prepared=prepared,
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
         p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
-        seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks]
+        w_checks, w_metrics = window_checks(
+            cfg, part, reference=reference, profile=seg_profile, segment=segment
+        )
+        seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]
         if not whole:
             # a segment too small for a verdict is a breakdown without one, not a problem with the window
             seg_checks = [
                 ch for ch in seg_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)
             ]
         checks += seg_checks
-        metrics += q_metrics + h_metrics + p_metrics + _class_balance(part, cfg, segment)
+        metrics += q_metrics + h_metrics + p_metrics + w_metrics + _class_balance(part, cfg, segment)
+    expected = cfg.quality.expected_volume
+    if volume_history is not None and expected.min is None and expected.max is None:
+        checks.append(learned_volume(len(frame), window, volume_history))
     return WindowResult(
         model=cfg.name,
         window=window,
@@ -131,6 +145,27 @@ def evaluate(
         notes=notes,
         histograms=tuple(histograms(profile, frame, list(specs))),
     )
+
+
+def _category_codes(frame: pd.DataFrame, cfg: ModelConfig) -> pd.DataFrame:
+    """The frame with its object-dtype categorical features as category codes (a shallow copy).
+
+    Converted once per window: every count after it (drift, quality, each segment) is a ``bincount``
+    of the codes instead of a hash pass over Python strings. Values are unchanged (the categories are
+    the column's own distinct values), so every verdict is too.
+    """
+    names = [
+        n
+        for n, f in cfg.features.items()
+        if f.type is Kind.CATEGORICAL and n in frame and frame[n].dtype == object
+    ]
+    if not names or frame.empty:
+        return frame
+    out = frame.copy(deep=False)
+    for n in names:
+        codes, uniques = pd.factorize(frame[n].to_numpy(), use_na_sentinel=True)
+        out[n] = pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object), validate=False)
+    return out
 
 
 _SEGMENT_PROFILES: dict[tuple[str, str, str], Profile] = {}  # fit once per (model, reference, segment)

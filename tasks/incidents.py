@@ -53,6 +53,7 @@ class Kind(StrEnum):
     MODEL_QUALITY = "model_quality"
     VOLUME = "volume"
     LOGS = "logs"  # the log contract: quarantined documents, unmapped fields
+    CUSTOM = "custom"  # a registered window check (a KPI, a custom metric): one incident per check
     DRIFT = "drift"  # dataset-level drift that no single column explains
 
 
@@ -120,6 +121,10 @@ class IncidentState:
 
 
 def _key(ch: CheckResult) -> tuple[str, Kind, str]:
+    if ch.check in ("volume", "volume_history"):
+        return "volume", Kind.VOLUME, "volume"
+    if ch.category.value == "custom":
+        return f"check:{ch.check}", Kind.CUSTOM, ch.check
     if ch.category is Category.HEALTH:
         return "service", Kind.SERVICE, "service"
     if ch.category is Category.PERFORMANCE:
@@ -265,8 +270,11 @@ def _sentence(
                 parts.append(ch.message)
         return "model quality: " + "; ".join(parts)
     if kind is Kind.VOLUME:
-        ch = _pick(checks, "volume") or checks[0]
+        ch = _pick(checks, "volume") or _pick(checks, "volume_history") or checks[0]
         return f"volume: {ch.message}"
+    if kind is Kind.CUSTOM:
+        ch = _pick(checks, checks[0].check) or checks[0]
+        return f"{subject}: {ch.message}"
     if kind is Kind.LOGS:
         parts = []
         q = _pick(checks, "quarantined_share")

@@ -16,12 +16,14 @@ a 0.05σ shift in 100% of 100k-row windows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from mlmon.tasks.checks.drift import Registered, Score, get_method, prepare
+from mlmon.tasks.checks.drift import Prepared, Registered, Score, get_method, parallel_workers, prepare
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Status
 from mlmon.tasks.config import DriftConfig, Kind
 from mlmon.tasks.errors import ConfigError
@@ -102,16 +104,32 @@ def drift_table(
     columns: dict[str, DriftSpec],
     cfg: DriftConfig,
     segment: str = ALL,
+    *,
+    prepared: Mapping[str, Prepared] | None = None,
 ) -> list[FeatureDrift]:
     """Score every column, correct the p-values across the family, and decide per column.
 
     The family is every column of this call that got a p-value. Unknown method names (or a method that
-    does not fit the column) raise :class:`ConfigError` before anything is computed.
+    does not fit the column) raise :class:`ConfigError` before anything is computed. ``prepared``: the
+    window's columns already through :func:`~mlmon.tasks.checks.drift.prepare` (shared with the quality
+    checks); missing ones are prepared here. On big windows columns are scored in a few threads
+    (NumPy's sort and search release the GIL); the rows are the same in any case.
     """
+    plans = _plan(columns, cfg)
+    ready = prepared or {}
+
+    def score(plan: _Plan) -> tuple[FeatureDrift, tuple[str, ...] | None]:
+        return _score(plan, profile, current, cfg, segment, ready.get(plan.name))
+
+    workers = parallel_workers(len(current), len(plans))
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            scored = list(pool.map(score, plans))
+    else:
+        scored = [score(plan) for plan in plans]
     rows: list[FeatureDrift] = []
     pending: list[tuple[int, tuple[str, ...]]] = []  # scored rows awaiting a verdict, with notes
-    for plan in _plan(columns, cfg):
-        row, notes = _score(plan, profile, current, cfg, segment)
+    for row, notes in scored:
         if notes is not None:
             pending.append((len(rows), notes))
         rows.append(row)
@@ -126,7 +144,12 @@ def drift_table(
 
 
 def _score(
-    plan: _Plan, profile: Profile, current: pd.DataFrame, cfg: DriftConfig, segment: str
+    plan: _Plan,
+    profile: Profile,
+    current: pd.DataFrame,
+    cfg: DriftConfig,
+    segment: str,
+    prepared: Prepared | None = None,
 ) -> tuple[FeatureDrift, tuple[str, ...] | None]:
     """The column's scores; notes are ``None`` when the row is already final (warn / error)."""
     spec = plan.spec
@@ -142,7 +165,11 @@ def _score(
         msg = f"configured {spec.kind.value} but profiled {ref.kind.value}"
         return replace(row, status=Status.ERROR, message=msg), None
     try:
-        values = prepare(spec.kind, current[plan.name] if plan.name in current else np.array([]))
+        values = (
+            prepared
+            if prepared is not None
+            else prepare(spec.kind, current[plan.name] if plan.name in current else np.array([]))
+        )
     except (TypeError, ValueError) as e:
         return replace(row, status=Status.ERROR, message=f"cannot read the window's values: {e}"), None
     row = replace(row, n_reference=ref.n, n_current=int(values.size))

@@ -25,6 +25,8 @@ whole window only, ``row_count`` and ``quarantined_share``. Summary statistics u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -49,12 +51,14 @@ def quality_checks(
     unexpected_fields: dict[str, int] | None = None,
     segment: str = ALL,
     window_level: bool = True,
+    prepared: Mapping[str, np.ndarray | object] | None = None,
 ) -> Found:
     """Every quality check of one window (or one segment of it, with ``window_level=False``).
 
     ``n_quarantined`` and ``unexpected_fields`` come from extraction and only matter at window level:
     quarantined share, volume, unexpected fields and ``row_count`` are not computed per segment.
-    An empty frame never raises: it fails ``volume`` and skips the per-feature checks.
+    An empty frame never raises: it fails ``volume`` and skips the per-feature checks. ``prepared``: the
+    drift checks' prepared columns (sorted finite values of numerical features), reused for the median.
     """
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
@@ -62,8 +66,11 @@ def quality_checks(
     if rows:
         for name, spec in cfg.features.items():
             col = profile.columns.get(name)
+            ready = prepared.get(name) if prepared is not None else None
             found = (
-                _numerical(frame, name, spec, col, cfg, segment)
+                _numerical(
+                    frame, name, spec, col, cfg, segment, ready if isinstance(ready, np.ndarray) else None
+                )
                 if spec.type is Kind.NUMERICAL
                 else _categorical(frame, name, spec, col, cfg, segment)
             )
@@ -90,6 +97,7 @@ def _numerical(
     col: ColumnProfile | None,
     cfg: ModelConfig,
     segment: str,
+    sorted_finite: np.ndarray | None = None,
 ) -> Found:
     rows = len(frame)
     values = _as_float(frame[name]) if name in frame else np.full(rows, np.nan)
@@ -108,12 +116,13 @@ def _numerical(
         checks.append(check)
         metrics.append(Metric("out_of_range_share", check.value or 0.0, name, segment))
 
-    finite = values[np.isfinite(values)]
+    ok = np.isfinite(values)
+    finite = values if ok.all() else values[ok]
     if finite.size:
         metrics += [
             Metric("mean", float(finite.mean()), name, segment),
             Metric("std", float(finite.std()), name, segment),
-            Metric("p50", float(np.median(finite)), name, segment),
+            Metric("p50", _median(finite, sorted_finite), name, segment),
         ]
     return checks, metrics
 
@@ -128,9 +137,7 @@ def _categorical(
 ) -> Found:
     rows = len(frame)
     # One hash pass gives both the missing count and the counts of every distinct value.
-    counts = (
-        frame[name].value_counts(dropna=True, sort=True) if name in frame else pd.Series([], dtype="int64")
-    )
+    counts = _value_counts(frame[name]) if name in frame else pd.Series([], dtype="int64")
     n_present = int(counts.sum())
     ref_missing = col.missing_share if isinstance(col, CategoricalProfile) else 0.0
     checks = [missing_share(name, rows - n_present, rows, ref_missing, _allowed_missing(spec, cfg), segment)]
@@ -352,6 +359,34 @@ def _as_float(series: pd.Series) -> np.ndarray:
     if series.dtype == np.float64:
         return series.to_numpy()
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _median(finite: np.ndarray, sorted_finite: np.ndarray | None) -> float:
+    """``np.median`` of the finite values, read off the drift checks' sorted copy when there is one."""
+    if sorted_finite is None or sorted_finite.size != finite.size:
+        return float(np.median(finite))
+    k = sorted_finite.size
+    mid = sorted_finite[(k - 1) // 2 : k // 2 + 1]
+    return float(mid[0]) if mid.size == 1 else float(np.mean(mid))  # np.median's own mean of the middle two
+
+
+def _value_counts(series: pd.Series) -> pd.Series:
+    """``series.value_counts(dropna=True)``, most frequent first, from codes and ``bincount``.
+
+    One hash pass (none for a categorical dtype) instead of pandas' hash count; ties keep the order of
+    first appearance, like ``value_counts``. Absent levels of a categorical dtype are left out.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes, uniques = series.cat.codes.to_numpy(), series.cat.categories
+    else:
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+    codes = codes[codes >= 0]
+    counts = np.bincount(codes.astype(np.intp, copy=False), minlength=len(uniques))
+    keep = np.flatnonzero(counts)
+    order = keep[np.argsort(-counts[keep], kind="stable")]
+    return pd.Series(
+        counts[order].astype(np.int64), index=pd.Index(np.asarray(uniques, dtype=object)[order], dtype=object)
+    )
 
 
 def _quote(value: str) -> str:

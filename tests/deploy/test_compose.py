@@ -342,7 +342,8 @@ def test_postgres_uris_use_the_roles_and_databases_the_init_script_creates(resol
             continue
         database = parts.path.lstrip("/")
         assert database in databases, f"{name}.{key}: database {database} is not created"
-        assert parts.username == databases[database], f"{name}.{key}: {parts.username} on {database}"
+        role = "grafana_reader" if key == "MLMON_POSTGRES_READ_URI" else databases[database]
+        assert parts.username == role, f"{name}.{key}: {parts.username} on {database}"
         assert f"'{parts.username}'" in init, (
             f"{name}.{key}: the init script does not create {parts.username}"
         )

@@ -38,8 +38,8 @@ COMMENT ON COLUMN mlmon.incidents.model IS 'Model name from the models config.';
 COMMENT ON COLUMN mlmon.incidents.window_start IS 'Start (inclusive, UTC) of the window. Grafana: time column.';
 COMMENT ON COLUMN mlmon.incidents.window_end IS 'End (exclusive, UTC) of the window.';
 COMMENT ON COLUMN mlmon.incidents.incident_key IS
-    'Stable identity across windows: column:<feature>, prediction, service, model_quality, volume, logs or drift.';
-COMMENT ON COLUMN mlmon.incidents.kind IS 'What broke: column, prediction, service, model_quality, volume, logs, drift.';
+    'Stable identity across windows: column:<feature>, prediction, service, model_quality, volume, logs, drift or check:<custom check>.';
+COMMENT ON COLUMN mlmon.incidents.kind IS 'What broke: column, prediction, service, model_quality, volume, logs, drift, custom.';
 COMMENT ON COLUMN mlmon.incidents.subject IS 'What broke, as people read it (a column name, "service", ...).';
 COMMENT ON COLUMN mlmon.incidents.status IS 'Worst status of its checks in this window (warn / fail / error); for a resolved row, its last status.';
 COMMENT ON COLUMN mlmon.incidents.change_kind IS

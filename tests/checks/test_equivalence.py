@@ -1,0 +1,195 @@
+"""Before vs after the speed-ups: every registered drift method against an independent exact computation.
+
+The fast paths (KS bounded on a grid, Wasserstein along the quantile axis, categorical counts from codes,
+chi-square and KL without SciPy's wrappers, the thread pool, the window's categories converted to codes)
+must give the numbers of the straightforward computation they replaced: SciPy on the raw samples, naive
+bin and category counts. Seeded samples of many sizes, with ties, missing values and unseen categories.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+
+from mlmon.tasks.checks import drift
+from mlmon.tasks.checks.decide import DriftSpec, drift_table
+from mlmon.tasks.checks.drift import EPS, METHODS, Kind, prepare
+from mlmon.tasks.config import DriftConfig, ModelConfig
+from mlmon.tasks.evaluate import evaluate, profile_kinds
+from mlmon.tasks.extract import Batch
+from mlmon.tasks.reference import fit_categorical, fit_numerical, fit_profile
+from mlmon.tasks.window import Window
+
+SEEDS = range(12)
+
+
+def numerical_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes from a handful to beyond the exact KS branch; continuous, tied and shifted samples."""
+    rng = np.random.default_rng(seed)
+    n1, n2 = (int(rng.integers(5, 3_000)), int(rng.integers(5, 3_000))) if seed % 3 else (12_000, 15_001)
+    if seed % 4 == 0:
+        return rng.normal(0, 1, n1), rng.normal(rng.normal(0, 0.2), 1, n2)
+    if seed % 4 == 1:
+        return rng.poisson(3, n1).astype(float), rng.poisson(3.2, n2).astype(float)
+    if seed % 4 == 2:
+        ref = rng.normal(0, 1, n1)
+        return ref, np.concatenate([rng.choice(ref, n2 // 2), rng.normal(0, 1, n2 - n2 // 2)])
+    return rng.integers(0, 4, n1).astype(float), rng.integers(0, 5, n2).astype(float)
+
+
+def naive_props(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Proportions in right-closed bins (e[i-1], e[i]] by plain comparisons, one bin at a time."""
+    bounds = [-np.inf, *edges, np.inf]
+    r = np.array([((ref > lo) & (ref <= hi)).sum() for lo, hi in itertools.pairwise(bounds)], dtype=float)
+    c = np.array([((cur > lo) & (cur <= hi)).sum() for lo, hi in itertools.pairwise(bounds)], dtype=float)
+    return r / r.sum(), c / c.sum()
+
+
+def naive_category_props(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rc, cc = Counter(str(v) for v in ref if v is not None), Counter(str(v) for v in cur if v is not None)
+    keys = sorted(rc) + sorted(set(cc) - set(rc))
+    r, c = np.array([rc[k] for k in keys], float), np.array([cc[k] for k in keys], float)
+    return r, c
+
+
+def floor(p: np.ndarray) -> np.ndarray:
+    return np.where(p == 0, EPS, p)
+
+
+def reference_numerical(name: str, ref: np.ndarray, cur: np.ndarray) -> tuple[float, float | None]:
+    prof = fit_numerical(ref)
+    if name == "ks":
+        res = stats.ks_2samp(ref, cur)
+        return float(res.statistic), float(res.pvalue)
+    if name == "wasserstein":
+        return float(stats.wasserstein_distance(ref, cur)) / prof.std, None
+    r, c = naive_props(ref, cur, prof.bin_edges)
+    if name == "psi":
+        return float(np.sum((floor(c) - floor(r)) * np.log(floor(c) / floor(r)))), None
+    if name == "jensen_shannon":
+        return float(distance.jensenshannon(r, c, base=2)), None
+    return float(stats.entropy(floor(c), floor(r))), None  # kl_div
+
+
+def reference_categorical(name: str, ref: np.ndarray, cur: np.ndarray) -> tuple[float, float | None]:
+    r, c = naive_category_props(ref, cur)
+    if name == "chisquare":
+        keep = (r + c) > 0
+        res = stats.chi2_contingency(np.vstack([r[keep], c[keep]]), correction=False)
+        return float(res.statistic), float(res.pvalue)
+    r, c = r / r.sum(), c / c.sum()
+    if name == "psi":
+        return float(np.sum((floor(c) - floor(r)) * np.log(floor(c) / floor(r)))), None
+    if name == "jensen_shannon":
+        return float(distance.jensenshannon(r, c, base=2)), None
+    return float(stats.entropy(floor(c), floor(r))), None  # kl_div
+
+
+NUMERICAL = sorted(n for n, m in METHODS.items() if Kind.NUMERICAL in m.kinds)
+CATEGORICAL = sorted(n for n, m in METHODS.items() if Kind.CATEGORICAL in m.kinds)
+
+
+def test_every_registered_method_is_covered() -> None:
+    assert set(NUMERICAL) == {"ks", "wasserstein", "psi", "jensen_shannon", "kl_div"}
+    assert set(CATEGORICAL) == {"chisquare", "psi", "jensen_shannon", "kl_div"}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", NUMERICAL)
+def test_numerical_methods_equal_the_direct_computation(name: str, seed: int) -> None:
+    ref, cur = numerical_pair(seed)
+    want_stat, want_p = reference_numerical(name, ref, cur)
+    for given in (cur, prepare(Kind.NUMERICAL, cur)):
+        got = METHODS[name](fit_numerical(ref), given)
+        if name == "ks":  # the same integers over the same sizes: equal to the last bit
+            assert (got.statistic, got.p_value) == (want_stat, want_p)
+        else:
+            assert got.statistic == pytest.approx(want_stat, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", CATEGORICAL)
+def test_categorical_methods_equal_the_direct_computation(name: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    levels = np.array([f"l{i}" for i in range(int(rng.integers(2, 12)))], dtype=object)
+    ref = rng.choice(levels, int(rng.integers(50, 5_000)))
+    cur = rng.choice(np.append(levels, ["new", None]), int(rng.integers(50, 5_000)))
+    want_stat, want_p = reference_categorical(name, ref, cur)
+    for given in (cur, pd.Categorical(cur), prepare(Kind.CATEGORICAL, cur)):
+        got = METHODS[name](fit_categorical(ref), given)
+        assert got.statistic == pytest.approx(want_stat, rel=1e-12, abs=1e-15)
+        if want_p is not None:
+            assert (got.statistic, got.p_value) == (want_stat, want_p)  # chi-square: to the last bit
+
+
+@pytest.mark.parametrize("cell", [1, 2, 3, 7, 16, 64, 10_000])
+def test_ks_statistic_on_any_grid_is_the_maximum_over_every_point(cell: int) -> None:
+    for seed in range(40):
+        ref, cur = numerical_pair(seed % 12 + 1 if seed % 12 == 0 else seed % 12)
+        rng = np.random.default_rng(seed)
+        r, x = np.sort(ref[: int(rng.integers(1, ref.size + 1))]), np.sort(cur)
+        both = np.concatenate([r, x])
+        gaps = np.searchsorted(r, both, "right") / r.size - np.searchsorted(x, both, "right") / x.size
+        assert drift._ks_statistic(r, x, cell) == max(float(gaps.max()), float(np.clip(-gaps.min(), 0, 1)))
+
+
+def _workload(n: int, seed: int, shift: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {
+        f"n{j}": rng.normal(j + (shift if j < 2 else 0), 1 + 0.1 * j, n) for j in range(4)
+    }
+    cols["p"] = rng.poisson(4, n).astype(float)
+    for i, k in enumerate((4, 8)):
+        w = np.arange(k, 0, -1) / np.arange(k, 0, -1).sum()
+        cols[f"c{i}"] = np.array([f"v{v}" for v in range(k)], dtype=object)[rng.choice(k, n, p=w)]
+    frame = pd.DataFrame(cols)
+    frame.loc[frame.index[::97], "n3"] = np.nan
+    frame.loc[frame.index[::89], "c1"] = None
+    return frame
+
+
+def _config() -> ModelConfig:
+    feats = {n: {"type": "numerical"} for n in ("n0", "n1", "n2", "n3", "p")}
+    feats |= {"c0": {"type": "categorical"}, "c1": {"type": "categorical"}}
+    body = {
+        "name": "eq",
+        "base_dir": ".",
+        "features": feats,
+        "reference": {"path": "r.parquet"},
+        "task": "none",
+    }
+    return ModelConfig.model_validate(body)
+
+
+@pytest.mark.parametrize("n", [3_000, 60_000])  # below and above the size where columns go to threads
+def test_drift_rows_equal_method_by_method_scoring_in_any_dtype_and_thread_count(n: int) -> None:
+    cfg = _config()
+    ref, cur = _workload(n, 1, 0.0), _workload(n, 2, 0.3)
+    profile = fit_profile(ref, profile_kinds(cfg), "eq")
+    specs = {
+        name: DriftSpec(f.type, "ks" if f.type is Kind.NUMERICAL else "chisquare",
+                        "wasserstein" if f.type is Kind.NUMERICAL else "jensen_shannon", 0.025)
+        for name, f in cfg.features.items()
+    }  # fmt: skip
+    rows = drift_table(profile, cur, specs, DriftConfig())
+    for row in rows:  # each row's numbers are the registered methods' on the raw column
+        col, spec = cur[row.feature], specs[row.feature]
+        assert row.n_current == int(col.notna().sum())
+        assert METHODS[spec.effect](profile.columns[row.feature], col.to_numpy()).statistic == row.effect
+        assert METHODS[spec.test](profile.columns[row.feature], col.to_numpy()).p_value == row.p_value
+    window = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    results = []
+    for frame in (cur, cur.astype({"c0": "category", "c1": "category"})):
+        results.append(evaluate(cfg, profile, Batch(frame=frame), window, computed_at=window.start))
+    a, b = results
+    assert a.drift == b.drift and a.checks == b.checks and a.metrics == b.metrics
+    assert {d.feature for d in a.drift if d.drifted} == {"n0", "n1"}
+    table = {(d.feature, d.status, d.effect, d.p_value) for d in a.drift}
+    assert table == {(d.feature, d.status, d.effect, d.p_value) for d in rows if d.feature in cfg.features}
