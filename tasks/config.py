@@ -372,6 +372,16 @@ class AlertsConfig(Strict):
     webhook_secret: str | None = Field(
         None, description="name of a Prefect Secret block holding the webhook URL (instead of webhook_env)"
     )
+    remind_every: str | None = Field(
+        "7d",
+        description="re-announce an incident still open after this long without news (e.g. 1d, 1w); "
+        "null = only when an incident opens, worsens or resolves",
+    )
+
+    @field_validator("remind_every")
+    @classmethod
+    def _remind(cls, v: str | None) -> str | None:
+        return None if v is None else _duration(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> AlertsConfig:

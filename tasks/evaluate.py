@@ -24,6 +24,7 @@ from mlmon.tasks.checks.quality import quality_checks
 from mlmon.tasks.checks.registry import window_checks
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.extract import Batch
+from mlmon.tasks.histograms import histograms
 from mlmon.tasks.profile import Profile
 from mlmon.tasks.window import Window
 
@@ -142,6 +143,7 @@ def evaluate(
         quarantine=tuple(batch.quarantine),
         evidently_rows=evidently_rows,
         notes=notes,
+        histograms=tuple(histograms(profile, frame, list(specs))),
     )
 
 
