@@ -236,6 +236,13 @@ class ModelConfig(Strict):
     def _consistent(self) -> ModelConfig:
         if not self.features:
             raise ValueError("features: at least one feature is needed")
+        for name, spec in self.features.items():
+            if "." in name and spec.path is None:
+                raise ValueError(
+                    f"features: {name!r} contains '.', which would be read as the nested path "
+                    f"features.{name}; set its `path` to where the value is (e.g. path: features.{name} "
+                    "if it really is nested), or name the feature without '.'"
+                )
         if self.task is TaskType.BINARY and self.classes and len(self.classes) != 2:
             raise ValueError(f"classes: a binary model has 2 classes, got {self.classes}")
         if self.positive_class is not None and self.classes and self.positive_class not in self.classes:

@@ -18,7 +18,7 @@ from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, dr
 from mlmon.tasks.checks.health import health_checks
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.performance import performance_checks
-from mlmon.tasks.checks.quality import quality_checks
+from mlmon.tasks.checks.quality import quality_checks, screen_implausible
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.extract import Batch
 from mlmon.tasks.profile import Profile
@@ -91,7 +91,9 @@ def evaluate(
         seg_profile = profile if whole else _segment_profile(cfg, profile, reference, segment)
         seg_field = None if whole else segment.split("=", 1)[0]
         present = {k: v for k, v in specs.items() if k in part.columns and k != seg_field}
-        table = drift_table(seg_profile, part, present, cfg.drift, segment=segment)
+        # implausible values (1e308 among ages) never reach the statistics; quality counts them
+        screened = screen_implausible(part, profile, present)
+        table = drift_table(seg_profile, screened, present, cfg.drift, segment=segment)
         drift.extend(table)
         dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
         metrics.extend(_drift_metrics(table))
@@ -103,6 +105,7 @@ def evaluate(
             unexpected_fields=batch.unexpected_fields if whole else None,
             segment=segment,
             window_level=whole,
+            unreadable=batch.n_unreadable_timestamps,
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
         p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
