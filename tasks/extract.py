@@ -290,7 +290,16 @@ def _timestamps(path: str, raw: list[Any], how: str, probs: _Problems) -> np.nda
                 probs.add(i, Reason.UNPARSEABLE, path, f"cannot read {_describe(v)} as a timestamp")
         except (ValueError, OverflowError, OSError):
             probs.add(i, Reason.UNPARSEABLE, path, f"cannot read {_describe(v)} as a timestamp")
+    beyond = np.flatnonzero((ms < _MIN_MS) | (ms > _MAX_MS))  # e.g. year 9999: a valid BSON date
+    probs.add_many(
+        beyond.tolist(), Reason.UNPARSEABLE, path, lambda i: f"{ms[i]} ms is beyond years 1678–2261"
+    )
+    ms[beyond] = 0
     return ms
+
+
+# the instants a frame can hold (datetime64[ns])
+_MIN_MS, _MAX_MS = pd.Timestamp.min.value // 1_000_000 + 1, pd.Timestamp.max.value // 1_000_000 - 1
 
 
 _MAX_OFFSET = timedelta(hours=c.MAX_UTC_OFFSET_HOURS)

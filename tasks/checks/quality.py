@@ -413,7 +413,15 @@ def plausible_bounds(col: ColumnProfile | None) -> tuple[float, float]:
     """
     if not isinstance(col, NumericalProfile) or not col.n:
         return -np.inf, np.inf
-    lo, hi = float(col.min), float(col.max)
+    return widened_range(float(col.min), float(col.max))
+
+
+def widened_range(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened by ``IMPLAUSIBLE_FACTOR`` times its magnitude on each side.
+
+    >>> widened_range(18.0, 90.0)
+    (-89982.0, 90090.0)
+    """
     magnitude = max(abs(lo), abs(hi), hi - lo, 1.0)
     return lo - IMPLAUSIBLE_FACTOR * magnitude, hi + IMPLAUSIBLE_FACTOR * magnitude
 
