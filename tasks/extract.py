@@ -556,7 +556,7 @@ def _check_labels(data: dict[str, Any], cfg: ModelConfig, probs: _Problems) -> N
         (c.PREDICTION, cfg.fields.prediction or cfg.fields.probabilities),
         (c.TARGET, cfg.fields.target),
     ):
-        if name not in data or path is None:
+        if name not in data or path is None or set(data[name]) <= {*classes, None}:  # one C-level pass
             continue
         values = pd.Series(data[name], dtype=object)
         bad = np.flatnonzero((values.notna() & ~values.isin(classes)).to_numpy())

@@ -19,7 +19,6 @@ import bson
 import numpy as np
 
 from mlmon.tasks import contract as c
-from mlmon.tasks.checks.quality import duplicate_request_ids, implausible_values
 from mlmon.tasks.contract import Reason
 from mlmon.tasks.evaluate import profile_kinds
 from mlmon.tasks.extract import decode_batches, decode_documents
@@ -151,6 +150,8 @@ def generate(rng: np.random.Generator) -> tuple[list[bytes], dict[str, str]]:
 
 
 def test_fuzz_every_document_is_accounted_for() -> None:
+    from mlmon.tasks.checks.quality import duplicate_request_ids, implausible_values
+
     cfg = make_cfg()
     batches, expected = generate(np.random.default_rng(SEED))
     batch = decode_batches(batches, cfg, WINDOW)

@@ -18,7 +18,6 @@ from mlmon.tasks.extract import (
     decode_batches,
     decode_documents,
     read_window,
-    split_raw,
     window_filter,
 )
 from mlmon.tasks.window import Window
@@ -84,6 +83,7 @@ def test_decimal128_snan_is_quarantined_not_raised() -> None:
 
 def test_a_broken_batch_framing_is_a_clear_error() -> None:
     from mlmon.tasks.errors import SourceUnavailable
+    from mlmon.tasks.extract import split_raw
 
     raw = raw_batch([good(1), good(2)])
     assert len(list(split_raw(raw))) == 2
