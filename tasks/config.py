@@ -65,7 +65,7 @@ class FieldMap(Strict):
     timestamp: str = Field("timestamp", description="UTC time of the prediction")
     timestamp_type: Literal["date", "string", "epoch_s", "epoch_ms"] = Field(
         "date",
-        description="how the timestamp is stored: BSON date, ISO-8601 string (UTC, one format), epoch s/ms",
+        description="how the timestamp is stored: BSON date, ISO-8601 string (Z, ±hh:mm or no offset = UTC), epoch s/ms",
     )
     request_id: str | None = Field("request_id", description="id joining predictions to delayed labels")
     model_version: str | None = Field("model_version", description="model version string")
