@@ -526,7 +526,8 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
     drop = sorted({*probs.by_row, *elsewhere})
     if drop:
         frame = frame.drop(index=drop).reset_index(drop=True)
-    kept = docs if not elsewhere else [d for i, d in enumerate(docs) if i not in set(elsewhere)]
+    left = set(elsewhere)
+    kept = docs if not left else [d for i, d in enumerate(docs) if i not in left]
     return Batch(
         frame=frame,
         quarantine=quarantine,
