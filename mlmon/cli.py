@@ -327,6 +327,105 @@ def cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """``mlmon check``: compare two files in process (no Prefect, no database) and exit 0/1/2/3."""
+    from mlmon.tasks.errors import ConfigError, InputDataError
+
+    try:
+        from mlmon.tasks.compare import compare, resolve_config
+
+        reference = args.reference
+        if reference is None:
+            if not args.config:
+                raise ConfigError("--reference is needed (or --config, to use the model's reference.path)")
+            cfg = resolve_config(args.config, args.model)
+            assert cfg is not None
+            reference = cfg.reference_path
+        result = compare(reference, args.current, args.config, model=args.model)
+    except (ConfigError, InputDataError) as e:
+        print(f"mlmon: error: {e}", file=sys.stderr)
+        return CHECK_USAGE
+    except Exception as e:  # anything else (MlmonError or not): the comparison could not run
+        print(f"mlmon: error: could not run the comparison: {type(e).__name__}: {e}", file=sys.stderr)
+        return CHECK_NOT_RUN
+    bad = {"fail", "error"} | ({"warn"} if args.fail_on == "warn" else set())
+    code = CHECK_FAILED if any(ch.status.value in bad for ch in result.result.checks) else CHECK_OK
+    if args.report:
+        try:
+            result.save_html(args.report)
+        except OSError as e:
+            print(f"mlmon: error: cannot write the report {args.report}: {e}", file=sys.stderr)
+            return CHECK_NOT_RUN
+    if args.format == "json":
+        print(json.dumps({**result.to_dict(), "fail_on": args.fail_on, "exit_code": code}, indent=2))
+    elif args.format == "junit":
+        print(_junit(result, bad))
+    else:
+        print(_check_text(result, bad, args.report))
+    return code
+
+
+CHECK_OK, CHECK_FAILED, CHECK_USAGE, CHECK_NOT_RUN = 0, 1, 2, 3
+
+
+def _check_text(result: Any, bad: set[str], report: str | None) -> str:
+    from mlmon.tasks.contract import column_label
+
+    r = result.result
+    n = {s: sum(ch.status.value == s for ch in r.checks) for s in ("pass", "warn", "fail", "error")}
+    drifted = sorted({column_label(d.feature) for d in r.drift if d.drifted and d.segment == "all"})
+    lines = [
+        f"mlmon check: {result.status.upper()} · model {r.model} · {r.n_rows:,} rows"
+        f" ({r.n_quarantined:,} quarantined) · {len(r.checks)} checks: {n['fail']} failed,"
+        f" {n['error']} errors, {n['warn']} warnings",
+        f"drifted columns: {', '.join(drifted) if drifted else 'none'}",
+    ]
+    order = {"error": 0, "fail": 1, "warn": 2}
+    shown = sorted((ch for ch in r.checks if ch.status.value in order), key=lambda ch: order[ch.status.value])
+    for ch in shown:
+        where = column_label(ch.feature) if ch.feature else "-"
+        seg = "" if ch.segment == "all" else f" [{ch.segment}]"
+        mark = "✗" if ch.status.value in bad else "!"
+        lines.append(f"  {mark} {ch.status.value:<5} {ch.check:<22} {where:<16}{seg} {ch.message}")
+    if report:
+        lines.append(f"report: {Path(report).resolve()}")
+    return "\n".join(lines)
+
+
+def _junit(result: Any, bad: set[str]) -> str:
+    """JUnit XML: one testcase per check (CI systems list them), failures for the statuses that fail."""
+    import xml.etree.ElementTree as ET
+
+    from mlmon.tasks.contract import column_label
+
+    r = result.result
+    suite = ET.Element("testsuite", name=f"mlmon.{r.model}", timestamp=r.computed_at.isoformat())
+    failures = errors = 0
+    for ch in r.checks:
+        name = ch.check + (f"[{column_label(ch.feature)}]" if ch.feature else "")
+        name += "" if ch.segment == "all" else f" ({ch.segment})"
+        case = ET.SubElement(
+            suite, "testcase", classname=f"mlmon.{r.model}.{ch.category.value}", name=name, time="0"
+        )
+        status = ch.status.value
+        if status == "error":
+            errors += 1
+            ET.SubElement(case, "error", message=ch.message, type="error").text = ch.message
+        elif status in bad:
+            failures += 1
+            ET.SubElement(case, "failure", message=ch.message, type=status).text = ch.message
+        else:
+            ET.SubElement(case, "system-out").text = f"{status}: {ch.message}"
+    suite.set("tests", str(len(r.checks)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    root = ET.Element("testsuites", name="mlmon check", tests=str(len(r.checks)), failures=str(failures),
+                      errors=str(errors))  # fmt: skip
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -478,6 +577,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--block", help="existing notification block as <type>/<name>, e.g. slack-webhook/team")
     sp.add_argument("--file", help="automations file (default deployments/automations.yaml)")
+
+    sp = add("check", "compare a dataset with a reference in process: a CI/CD gate (no database, no Prefect)",
+             cmd_check,
+             "Run every check of the pipeline on --current against --reference (Parquet, CSV or JSON lines) "
+             "and exit 0 when nothing fails, 1 when a check fails, 2 for a usage or config error, 3 when the "
+             "comparison could not run. Without --config, feature kinds, the task and the prediction/target "
+             "columns are inferred from the reference.")  # fmt: skip
+    next(
+        a for a in sp._actions if "--config" in a.option_strings
+    ).help = "models config YAML (default: none, everything is inferred from the reference)"
+    sp.add_argument(
+        "--reference", help="reference dataset (what the model was validated on); default: the reference.path "
+        "of the --config model"
+    )  # fmt: skip
+    sp.add_argument(
+        "--current", required=True, help="dataset to check (new predictions, a new model's output)"
+    )
+    sp.add_argument("--model", help="model of the config to use (needed when it configures several)")
+    sp.add_argument(
+        "--format", choices=["text", "json", "junit"], default="text", help="output (default text)"
+    )
+    sp.add_argument("--fail-on", choices=["fail", "warn"], default="fail",
+                    help="exit 1 on failed checks (default) or on warnings too")  # fmt: skip
+    sp.add_argument("--report", help="also write the HTML report to this file")
 
     sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')

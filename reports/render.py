@@ -361,6 +361,7 @@ CATEGORY_TITLES = {
     Category.QUALITY: "Data quality",
     Category.PERFORMANCE: "Model quality",
     Category.HEALTH: "Service health",
+    Category.CUSTOM: "Custom checks",
 }
 HEALTH_METRICS = ("requests_per_minute", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate")
 QUALITY_FEATURE_METRICS = ("missing_share", "out_of_range_share", "unseen_share", "mean", "std", "p50")

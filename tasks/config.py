@@ -205,6 +205,54 @@ class AlertsConfig(Strict):
         return self
 
 
+class BusinessField(Strict):
+    """A logged field that is not a model input (revenue, a conversion flag, …), for window checks.
+
+    It reaches the window frame under its name, like a feature, but is never drift- or quality-tested."""
+
+    path: str = Field(description="dotted path in the prediction document, e.g. outcome.revenue")
+    type: Literal["numerical", "categorical", "boolean"] = Field(
+        "numerical", description="numerical (float), categorical (text) or boolean (true/false or 0/1 → 1/0)"
+    )
+
+
+class CheckSpec(Strict):
+    """One registered window check configured for a model (see ``mlmon.tasks.checks.registry``).
+
+    Its value fails outside ``[min, max]`` and warns outside ``[warn_min, warn_max]``."""
+
+    function: str | None = Field(
+        None, description="registered check name or module:function; default: this check's key"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the function")
+    min: float | None = Field(None, description="fail when the value is below this")
+    max: float | None = Field(None, description="fail when the value is above this")
+    warn_min: float | None = Field(None, description="warn when the value is below this")
+    warn_max: float | None = Field(None, description="warn when the value is above this")
+
+
+def _resolve_checks(checks: dict[str, CheckSpec]) -> dict[str, CheckSpec]:
+    """Resolve every check's function (and its params) when the config loads, not in the run."""
+    if not checks:
+        return checks
+    import re
+
+    from mlmon.tasks.checks.registry import get_check
+
+    for name, spec in checks.items():
+        if not re.match(r"^[a-z][a-z0-9_]*$", name):
+            raise ValueError(f"{name!r}: check names are snake_case (stored as-is in Postgres)")
+        try:
+            reg = get_check(spec.function or name)
+        except ConfigError as e:
+            raise ValueError(f"{name}.function: {e}") from None
+        try:
+            reg.bind(spec.params)
+        except ValueError as e:
+            raise ValueError(f"{name}.params: {e}") from None
+    return checks
+
+
 class ModelConfig(Strict):
     """Everything mlmon needs to know about one model."""
 
@@ -229,8 +277,24 @@ class ModelConfig(Strict):
     evidently: EvidentlyConfig = Field(default_factory=EvidentlyConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     base_dir: str = Field(".", description="folder relative paths resolve against (set on load)")
+    business_fields: dict[str, BusinessField] = Field(
+        default_factory=dict, description="logged non-feature fields the window checks read, by name"
+    )
+    checks: dict[str, CheckSpec] = Field(
+        default_factory=dict, description="registered window checks (KPIs, custom metrics) by stored name"
+    )
 
     _w = field_validator("window")(_duration)
+    _c = field_validator("checks")(_resolve_checks)
+
+    @model_validator(mode="after")
+    def _business_names(self) -> ModelConfig:
+        for name in self.business_fields:
+            if name in self.features or name.startswith("__"):
+                raise ValueError(
+                    f"business_fields: {name!r} clashes with a feature or a reserved name; rename it"
+                )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -344,6 +408,20 @@ def _model_in(ann: Any) -> Any:
         if isinstance(a, type) and issubclass(a, BaseModel):
             return a
     return None
+
+
+def model_from_dict(body: dict[str, Any], name: str = "model", source: str = "<config dict>") -> ModelConfig:
+    """One model's settings given as a dict (``mlmon.compare(..., config={...})``), validated exactly as
+    a file's; :class:`ConfigError` names ``source``, the model and the key."""
+    if "name" in body or "base_dir" in body:
+        raise ConfigError(
+            f"{source}: model {name!r}: keys 'name' and 'base_dir' are set by mlmon, remove them"
+        )
+    body = {"reference": {"path": "<in memory>"}, **body, "name": name, "base_dir": "."}
+    try:
+        return Config.model_validate({"models": {name: body}}).models[name]
+    except ValidationError as e:
+        raise ConfigError(_describe(e, Path(source))) from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -19,3 +19,7 @@ class StoreError(MlmonError):
 
 class ReferenceDataError(MlmonError):
     """The reference dataset is missing or does not match the config."""
+
+
+class InputDataError(MlmonError):
+    """A dataset given to ``mlmon.compare`` / ``mlmon check`` cannot be read or does not fit the config."""

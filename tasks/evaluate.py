@@ -19,6 +19,7 @@ from mlmon.tasks.checks.health import health_checks
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.performance import performance_checks
 from mlmon.tasks.checks.quality import quality_checks, screen_implausible
+from mlmon.tasks.checks.registry import window_checks
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.extract import Batch
 from mlmon.tasks.profile import Profile
@@ -109,14 +110,17 @@ def evaluate(
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
         p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
-        seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks]
+        w_checks, w_metrics = window_checks(
+            cfg, part, reference=reference, profile=seg_profile, segment=segment
+        )
+        seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]
         if not whole:
             # a segment too small for a verdict is a breakdown without one, not a problem with the window
             seg_checks = [
                 ch for ch in seg_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)
             ]
         checks += seg_checks
-        metrics += q_metrics + h_metrics + p_metrics + _class_balance(part, cfg, segment)
+        metrics += q_metrics + h_metrics + p_metrics + w_metrics + _class_balance(part, cfg, segment)
     return WindowResult(
         model=cfg.name,
         window=window,

@@ -96,6 +96,9 @@ def columns_for(cfg: ModelConfig) -> list[Column]:
     for name, spec in cfg.features.items():
         kind = "number" if spec.type is Kind.NUMERICAL else "category"
         cols.append(Column(name, _split(cfg.feature_path(name)), kind, required=spec.required))
+    for name, biz in cfg.business_fields.items():  # for window checks (KPIs); never required
+        kind = {"numerical": "number", "categorical": "category", "boolean": "boolean"}[biz.type]
+        cols.append(Column(name, _split(biz.path), kind))
     return cols
 
 
@@ -217,6 +220,19 @@ def _numbers(
             missing.tolist(), Reason.MISSING_FIELD, path, lambda i: f"required field {path} is missing"
         )
     return arr
+
+
+def _booleans(path: str, raw: list[Any], probs: _Problems) -> np.ndarray:
+    """float64 1/0 from true/false or 0/1 (a business flag such as ``converted``); None -> NaN."""
+    out = np.full(len(raw), np.nan)
+    for i, v in enumerate(raw):
+        if v is None:
+            continue
+        if type(v) is bool or (type(v) in (int, float) and v in (0, 1)):
+            out[i] = float(v)
+        else:
+            probs.add(i, Reason.WRONG_TYPE, path, f"{_describe(v)} where true/false belongs")
+    return out
 
 
 def _strings(
@@ -479,6 +495,8 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
             data[col.name] = _timestamps(path, values, cfg.fields.timestamp_type, probs)
         elif col.kind == "number":
             data[col.name] = _numbers(col.name, path, values, col.required, probs, col.bounds)
+        elif col.kind == "boolean":
+            data[col.name] = _booleans(path, values, probs)
         elif col.kind == "probabilities":
             per_class, label_from_probs = _probabilities(path, values, cfg, probs)
             _add_probability_columns(data, per_class, cfg)
@@ -645,7 +663,7 @@ def _finish_frame(frame: pd.DataFrame, cfg: ModelConfig) -> None:
 def _unexpected(docs: list[Any], cfg: ModelConfig) -> dict[str, int]:
     """Fields present in the feature objects that the config does not map (counted per field)."""
     parents = {cfg.feature_path(n).rsplit(".", 1)[0] for n in cfg.features if "." in cfg.feature_path(n)}
-    mapped = {cfg.feature_path(n) for n in cfg.features}
+    mapped = {cfg.feature_path(n) for n in cfg.features} | {b.path for b in cfg.business_fields.values()}
     out: Counter[str] = Counter()
     for parent in parents:
         values: list[Any] = docs

@@ -42,6 +42,7 @@ class Category(StrEnum):
     QUALITY = "quality"
     PERFORMANCE = "performance"
     HEALTH = "health"
+    CUSTOM = "custom"  # registered window checks: business KPIs and user metrics (tasks/checks/registry.py)
 
 
 @dataclass(frozen=True)
