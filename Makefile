@@ -9,11 +9,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: install demo test lint bench calibrate
+.PHONY: install demo demo-stop test lint bench calibrate
 install: $(BIN)/.installed
 
+# The demo leaves the embedded MongoDB, PostgreSQL and a local Prefect server running for the
+# commands it prints (it says so); `make demo-stop` (= mlmon services stop) stops them.
 demo: $(BIN)/.installed
 	$(BIN)/mlmon demo
+
+demo-stop: $(BIN)/.installed
+	$(BIN)/mlmon services stop
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -18,9 +18,11 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from mlmon.reports import render
 from mlmon.settings import Settings
 from mlmon.tasks import alerts, extract, reference
 from mlmon.tasks.checks import presets
+from mlmon.tasks.checks.health import PastVolume
 from mlmon.tasks.checks.outcome import WindowResult
 from mlmon.tasks.config import ModelConfig, load_config
 from mlmon.tasks.errors import SourceUnavailable, StoreError
@@ -78,9 +80,13 @@ def reference_task(cfg: ModelConfig, profiles_dir: Path, window: Window) -> refe
 
 @task(name="checks", task_run_name="checks {cfg.name} {window.label}", cache_policy=NO_CACHE)
 def checks_task(
-    cfg: ModelConfig, base: reference.Baseline, batch: extract.Batch, window: Window
+    cfg: ModelConfig,
+    base: reference.Baseline,
+    batch: extract.Batch,
+    window: Window,
+    history: list[PastVolume] | None = None,
 ) -> WindowResult:
-    return evaluate(cfg, base.profile, batch, window, reference=base.frame)
+    return evaluate(cfg, base.profile, batch, window, reference=base.frame, volume_history=history)
 
 
 @task(name="evidently", task_run_name="evidently {cfg.name} {window.label}", cache_policy=NO_CACHE)
@@ -97,13 +103,16 @@ def evidently_task(
 
 @task(name="report", task_run_name="report {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
 def report_task(
-    result: WindowResult, cfg: ModelConfig, out_dir: Path, evid: presets.EvidentlyOutput | None
+    result: WindowResult, cfg: ModelConfig, staging: Path, evid: presets.EvidentlyOutput | None
 ) -> Path:
-    from mlmon.reports import render
+    """Render the report into ``staging`` (published only once the store has committed)."""
+    return render.write_report(result, cfg, staging, evid.html if evid else None)
 
-    path = render.write_report(result, cfg, out_dir, evid.html if evid else None)
-    render.write_index(out_dir, render.scan_index(out_dir))
-    return path
+
+@task(name="publish", task_run_name="publish {result.model} {result.window.label}", cache_policy=NO_CACHE)
+def publish_task(staging: Path, out_dir: Path, result: WindowResult) -> None:
+    """Move the staged report into place and rewrite the index (``result`` only names the task run)."""
+    render.publish(staging, out_dir)
 
 
 @task(
@@ -162,17 +171,24 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     window = Window(as_utc(start), as_utc(end))
     run_id = str(flow_run.id) if flow_run.id else None
     pg_uri, mongo_uri = settings.postgres_uri(), settings.mongo_uri()
+    staging = None
     try:
         store.mark_running(pg_uri, model, window, run_id)
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir, window)
-        result = checks_task(cfg, base, batch, window)
+        history = store.volume_history(pg_uri, model, window)
+        result = checks_task(cfg, base, batch, window, history)
         evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
-        path = report_task(result, cfg, settings.reports_dir, evid)
-        rel = str(path.relative_to(settings.reports_dir))
-        store_task(pg_uri, result, rel, run_id)
+        # the report and the index show a result only once Postgres holds it: staged, stored, published
+        staging = render.stage_dir(settings.reports_dir)
+        rel = report_task(result, cfg, staging, evid).relative_to(staging)
+        store_task(pg_uri, result, str(rel), run_id)
+        publish_task(staging, settings.reports_dir, result)
+        path = settings.reports_dir / rel
     except Exception as e:
+        if staging is not None:
+            render.discard(staging)
         _record_failure(pg_uri, model, window, e, run_id)
         raise
     link = report_link(path, settings)
@@ -242,7 +258,7 @@ def backfill(model: str, start: datetime, end: datetime, config: str | None = No
     """Run ``monitor_window`` for every window of the model in ``[start, end)``; safe to re-run."""
     settings = Settings.from_env(config)
     cfg = load_config(settings.config_path).model(model)
-    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length))
+    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length, cfg.window_anchor))
     log = get_run_logger()
     progress = create_progress_artifact(progress=0.0, description=f"backfill {model}: {len(windows)} windows")
     results: list[dict[str, Any]] = []

@@ -177,7 +177,7 @@ def backfill_deployment(
     from prefect.deployments import run_deployment
 
     cfg = load_config(Settings.from_env(config).config_path).model(model)
-    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length))
+    windows = list(Window.range(as_utc(start), as_utc(end), cfg.window_length, cfg.window_anchor))
     parent = str(flow_run.id)
     children = {
         w: run_deployment(

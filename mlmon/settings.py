@@ -4,7 +4,11 @@ Everything comes from the environment (never from files in the repo):
 
 ================================  ==========================================================
 ``MLMON_MONGO_URI``               MongoDB URI; unset = start/reuse the embedded wire server
-``MLMON_POSTGRES_URI``            PostgreSQL URI; unset = start/reuse the embedded PostgreSQL
+``MLMON_POSTGRES_URI``            PostgreSQL URI the pipeline writes with (a least-privilege role such as
+                                  compose's ``mlmon_writer``); unset = the embedded PostgreSQL, as
+                                  ``mlmon_writer``
+``MLMON_POSTGRES_READ_URI``       read-only PostgreSQL URI for ``mlmon sql`` (compose's ``grafana_reader``);
+                                  unset with the embedded default = its ``grafana_reader``
 ``MLMON_HOME``                    state folder (embedded servers, profiles); default ``./.mlmon``
 ``MLMON_CONFIG``                  models config; default ``deployments/models.yaml``
 ``MLMON_REPORTS_DIR``             where HTML reports go; default ``$MLMON_HOME/reports``
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlmon import embedded
+from mlmon.tasks.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Settings:
     mongo_uri_env: str | None
     postgres_uri_env: str | None
     reports_url: str | None
+    postgres_read_uri_env: str | None = None
 
     @classmethod
     def from_env(cls, config: str | Path | None = None) -> Settings:
@@ -43,6 +49,7 @@ class Settings:
             mongo_uri_env=os.environ.get("MLMON_MONGO_URI") or None,
             postgres_uri_env=os.environ.get("MLMON_POSTGRES_URI") or None,
             reports_url=os.environ.get("MLMON_REPORTS_URL") or None,
+            postgres_read_uri_env=os.environ.get("MLMON_POSTGRES_READ_URI") or None,
         )
 
     @property
@@ -54,7 +61,26 @@ class Settings:
         return self.mongo_uri_env or embedded.start_mongo(self.home / "mongo")
 
     def postgres_uri(self) -> str:
-        """The configured PostgreSQL, or the embedded one (started on first use, then reused)."""
+        """The configured PostgreSQL, or the embedded one (started on first use, then reused) as its
+        least-privilege writer role: no part of the pipeline runs as the superuser."""
+        return self.postgres_uri_env or embedded.start_postgres_roles(self.home / "postgres").writer
+
+    def postgres_read_uri(self) -> str:
+        """A read-only connection for ``mlmon sql``: ``MLMON_POSTGRES_READ_URI``, or the embedded
+        server's ``grafana_reader``. Never the writer's URI: a read-only command is read-only by privilege."""
+        if self.postgres_read_uri_env:
+            return self.postgres_read_uri_env
+        if self.postgres_uri_env:
+            raise ConfigError(
+                "MLMON_POSTGRES_READ_URI is not set: mlmon sql connects only as a read-only role. Set it to "
+                "a role that can only SELECT from schema mlmon (in docker compose: "
+                "postgresql://grafana_reader:<GRAFANA_READER_PASSWORD>@postgres:5432/mlmon)"
+            )
+        return embedded.start_postgres_roles(self.home / "postgres").reader
+
+    def postgres_admin_uri(self) -> str:
+        """Where Prefect's own database lives in ``mlmon up``: the configured PostgreSQL, or the embedded
+        cluster's superuser (it creates the ``prefect`` database; mlmon's code never uses this URI)."""
         return self.postgres_uri_env or embedded.start_postgres(self.home / "postgres")
 
     @property

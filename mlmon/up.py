@@ -270,7 +270,10 @@ def run_up(
 
     try:
         if not api_url:
-            server = start_prefect_server(pg_uri, settings.home / "prefect", host=host, port=prefect_port)
+            # Prefect's own database: created by the cluster's owner (embedded) or the configured role
+            server = start_prefect_server(
+                settings.postgres_admin_uri(), settings.home / "prefect", host=host, port=prefect_port
+            )
             api_url = server.api_url
         reports = serve_reports(settings.reports_dir, host=host, port=reports_port)
         reports_url = f"http://{host}:{reports.server_address[1]}/"

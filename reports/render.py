@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -581,6 +582,43 @@ def _asset(assets_dir: Path, content: bytes, suffix: str) -> str:
         assets_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, content)
     return name
+
+
+STAGING = ".staging"
+
+
+def stage_dir(out_dir: Path) -> Path:
+    """A fresh folder under ``out_dir`` (same file system) to write a window's report into before the
+    store commits; :func:`publish` moves it into place, :func:`discard` drops it. The index never sees it."""
+    root = Path(out_dir) / STAGING
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=root, prefix="run-"))
+
+
+def publish(staging: Path, out_dir: Path) -> None:
+    """Move every file written under ``staging`` to the same place under ``out_dir`` (one atomic rename
+    each; the ``.json`` index sidecars last, so the index only lists complete reports), drop the
+    staging folder and rewrite the index."""
+    staging, out_dir = Path(staging), Path(out_dir)
+    files = sorted(
+        (p for p in staging.rglob("*") if p.is_file()), key=lambda p: (p.suffix == ".json", str(p))
+    )
+    staged = {p.relative_to(staging) for p in files}
+    for side in (p for p in staged if p.suffix == ".json" and p.parent.name != ASSETS):
+        for old in (out_dir / side.parent).glob(f"{side.stem}.*"):  # e.g. an Evidently page no longer made
+            if old.relative_to(out_dir) not in staged and old.is_file():
+                old.unlink()
+    for src in files:
+        dst = out_dir / src.relative_to(staging)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    discard(staging)
+    write_index(out_dir, scan_index(out_dir))
+
+
+def discard(staging: Path) -> None:
+    """Drop a staged report that must not be published (its store failed)."""
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_atomic(path: Path, content: str | bytes) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -218,10 +219,47 @@ def webhook_url(cfg: AlertsConfig, env: Mapping[str, str] = os.environ) -> str |
     return None
 
 
+_ORIGIN = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/?#]*)")
+
+
 def _where(url: str) -> str:
-    """A webhook URL without its path and query (Slack's path is the secret)."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
+    """A webhook URL without its credentials, path and query (Slack's path is the secret).
+
+    Never raises, whatever the URL (a bad port or bracket must not turn into a traceback quoting it).
+
+    >>> _where("https://hooks.slack.com/services/T0/B0/xyz"), _where("http://u:pw@h:99x/a b")
+    ('https://hooks.slack.com/…', 'http://h:99x/…')
+    """
+    m = _ORIGIN.match(url)
+    scheme, host = (m.group(1) or "", m.group(2)) if m else ("", "")
+    return f"{scheme}{host or '?'}/…"
+
+
+def redact_secret(text: str, url: str) -> str:
+    """``text`` with every trace of the webhook ``url``'s secret (credentials, path, query, in raw,
+    percent-encoded, percent-decoded or escaped form) replaced by ``…``.
+
+    The one place every error from sending passes through (:func:`_deliver`), so no exception type can
+    carry the secret into a run summary, a task log or Prefect's stored logs.
+
+    >>> redact_secret("bad URL '/services/T0/B0/s ecret' (found ' ')", "https://h/services/T0/B0/s ecret")
+    "bad URL '…' (found ' ')"
+    """
+    m = _ORIGIN.match(url)
+    origin_end = m.end() if m else 0
+    rest = url[origin_end:]
+    userinfo = (
+        url[:origin_end].partition("://")[2].rpartition("@")[0] if m and "@" in url[:origin_end] else ""
+    )
+    pieces = {url, url.strip(), rest, userinfo}
+    pieces |= {p for p in re.split(r"[/?#&=@]", rest) if len(p) >= 6}  # long path and query parts
+    variants = set()
+    for p in pieces:
+        if p:
+            variants |= {p, urllib.parse.quote(p, safe="/"), urllib.parse.unquote(p), repr(p)[1:-1]}
+    for p in sorted((v for v in variants if len(v) >= 3), key=len, reverse=True):
+        text = text.replace(p, "…")
+    return text
 
 
 def post_json(url: str, payload: dict[str, Any], timeout_s: float = WEBHOOK_TIMEOUT_S) -> None:
@@ -276,11 +314,17 @@ def notify(
         return out
     if url is not None:
         payload = slack_payload(alert)
-        out[CHANNEL_WEBHOOK] = _deliver(target, alert, CHANNEL_WEBHOOK, lambda: post(url, payload))
+        out[CHANNEL_WEBHOOK] = _deliver(
+            target, alert, CHANNEL_WEBHOOK, lambda: post(url, payload), secret=url
+        )
     return out
 
 
-def _deliver(target: store.Target, alert: Alert, channel: str, send: Callable[[], None]) -> str:
+def _deliver(
+    target: store.Target, alert: Alert, channel: str, send: Callable[[], None], *, secret: str | None = None
+) -> str:
+    """Send on one channel (claimed in ``mlmon.alerts``); the outcome, with ``secret`` redacted from any
+    error whatever its type."""
     try:
         if alert.firing:
             with store.alert_claim(
@@ -297,4 +341,5 @@ def _deliver(target: store.Target, alert: Alert, channel: str, send: Callable[[]
             send()
             return "resolved"
     except Exception as e:  # a channel that fails must not lose the stored window (or the other channel)
-        return f"error: {type(e).__name__}: {e}" if not isinstance(e, MlmonError) else f"error: {e}"
+        said = f"error: {type(e).__name__}: {e}" if not isinstance(e, MlmonError) else f"error: {e}"
+        return redact_secret(said, secret) if secret else said

@@ -7,16 +7,24 @@ the key, and says what is allowed. Connection URIs never live here: they come fr
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlmon.tasks.errors import ConfigError
-from mlmon.tasks.window import parse_duration
+from mlmon.tasks.window import EPOCH, as_utc, parse_duration
 
 
 class Strict(BaseModel):
@@ -43,6 +51,116 @@ def _duration(v: str) -> str:
     return v
 
 
+# --------------------------------------------------------------------------- names resolved at load
+# Every name a run would look up (drift methods, metrics, cron, timezone) is resolved here, so a typo
+# fails `mlmon config check` (file, model, key, what is allowed) instead of a run hours later.
+
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_CRON_FIELDS = (  # name, lowest, highest, names allowed in place of numbers
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def check_cron(text: str) -> str:
+    """A standard 5-field cron (or a macro such as ``@daily``), as Prefect's cron schedule reads it.
+
+    >>> check_cron("15 0 * * 1-5")
+    '15 0 * * 1-5'
+    >>> check_cron("61 * * * *")
+    Traceback (most recent call last):
+    ...
+    ValueError: cron '61 * * * *': minute 61 is outside 0-59
+    """
+    v = str(text).strip()
+    if v.lower() in _CRON_MACROS:
+        return v
+    parts = v.split()
+    if len(parts) != 5:
+        raise ValueError(
+            f"cron {v!r}: expected 5 fields (minute hour day-of-month month day-of-week, e.g. '15 0 * * *') "
+            f"or one of {', '.join(_CRON_MACROS)}"
+        )
+    for part, (what, lo, hi, names) in zip(parts, _CRON_FIELDS, strict=True):
+        for item in part.split(","):
+            rng, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                raise ValueError(f"cron {v!r}: {what} step {step!r} is not a positive number")
+            if rng == "*":
+                continue
+            for bound in rng.split("-", 1):
+                low = bound.lower()
+                if low in names:
+                    continue
+                if not bound.isdigit():
+                    raise ValueError(f"cron {v!r}: {what} {bound!r} is not a number ({lo}-{hi})")
+                if not lo <= int(bound) <= hi:
+                    raise ValueError(f"cron {v!r}: {what} {bound} is outside {lo}-{hi}")
+    return v
+
+
+def check_timezone(name: str) -> str:
+    """An IANA timezone name (``UTC``, ``Europe/Berlin``); a typo lists the closest names."""
+    import difflib
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(name, sorted(available_timezones()), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown timezone {name!r}: use an IANA name such as UTC or Europe/Berlin{hint}"
+        ) from None
+    return name
+
+
+def _drift_method(name: str, kind: Kind | None, role: Literal["test", "effect"] | None) -> str:
+    """Resolve a drift method name in the registry (imported here: the registry imports this module)."""
+    from mlmon.tasks.checks.drift import get_method
+
+    try:
+        get_method(name, kind, role)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    return name
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def window_origin_instant(origin: str, timezone: str) -> datetime:
+    """The UTC instant windows are aligned to: ``epoch`` (1970-01-01T00:00Z, a Thursday), a weekday
+    (that day's 00:00 in ``timezone``, at the timezone's offset in the first week of 2024), or an ISO
+    instant (naive = UTC).
+
+    >>> window_origin_instant("monday", "UTC").isoformat()
+    '2024-01-01T00:00:00+00:00'
+    >>> window_origin_instant("monday", "Europe/Berlin").isoformat()
+    '2023-12-31T23:00:00+00:00'
+    >>> window_origin_instant("2026-02-02T06:00", "UTC").isoformat()
+    '2026-02-02T06:00:00+00:00'
+    """
+    from zoneinfo import ZoneInfo
+
+    low = origin.strip().lower()
+    if low == "epoch":
+        return EPOCH
+    if low in WEEKDAYS:
+        local = datetime(2024, 1, 1 + WEEKDAYS.index(low), tzinfo=ZoneInfo(timezone))  # 2024-01-01: a Monday
+        return local.astimezone(UTC)
+    try:
+        return as_utc(origin)
+    except ValueError:
+        raise ValueError(
+            f"window_origin {origin!r}: use 'epoch', a weekday ({', '.join(WEEKDAYS)}) or an ISO instant "
+            "such as 2026-01-05T00:00Z"
+        ) from None
+
+
 class FeatureSpec(Strict):
     """One model input."""
 
@@ -57,6 +175,13 @@ class FeatureSpec(Strict):
     )
     allowed: list[str] | None = Field(None, description="allowed categories; default: reference categories")
     max_missing_share: float | None = Field(None, ge=0, le=1, description="override the quality default")
+
+    @field_validator("drift_test", "drift_effect")
+    @classmethod
+    def _known_method(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        role: Literal["test", "effect"] = "test" if info.field_name == "drift_test" else "effect"
+        return None if v is None else _drift_method(v, kind, role if role == "test" else None)
 
 
 class FieldMap(Strict):
@@ -100,8 +225,27 @@ class Source(Strict):
     batch_size: int = Field(10_000, gt=0, description="documents per read batch")
 
 
+class ReferenceColumns(Strict):
+    """Which columns of the reference file hold the model's outputs and the ground truth.
+
+    ``null`` = the name ``mlmon reference build`` writes (``__prediction``, ``__score``, ``__target``), so
+    a reference built by mlmon needs no mapping; a reference made elsewhere names its own columns.
+    """
+
+    prediction: str | None = Field(None, description="predicted label (classification) or value (regression)")
+    score: str | None = Field(
+        None, description="binary: p(positive class); multiclass: the top probability (confidence)"
+    )
+    target: str | None = Field(
+        None, description="ground truth; without it the reference's own quality is unknown"
+    )
+
+
 class Reference(Strict):
     path: str = Field(description="Parquet file, relative to the config file's folder")
+    columns: ReferenceColumns = Field(
+        default_factory=ReferenceColumns, description="reference columns holding prediction, score, target"
+    )
 
 
 class DriftConfig(Strict):
@@ -128,6 +272,20 @@ class DriftConfig(Strict):
         default_factory=lambda: ["psi", "jensen_shannon", "kl_div", "wasserstein"],
         description="additional scores reported per column (not used for the verdict)",
     )
+
+    @field_validator("numerical_test", "categorical_test", "numerical_effect", "categorical_effect")
+    @classmethod
+    def _known_method(cls, v: str, info: ValidationInfo) -> str:
+        name = info.field_name or ""
+        kind = Kind.NUMERICAL if name.startswith("numerical") else Kind.CATEGORICAL
+        return _drift_method(v, kind, "test" if name.endswith("_test") else None)
+
+    @field_validator("extra_methods")
+    @classmethod
+    def _known_methods(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _drift_method(name, None, None)
+        return v
 
 
 class ExpectedVolume(Strict):
@@ -164,6 +322,21 @@ class PerformanceConfig(Strict):
     )
     min_label_coverage: float = Field(0.0, ge=0, le=1, description="warn when coverage is lower")
 
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            return v
+        from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        unknown = [k for k in v if k not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown metric {', '.join(map(repr, unknown))}; known metrics: {', '.join(known)}"
+            )
+        return v
+
 
 class EvidentlyConfig(Strict):
     enabled: bool = Field(True, description="add Evidently's presets to the report")
@@ -180,6 +353,8 @@ class Schedule(Strict):
     )
 
     _v = field_validator("lateness", "label_horizon")(_duration)
+    _c = field_validator("cron")(lambda v: None if v is None else check_cron(v))
+    _tz = field_validator("timezone")(check_timezone)
 
 
 class AlertsConfig(Strict):
@@ -265,6 +440,11 @@ class ModelConfig(Strict):
     positive_class: str | None = Field(None, description="positive class for binary metrics")
     reference: Reference
     window: Duration = Field("1d", description="window length")
+    window_origin: str = Field(
+        "epoch",
+        description="what windows are aligned to: 'epoch' (1970-01-01T00:00Z, a Thursday), a weekday "
+        "(00:00 of that day in schedule.timezone, e.g. monday) or an ISO instant",
+    )
     schedule: Schedule = Field(default_factory=Schedule)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
@@ -311,6 +491,17 @@ class ModelConfig(Strict):
             raise ValueError(f"classes: a binary model has 2 classes, got {self.classes}")
         if self.positive_class is not None and self.classes and self.positive_class not in self.classes:
             raise ValueError(f"positive_class {self.positive_class!r} is not one of classes {self.classes}")
+        window_origin_instant(self.window_origin, self.schedule.timezone)  # a ValueError names the key
+        if self.task is not TaskType.NONE and self.performance.thresholds:
+            from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+            fit = REGRESSION_METRICS if self.task is TaskType.REGRESSION else CLASSIFICATION_METRICS
+            wrong = [k for k in self.performance.thresholds if k not in fit]
+            if wrong:
+                raise ValueError(
+                    f"performance.thresholds: {', '.join(map(repr, wrong))} is not a {self.task.value} "
+                    f"metric; use one of {', '.join(fit)}"
+                )
         known = {"model_version", *self.features}
         for seg in self.segments:
             if seg not in known:
@@ -322,6 +513,11 @@ class ModelConfig(Strict):
     @property
     def window_length(self) -> timedelta:
         return parse_duration(self.window)
+
+    @property
+    def window_anchor(self) -> datetime:
+        """The UTC instant windows are aligned to (see :func:`window_origin_instant`)."""
+        return window_origin_instant(self.window_origin, self.schedule.timezone)
 
     def feature_path(self, name: str) -> str:
         spec = self.features[name]
@@ -349,6 +545,8 @@ class RetentionConfig(Strict):
     timezone: str = Field("UTC", description="timezone the cron is read in")
 
     _v = field_validator("keep")(_duration)
+    _c = field_validator("cron")(check_cron)
+    _tz = field_validator("timezone")(check_timezone)
 
 
 class Config(Strict):
@@ -376,7 +574,7 @@ def _describe(err: ValidationError, path: Path) -> str:
             where = f"model {loc[1]!r}, "
             loc = loc[2:]
         key = ".".join(str(x) for x in loc) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(err.title, e["loc"])
             msg = f"unknown key{'; allowed: ' + ', '.join(allowed) if allowed else ''}"

@@ -6,7 +6,7 @@ Pure function of (config, fitted profile, extracted batch): no I/O, no Prefect. 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -15,7 +15,8 @@ import pandas as pd
 
 from mlmon.tasks import contract as c
 from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table
-from mlmon.tasks.checks.health import health_checks
+from mlmon.tasks.checks.health import PastVolume, health_checks
+from mlmon.tasks.checks.health import volume_history as learned_volume
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.performance import performance_checks
 from mlmon.tasks.checks.quality import quality_checks, screen_implausible
@@ -74,12 +75,15 @@ def evaluate(
     notes: tuple[str, ...] = (),
     evidently_rows: int | None = None,
     reference: pd.DataFrame | None = None,
+    volume_history: Sequence[PastVolume] | None = None,
 ) -> WindowResult:
     """Every check for the window and each segment.
 
     A segment is compared with the same segment of the reference when the reference has enough rows of
     it (``plan=basic`` against the reference's basic-plan rows), else with the whole reference; the
     segment's own field is never tested for drift inside it (it is constant there by construction).
+    ``volume_history`` (the model's past windows, read by the flow) adds the learned ``volume_history``
+    check when no ``quality.expected_volume`` is configured.
     """
     frame = batch.frame
     checks: list[CheckResult] = []
@@ -121,6 +125,9 @@ def evaluate(
             ]
         checks += seg_checks
         metrics += q_metrics + h_metrics + p_metrics + w_metrics + _class_balance(part, cfg, segment)
+    expected = cfg.quality.expected_volume
+    if volume_history is not None and expected.min is None and expected.max is None:
+        checks.append(learned_volume(len(frame), window, volume_history))
     return WindowResult(
         model=cfg.name,
         window=window,

@@ -14,9 +14,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from mlmon.tasks.config import Config, ModelConfig
-from mlmon.tasks.schedule import DONE, RunRow, due_windows, expected_windows
+from mlmon.tasks.schedule import DONE, RunRow, due_windows, expected_windows, is_due
 from mlmon.tasks.store import store
 from mlmon.tasks.window import Window, as_utc
+
+STALE = "running (stale)"
+"""What ``mlmon status`` says of a ``running`` row older than STALE_RUNNING: its run died (killed, or the
+database went away before the run could mark the window ``error``); the next scheduled run redoes it."""
 
 RECENT = timedelta(days=7)
 """How far back ``n_error_or_missing`` counts windows."""
@@ -35,7 +39,7 @@ class StatusRow:
     model: str
     last_window_start: datetime | None  # latest stored window, whatever its status (None: never run)
     last_window_end: datetime | None
-    last_status: str | None  # pass / warn / fail / error / running
+    last_status: str | None  # pass / warn / fail / error / running / "running (stale)" (its run died)
     last_finished_at: datetime | None
     windows_behind: int | None  # closed windows (after lateness) since the last processed one; None: none
     behind_by: timedelta | None  # from the end of the last processed window to the newest closed one
@@ -59,11 +63,14 @@ def status_from_runs(cfg: ModelConfig, runs: Sequence[RunRow], now: datetime) ->
         behind = expected_windows(cfg, as_utc(done[-1].window_end), now, now)
     since = max(now - RECENT, as_utc(ordered[0].window_start))
     missing = due_windows(expected_windows(cfg, since, now, now), ordered, now=now)
+    status = last.status
+    if status == "running" and is_due(last, now=now):  # running for longer than STALE_RUNNING
+        status = STALE
     return StatusRow(
         model=cfg.name,
         last_window_start=as_utc(last.window_start),
         last_window_end=as_utc(last.window_end),
-        last_status=last.status,
+        last_status=status,
         last_finished_at=getattr(last, "finished_at", None),
         windows_behind=None if behind is None else len(behind),
         behind_by=None if behind is None else (behind[-1].end - behind[0].start if behind else timedelta(0)),

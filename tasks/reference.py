@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mlmon.tasks import contract as c
-from mlmon.tasks.config import Kind, ModelConfig
+from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.errors import ReferenceDataError
 from mlmon.tasks.profile import PROFILE_VERSION, CategoricalProfile, NumericalProfile, Profile
 
@@ -157,8 +157,103 @@ class Baseline:
 REFERENCE_COLUMNS_DROPPED = (c.ID, c.REQUEST_ID, c.TIMESTAMP, c.STATUS)  # per-request, not distributional
 
 
+_ROLE_NAMES = {  # ordinary names a reference made outside mlmon uses for the model's outputs
+    "prediction": ("prediction", "predicted", "predicted_label", "pred", "y_pred", "yhat"),
+    "score": ("score", "y_score", "proba", "probability", "prob", "p", "confidence"),
+    "target": ("target", "label", "y", "y_true", "ground_truth", "actual", "truth"),
+}
+_INTERNAL = {"prediction": c.PREDICTION, "score": c.SCORE, "target": c.TARGET}
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """What a reference file lacks for its config: ``problems`` make it unusable, ``notes`` are
+    checks that will be skipped (said, not silent)."""
+
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def reference_columns(cfg: ModelConfig) -> dict[str, str]:
+    """File column -> frame column for the reference's prediction, score and target."""
+    mapped = cfg.reference.columns
+    out = {}
+    for role, internal in _INTERNAL.items():
+        name = getattr(mapped, role)
+        out[name or internal] = internal
+    return out
+
+
+def check_columns(cfg: ModelConfig, columns: list[str]) -> ReferenceCheck:
+    """Whether a reference with these columns has what the config needs (features, and the prediction /
+    score / target columns the model's checks compare against)."""
+    where = f"model {cfg.name!r}: reference {cfg.reference_path}"
+    have = set(columns)
+    problems: list[str] = []
+    notes: list[str] = []
+    missing = [f for f in cfg.features if f not in have]
+    if missing:
+        problems.append(f"{where} lacks configured features {missing} (it has {sorted(have)[:20]})")
+    mapped = cfg.reference.columns
+    needed = {
+        "prediction": cfg.task is not TaskType.NONE,
+        "score": cfg.task in (TaskType.BINARY, TaskType.MULTICLASS) and cfg.fields.probabilities is not None,
+        "target": cfg.task is not TaskType.NONE and bool(cfg.fields.target or cfg.source.labels),
+    }
+    for role, internal in _INTERNAL.items():
+        name = getattr(mapped, role)
+        if name is not None:
+            if name not in have:
+                problems.append(
+                    f"{where}: reference.columns.{role} is {name!r}, which the file does not have "
+                    f"(it has {sorted(have)[:20]})"
+                )
+            continue
+        if internal in have or not needed[role]:
+            continue
+        look_alike = [n for n in _ROLE_NAMES[role] if n in have and n not in cfg.features]
+        if look_alike:
+            problems.append(
+                f"{where} has a column {look_alike[0]!r} but no mapping for the {role}: set "
+                f"reference.columns.{role}: {look_alike[0]} (or the column holding it)"
+            )
+        elif role == "target":
+            notes.append(
+                f"{where} has no target column (reference.columns.target): model quality is checked "
+                "against performance.thresholds only, not against the reference's own quality"
+            )
+        else:
+            what = "prediction drift" if role == "prediction" else "score drift"
+            problems.append(
+                f"{where} has no {role} column: set reference.columns.{role} to the column holding it "
+                f"(needed for {what} and the quality-vs-reference checks), or set task: none"
+            )
+    return ReferenceCheck(tuple(problems), tuple(notes))
+
+
+def check_reference(cfg: ModelConfig) -> ReferenceCheck:
+    """:func:`check_columns` on the reference file's schema (read without loading the data)."""
+    import pyarrow.parquet as pq
+
+    path = cfg.reference_path
+    if not path.exists():
+        return ReferenceCheck(
+            (
+                f"model {cfg.name!r}: reference {path} not found (key reference.path); build it with "
+                f"`mlmon reference build {cfg.name} --start <ISO> --end <ISO>`",
+            ),
+            (),
+        )
+    try:
+        names = list(pq.read_schema(path).names)
+    except (OSError, ValueError) as e:
+        return ReferenceCheck((f"model {cfg.name!r}: cannot read reference {path} as Parquet: {e}",), ())
+    return check_columns(cfg, names)
+
+
 def load_reference(cfg: ModelConfig) -> pd.DataFrame:
-    """The model's reference Parquet; a clear error if it is missing or lacks configured features."""
+    """The model's reference Parquet, its prediction / score / target columns renamed to mlmon's; a
+    clear error if it is missing or lacks what the config needs."""
     path = cfg.reference_path
     if not path.exists():
         raise ReferenceDataError(
@@ -169,11 +264,12 @@ def load_reference(cfg: ModelConfig) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as e:
         raise ReferenceDataError(f"model {cfg.name!r}: cannot read reference {path}: {e}") from e
-    missing = [f for f in cfg.features if f not in frame.columns]
-    if missing:
-        raise ReferenceDataError(
-            f"model {cfg.name!r}: reference {path} lacks configured features {missing}; rebuild it"
-        )
+    check = check_columns(cfg, [str(x) for x in frame.columns])
+    if check.problems:
+        raise ReferenceDataError("; ".join(check.problems))
+    rename = {k: v for k, v in reference_columns(cfg).items() if k != v and k in frame.columns}
+    if rename:
+        frame = frame.drop(columns=[v for v in rename.values() if v in frame.columns]).rename(columns=rename)
     return frame
 
 

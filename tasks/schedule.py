@@ -34,7 +34,7 @@ DONE = frozenset({"pass", "warn", "fail"})
 STALE_RUNNING = timedelta(hours=2)
 """A ``running`` row older than this belongs to a run that died (crash, killed worker): due again."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # windows are aligned to it (see Window.containing)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # cron weekdays are counted from it (a Thursday)
 _HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(weeks=1)
 
 
@@ -52,7 +52,7 @@ def window_for_slot(cfg: ModelConfig, scheduled_time: datetime) -> Window:
     """The latest window that closed at least ``schedule.lateness`` before ``scheduled_time`` (UTC)."""
     t = as_utc(scheduled_time) - parse_duration(cfg.schedule.lateness)
     length = cfg.window_length
-    current = Window.containing(t, length)  # still open at t
+    current = Window.containing(t, length, cfg.window_anchor)  # still open at t
     return Window(current.start - length, current.start)
 
 
@@ -60,7 +60,7 @@ def expected_windows(cfg: ModelConfig, since: datetime, until: datetime, now: da
     """Aligned windows inside ``[since, until)`` closed at least ``lateness`` before ``now``, oldest first."""
     length = cfg.window_length
     last_end = min(as_utc(until), as_utc(now) - parse_duration(cfg.schedule.lateness))
-    w = Window.containing(since, length)
+    w = Window.containing(since, length, cfg.window_anchor)
     if w.start < as_utc(since):
         w = Window(w.end, w.end + length)
     out: list[Window] = []
@@ -141,10 +141,10 @@ def label_recheck_windows(
 
 
 def slot_offset(cfg: ModelConfig) -> timedelta:
-    """How long after a window boundary (UTC) the default schedule fires: ``lateness`` modulo the window
-    length, rounded up to a whole minute (cron's resolution)."""
+    """How long after an epoch-aligned boundary (UTC) the default schedule fires: the window origin's
+    offset plus ``lateness``, modulo the window length, rounded up to a whole minute (cron's resolution)."""
     length = cfg.window_length
-    off = parse_duration(cfg.schedule.lateness) % length
+    off = ((cfg.window_anchor - _EPOCH) + parse_duration(cfg.schedule.lateness)) % length
     return timedelta(minutes=math.ceil(off / timedelta(minutes=1))) % length
 
 
@@ -158,8 +158,8 @@ def slot_cron(cfg: ModelConfig) -> str | None:
     (the window length does not divide an hour, a day, or is not a week): use an interval schedule
     anchored at :func:`slot_anchor` instead.
 
-    Windows are aligned to the Unix epoch, so daily windows start at midnight UTC and weekly windows on
-    Thursdays (1970-01-01 was a Thursday).
+    Windows are aligned to ``window_origin`` (default the Unix epoch, so daily windows start at
+    midnight UTC and weekly windows on Thursdays: 1970-01-01 was a Thursday).
     """
     length, off = cfg.window_length, slot_offset(cfg)
     minute = int(off.total_seconds() // 60)

@@ -4,7 +4,9 @@ real HTTP endpoint standing in for the webhook). The Prefect event path is in te
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -277,3 +279,36 @@ def test_the_shipped_automations_are_valid_prefect_automations_on_our_events() -
     assert all(a.actions[0].block_document_id == block for a in loaded)
     # the placeholder is the only thing missing for `prefect automation create --from-file`
     assert automations.PLACEHOLDER in automations.AUTOMATIONS_FILE.read_text()
+
+
+SECRET_PATH = "/services/T0SEC/B0SEC/sec ret-token-42"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "how",
+    ["space in the path (http.client.InvalidURL)", "bad port (ValueError)", "any other exception type"],
+)
+def test_the_webhook_secret_appears_nowhere_whatever_the_error(
+    pg: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = {
+        "space in the path (http.client.InvalidURL)": f"http://127.0.0.1:9{SECRET_PATH}",
+        "bad port (ValueError)": f"http://127.0.0.1:9x{SECRET_PATH}",
+        "any other exception type": f"https://hooks.example{SECRET_PATH}",
+    }[how]
+
+    def post(u: str, payload: dict[str, Any]) -> None:
+        if how == "any other exception type":
+            raise KeyError(f"cannot post to {u!r} ({urllib.parse.quote(u)})")
+        alerts.post_json(u, payload)
+
+    caplog.set_level(logging.DEBUG)
+    out = alerts.notify(
+        pg, AlertsConfig(webhook_env=ENV), alert(FAILING), emit=None, env={ENV: url}, post=post
+    )
+    assert out["webhook"].startswith("error: ")
+    said = out["webhook"] + caplog.text
+    for piece in ("sec ret", "sec%20ret", "T0SEC", "B0SEC", "token-42", SECRET_PATH):
+        assert piece not in said, (piece, said)
+    assert alert_rows(pg) == []  # not recorded: the next run tries again

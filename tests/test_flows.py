@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -345,3 +346,63 @@ def test_a_webhook_url_can_come_from_a_prefect_secret_block(demo_env: dict[str, 
     )
     with pytest.raises(alerts.AlertError, match="cannot read the Prefect Secret block 'no-such-block'"):
         alerts.webhook_url(AlertsConfig(webhook_secret="no-such-block"), env={})
+
+
+@contextmanager
+def refused(pg_uri: str, table: str, start: datetime, when: str = "true") -> Iterator[None]:
+    """A real store failure: PostgreSQL refuses every row written to ``table`` for the window at ``start``."""
+    name = f"mlmon_test_refuse_{table}"
+    with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION 'disk full (test)'; END $$;"
+            f" CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON mlmon.{table} FOR EACH ROW"
+            f" WHEN (NEW.window_start = '{start.isoformat()}' AND {when}) EXECUTE FUNCTION {name}()"
+        )
+    try:
+        yield
+    finally:
+        with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP TRIGGER IF EXISTS {name} ON mlmon.{table}; DROP FUNCTION IF EXISTS {name}()")
+
+
+def test_after_a_store_failure_the_report_and_postgres_agree(demo_env: dict[str, str]) -> None:
+    """Report and index are published only after the store commits; the run row says error, and when
+    even that cannot be written, mlmon status calls the leftover running row stale."""
+    from mlmon.flows.monitor import monitor_window
+    from mlmon.tasks import operations
+    from mlmon.tasks.config import load_config
+    from mlmon.tasks.store import store
+    from mlmon.tasks.window import Window
+
+    pg, reports = demo_env["MLMON_POSTGRES_URI"], Path(demo_env["MLMON_REPORTS_DIR"])
+    start, end = day(6)
+    w = Window(start, end)
+    monitor_window("demo_classifier", start, end)
+    page = next(reports.glob(f"*/{w.slug}.html"))
+    published = [page, page.with_suffix(".json"), reports / "index.html"]
+    before = {p: p.read_bytes() for p in published}
+    good = rows(pg, "SELECT status, computed_at FROM mlmon.runs WHERE model = 'demo_classifier'"
+                    " AND window_start = %s", start)  # fmt: skip
+
+    with refused(pg, "checks", start), pytest.raises(Exception, match="disk full"):
+        monitor_window("demo_classifier", start, end)
+    assert {p: p.read_bytes() for p in published} == before  # the old result, everywhere
+    assert not any((reports / ".staging").rglob("*.*"))  # nothing staged is left behind
+    (status, message, computed_at), = rows(
+        pg, "SELECT status, message, computed_at FROM mlmon.runs WHERE model = 'demo_classifier'"
+            " AND window_start = %s", start)  # fmt: skip
+    assert status == "error" and "disk full" in message and computed_at == good[0][1]
+
+    # the database refuses even the error mark: the row stays running, and status says it is stale
+    with refused(pg, "checks", start), refused(pg, "runs", start, "NEW.status = 'error'"):
+        with pytest.raises(Exception, match="disk full"):
+            monitor_window("demo_classifier", start, end)
+    (run,) = [r for r in store.list_runs(pg, "demo_classifier") if r.window == w]
+    assert run.status == "running"
+    cfg = load_config(demo_env["MLMON_CONFIG"]).model("demo_classifier")
+    later = run.started_at + timedelta(hours=3)
+    assert operations.status_from_runs(cfg, [run], later).last_status == "running (stale)"
+    assert operations.status_from_runs(cfg, [run], run.started_at).last_status == "running"
+    assert "running (stale)" in operations.format_status([operations.status_from_runs(cfg, [run], later)])
+    assert {p: p.read_bytes() for p in published} == before

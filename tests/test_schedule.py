@@ -344,3 +344,32 @@ def test_default_cron_fires_once_per_window_after_lateness(
 def test_slot_offset_rounds_lateness_up_to_a_minute() -> None:
     assert slot_offset(cfg("1h", lateness="90s")) == timedelta(minutes=2)
     assert slot_offset(cfg("1h", lateness="2h")) == timedelta(0)
+
+
+# ------------------------------------------------------------------------- configured window origin
+
+
+@pytest.mark.parametrize(
+    ("window", "origin", "timezone", "cron", "first_start"),
+    [
+        ("7d", "monday", "UTC", "15 0 * * 1", utc(2026, 1, 5)),
+        ("7d", "sunday", "UTC", "15 0 * * 0", utc(2026, 1, 4)),
+        ("1d", "monday", "Europe/Berlin", "15 23 * * *", utc(2026, 1, 1, 23)),  # local days (CET)
+        ("6h", "2026-01-01T03:00Z", "UTC", "15 3,9,15,21 * * *", utc(2026, 1, 1, 3)),
+    ],
+)
+def test_default_cron_follows_the_window_origin(
+    window: str, origin: str, timezone: str, cron: str, first_start: datetime
+) -> None:
+    c = ModelConfig(
+        name="m", features={"x": {"type": "numerical"}}, reference={"path": "r.parquet"}, window=window,
+        window_origin=origin, schedule={"timezone": timezone, "lateness": "15m"},
+    )  # fmt: skip
+    assert slot_cron(c) == cron
+    slots = prefect_cron_slots(cron, "UTC", utc(2026, 1, 1), 6)
+    windows = [window_for_slot(c, s) for s in slots]
+    assert all(b.start == a.end for a, b in itertools.pairwise(windows))  # consecutive, no gap
+    assert all((w.start - c.window_anchor) % c.window_length == timedelta(0) for w in windows)
+    expected = expected_windows(c, utc(2026, 1, 1), utc(2026, 2, 1), utc(2026, 3, 1))
+    assert expected[0].start == first_start
+    assert all((w.start - c.window_anchor) % c.window_length == timedelta(0) for w in expected)

@@ -6,7 +6,8 @@ every row.
 Checks: ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (fail above the configured SLO; only for the
 SLOs that are configured), ``latency_logged`` (warn: latency is mapped but no row carries it, and no SLO
 is configured to report it), ``error_rate`` (fail above ``service.max_error_rate``; warn when no row has a
-status).
+status), ``volume_history`` (window level, only without ``quality.expected_volume``: rows against the
+model's own past windows, see :func:`volume_history`).
 
 Metrics: ``latency_p50_ms``, ``latency_p95_ms``, ``latency_p99_ms`` (``np.nanpercentile``, linear
 interpolation), ``error_rate``, ``requests_per_minute`` (rows / window minutes) and ``row_count``.
@@ -18,6 +19,11 @@ skipped quietly: that is a configuration choice, not a problem of the window. An
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -25,6 +31,7 @@ from scipy import stats
 from mlmon.tasks import contract as c
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
 from mlmon.tasks.config import ModelConfig, ServiceConfig
+from mlmon.tasks.window import Window
 
 PERCENTILES = (50, 95, 99)
 
@@ -133,3 +140,96 @@ def _pct(share: float) -> str:
     if 0 < abs(share) < 0.001:
         return f"{share * 100:.2g}%"
     return f"{share:.1%}"
+
+
+# ------------------------------------------------------------------------------------ learned volume
+
+MIN_HISTORY = 4  # past windows needed before a learned expectation is trusted
+HISTORY_Z = 4.0  # band half-width in robust standard deviations (log scale): rare on ordinary traffic
+MIN_LOG_SPREAD = 0.05  # never narrower than ±22 % at HISTORY_Z, however regular the history looks
+_KEEP = {"same hour of the week": 8, "same time of day": 14, "same weekday": 8, "every": 28}
+
+
+@dataclass(frozen=True)
+class PastVolume:
+    """Rows of one processed past window of the model (a row of ``mlmon.runs``)."""
+
+    window: Window
+    rows: int
+
+
+def volume_history(
+    rows: int, window: Window, history: Sequence[PastVolume], segment: str = ALL
+) -> CheckResult:
+    """``volume_history``: the window's rows against what the model's own past windows had, for models
+    without a configured ``quality.expected_volume``.
+
+    The comparable windows are those of the same length that ended before this one, narrowed to the
+    same slot when the window length allows and at least :data:`MIN_HISTORY` of them exist: the same
+    hour of the week (sub-day windows), else the same time of day; the same weekday (daily windows);
+    else every past window (the most recent few of them). The band is the median ± :data:`HISTORY_Z`
+    robust standard deviations (1.4826 × MAD) of log(1 + rows), never narrower than Poisson noise at
+    the median count nor than :data:`MIN_LOG_SPREAD`. Fewer rows than the band fails; more warns.
+    Too few past windows: pass with "insufficient history" (no alarm without an expectation).
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> day = lambda i: Window(datetime(2026, 3, 2, tzinfo=UTC) + timedelta(days=i),
+    ...                        datetime(2026, 3, 3, tzinfo=UTC) + timedelta(days=i))
+    >>> past = [PastVolume(day(i), 2500 + 37 * (i % 3)) for i in range(28)]
+    >>> volume_history(225, day(28), past).status.value, volume_history(2480, day(28), past).status.value
+    ('fail', 'pass')
+    """
+    comparable = sorted(
+        (h for h in history if h.window.length == window.length and h.window.end <= window.start),
+        key=lambda h: h.window.start,
+        reverse=True,
+    )
+    which, chosen = _comparable(window, comparable)
+    if len(chosen) < MIN_HISTORY:
+        message = (
+            f"{rows:,} predictions; insufficient history to learn the expected volume "
+            f"({len(comparable)} past window(s) of this length, {MIN_HISTORY} needed; "
+            "or set quality.expected_volume)"
+        )
+        return CheckResult(
+            "volume_history", Category.HEALTH, Status.PASS, float(rows), None, message, "", segment
+        )
+    logs = np.log1p(np.array([h.rows for h in chosen], dtype=np.float64))
+    center = float(np.median(logs))
+    mad = 1.4826 * float(np.median(np.abs(logs - center)))
+    spread = max(mad, 1.0 / np.sqrt(max(np.expm1(center), 1.0)), MIN_LOG_SPREAD)
+    lo = float(round(np.expm1(center - HISTORY_Z * spread)))  # row counts: whole numbers
+    hi = float(round(np.expm1(center + HISTORY_Z * spread)))
+    typical = float(np.expm1(center))
+    span = f"{chosen[-1].window.start:%Y-%m-%d}…{chosen[0].window.end:%Y-%m-%d}"
+    source = f"median {typical:,.0f} of the last {len(chosen)} {which} windows in mlmon.runs ({span})"
+    share = rows / typical if typical > 0 else float("inf")
+    if rows < lo:
+        status, op, threshold = Status.FAIL, "<", lo
+    elif rows > hi:
+        status, op, threshold = Status.WARN, ">", hi
+    else:
+        status, op, threshold = Status.PASS, "within", lo
+    band = f"[{lo:,.0f}, {hi:,.0f}]"
+    message = f"{rows:,} predictions ({share:.0%} of usual) {op} {band if op == 'within' else f'{threshold:,.0f}'} expected: {source}"
+    return CheckResult(
+        "volume_history", Category.HEALTH, status, float(rows), threshold, message, "", segment
+    )
+
+
+def _comparable(window: Window, past: list[PastVolume]) -> tuple[str, list[PastVolume]]:
+    """The narrowest slot with at least MIN_HISTORY past windows, and its most recent windows."""
+    start, length = window.start, window.length
+    slots: list[tuple[str, Any]] = []
+    if length < timedelta(days=1):
+        slots += [
+            (f"same hour of the week ({start:%a %H:%M} UTC)", lambda s: (s.weekday(), s.time())),
+            (f"same time of day ({start:%H:%M} UTC)", lambda s: s.time()),
+        ]
+    elif length == timedelta(days=1):
+        slots.append((f"same weekday ({start:%A}s)", lambda s: s.weekday()))
+    for label, key in slots:
+        same = [h for h in past if key(h.window.start) == key(start)]
+        if len(same) >= MIN_HISTORY:
+            return label, same[: _KEEP[label.split(" (")[0]]]
+    return "previous", past[: _KEEP["every"]]

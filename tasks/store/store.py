@@ -573,6 +573,28 @@ def status_runs(target: Target, since: datetime, models: Iterable[str] | None = 
         return [Run(*row) for row in cur.fetchall()]
 
 
+HISTORY_SPAN = 8 * 7  # days of past runs read for the learned volume (8 weeks: 8 same-weekday windows)
+
+
+def volume_history(target: Target, model: str, window: Window, *, days: int = HISTORY_SPAN) -> list[Any]:
+    """The rows of the model's processed (pass / warn / fail) windows of the same length that ended
+    before ``window`` within ``days``, newest first, as
+    :class:`mlmon.tasks.checks.health.PastVolume` (what the learned ``volume_history`` check needs)."""
+    from datetime import timedelta
+
+    from mlmon.tasks.checks.health import PastVolume
+
+    with _transaction(target, f"reading the volume history of {model!r}") as cur:
+        cur.execute(
+            f"SELECT window_start, window_end, n_rows FROM mlmon.runs"
+            f" WHERE model = %s AND status IN {_DONE_SQL} AND n_rows IS NOT NULL"
+            " AND window_end <= %s AND window_start >= %s AND window_end - window_start = %s"
+            " ORDER BY window_start DESC",
+            (_text(model), window.start, window.start - timedelta(days=days), window.length),
+        )
+        return [PastVolume(Window(s, e), int(n)) for s, e, n in cur.fetchall()]
+
+
 def replace_model_quality(
     target: Target,
     model: str,

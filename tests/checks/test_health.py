@@ -167,3 +167,108 @@ def test_segment_passed_through():
     assert {m.segment for m in metrics} == {"model_version=v1"}
     checks, _ = health_checks(frame([1.0], [False]), make_cfg(), 60)
     assert {x.segment for x in checks} == {ALL}
+
+
+# ------------------------------------------------------------------------------------ learned volume
+
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from mlmon.tasks.checks.health import PastVolume, volume_history  # noqa: E402
+from mlmon.tasks.window import Window  # noqa: E402
+
+MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def daily_history(
+    days: int, seed: int, weekday_rows: float = 2500, weekend_rows: float = 900
+) -> list[PastVolume]:
+    """Daily traffic with a weekly pattern (quiet weekends), day-to-day variation and Poisson noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(days):
+        start = MONDAY + timedelta(days=i)
+        mean = weekend_rows if start.weekday() >= 5 else weekday_rows
+        out.append(
+            PastVolume(
+                Window(start, start + timedelta(days=1)), int(rng.poisson(mean * rng.lognormal(0, 0.1)))
+            )
+        )
+    return out
+
+
+def day(i: int) -> Window:
+    return Window(MONDAY + timedelta(days=i), MONDAY + timedelta(days=i + 1))
+
+
+def test_a_day_with_9_percent_of_usual_traffic_fails_and_says_which_history() -> None:
+    past = daily_history(56, seed=3)
+    r = volume_history(225, day(56), past)  # a Monday: 9 % of 2,500
+    assert r.status is Status.FAIL and r.category is Category.HEALTH
+    assert "same weekday (Mondays)" in r.message and "last 8" in r.message and "mlmon.runs" in r.message
+    assert "9% of usual" in r.message
+    assert volume_history(2400, day(56), past).status is Status.PASS
+    # a quiet Sunday is normal for a Sunday: compared with Sundays, not with weekdays
+    sunday = volume_history(880, day(62), past)
+    assert sunday.status is Status.PASS and "Sundays" in sunday.message
+    assert volume_history(80, day(62), past).status is Status.FAIL
+
+
+def test_too_little_history_is_insufficient_not_an_alarm() -> None:
+    r = volume_history(10, day(3), daily_history(3, seed=1))
+    assert r.status is Status.PASS and "insufficient history" in r.message
+    # windows of another length or in the future are not history
+    other = [
+        PastVolume(Window(w.window.start, w.window.start + timedelta(hours=1)), 100)
+        for w in daily_history(30, 1)
+    ]
+    assert "insufficient history" in volume_history(10, day(3), other + daily_history(40, 1)[5:]).message
+
+
+def test_hourly_windows_compare_with_the_same_hour_of_the_week_when_there_are_four_weeks() -> None:
+    rng = np.random.default_rng(5)
+    past = []
+    for h in range(24 * 7 * 5):
+        start = MONDAY + timedelta(hours=h)
+        busy = 400 if 9 <= start.hour < 18 and start.weekday() < 5 else 40
+        past.append(PastVolume(Window(start, start + timedelta(hours=1)), int(rng.poisson(busy))))
+    now = Window(MONDAY + timedelta(weeks=5, hours=10), MONDAY + timedelta(weeks=5, hours=11))
+    r = volume_history(36, now, past)  # 9 % of a busy Monday 10:00
+    assert r.status is Status.FAIL and "same hour of the week (Mon 10:00 UTC)" in r.message
+    night = Window(MONDAY + timedelta(weeks=5, hours=3), MONDAY + timedelta(weeks=5, hours=4))
+    assert volume_history(38, night, past).status is Status.PASS  # 3 a.m. is quiet every night
+
+
+def test_false_alarms_on_ordinary_traffic_are_rare() -> None:
+    """500 seeded histories of ordinary traffic (±10 % day to day, Poisson): a normal day fails < 1 %."""
+    fails = 0
+    for seed in range(500):
+        past = daily_history(57, seed=seed)
+        fails += volume_history(past[-1].rows, day(56), past[:-1]).status is Status.FAIL
+    assert fails / 500 < 0.01, fails
+
+
+@pytest.mark.integration
+def test_the_store_reads_the_history_and_evaluate_adds_the_check(pg_schema_uri: str) -> None:
+    from dataclasses import replace
+
+    from mlmon.tasks.store import store
+    from tests.store.factories import result
+
+    store.migrate(pg_schema_uri)
+    for i in range(6):
+        store.write_window(
+            pg_schema_uri,
+            replace(result("churn", day(i)), n_rows=1000 + i),
+            report_path=None,
+            flow_run_id=None,
+        )
+    store.mark_failed(pg_schema_uri, "churn", day(6), "boom", None)  # not processed: not history
+    store.write_window(
+        pg_schema_uri,
+        replace(result("churn", Window(day(7).start, day(7).start + timedelta(hours=1))), n_rows=5),
+        report_path=None,
+        flow_run_id=None,
+    )
+    got = store.volume_history(pg_schema_uri, "churn", day(8))
+    assert [(h.window, h.rows) for h in got] == [(day(i), 1000 + i) for i in reversed(range(6))]
+    assert volume_history(90, day(8), got).status is Status.FAIL

@@ -471,3 +471,32 @@ def test_segment_names_and_messages():
         assert re.fullmatch(r"[a-z][a-z0-9_]*", x.check) and "\n" not in x.message
     checks, _ = performance_checks(df, make_profile(), make_cfg("binary"))
     assert {x.segment for x in checks} == {ALL}
+
+
+def test_the_noise_band_printed_is_the_one_the_rule_uses_and_the_standard_error_is_right() -> None:
+    """6,040 labelled rows: the bootstrap standard error of log loss equals the closed form sd/√n (within
+    15 %), the message prints 2.33 of them, and log loss 20 % worse than the reference (10 % allowed)
+    fails while 10.5 % worse is within noise."""
+    from tests import factories
+
+    cfg = factories.config()
+    window = factories.frame(10_000, seed=1, labelled=0.6)
+    lab = window[window[c.TARGET].notna()]
+    p = lab[c.SCORE].to_numpy(float)
+    loss = -np.log(np.where((lab[c.TARGET] == "churn").to_numpy(), p, 1 - p))
+    se = loss.std(ddof=1) / np.sqrt(loss.size)
+    value = float(loss.mean())
+
+    def check(worse_by: float) -> Any:
+        prof = make_profile({"log_loss": value / (1 + worse_by)})
+        return by_name(performance_checks(window, prof, cfg)[0])["log_loss_vs_reference"]
+
+    failed = check(0.20)
+    assert failed.status is Status.FAIL
+    band = float(re.search(r"> ±([0-9.]+) = 2\.33 standard errors of ([0-9.]+)", failed.message).group(1))
+    printed_se = float(re.search(r"standard errors of ([0-9.]+)", failed.message).group(1))
+    assert printed_se == pytest.approx(se, rel=0.15)
+    assert band == pytest.approx(2.33 * printed_se, rel=0.02)
+    passed = check(0.105)
+    assert passed.status is Status.PASS and "within sampling noise" in passed.message
+    assert "2.33 standard errors" in passed.message

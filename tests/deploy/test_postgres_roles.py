@@ -9,9 +9,10 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from mlmon.tasks.store import store
+from mlmon.tasks.store import query, store
 from tests.deploy.conftest import PASSWORDS, Roles, as_role, run_init_sql, window_result, with_database
 from tests.store.factories import window
+from tests.store.test_query import HOSTILE
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,8 @@ def test_the_writer_migrates_and_writes_windows_like_the_worker(roles: Roles) ->
     store.mark_running(roles.writer, "churn", window(1), "run-1")
     store.mark_failed(roles.writer, "churn", window(1), "boom", "run-1")
     assert [run.status for run in store.list_runs(roles.writer)] == ["fail", "error"]
+    # retention's purge needs a temporary table: the writer may create one
+    store.purge_windows(roles.writer, window(5).end, dry_run=True)
     owners = fetch(
         roles.admin,
         "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c"
@@ -149,3 +152,80 @@ def test_a_missing_password_stops_the_init_with_its_name(pg_schema_uri: str, mis
     assert done.returncode != 0
     assert f"{missing} is not set: set it in .env" in done.stderr
     assert fetch(pg_schema_uri, "SELECT count(*) FROM pg_namespace WHERE nspname = 'mlmon'") == [(0,)]
+
+
+@pytest.mark.parametrize("sql", HOSTILE)
+def test_mlmon_sql_as_grafana_reader_refuses_every_hostile_statement(roles: Roles, sql: str) -> None:
+    """`mlmon sql` against the compose roles (MLMON_POSTGRES_READ_URI = grafana_reader): refused, and the
+    writer's canary table is untouched."""
+    store.migrate(roles.writer)
+    conn = psycopg2.connect(roles.writer)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE mlmon.canary (x int); INSERT INTO mlmon.canary VALUES (1)")
+    conn.close()
+    with pytest.raises(query.QueryError):
+        query.run_read_only(roles.reader, sql, limit=10)
+    assert fetch(roles.writer, "SELECT array_agg(x) FROM mlmon.canary") == [([1],)]
+    assert fetch(roles.reader, "SELECT count(*) FROM mlmon.canary") == [(1,)]  # reading still works
+
+
+def test_the_embedded_default_grants_what_the_compose_init_script_grants(
+    roles: Roles, pg_schema_uri: str
+) -> None:
+    """Same roles, same privileges: the embedded provisioning (mlmon.embedded.ROLES_SQL) is the compose
+    script's schema part, so a privilege fixed in one and not the other fails here."""
+    import uuid
+
+    from mlmon import embedded
+
+    store.migrate(roles.writer)
+    compose = _privileges(roles.admin)
+    name = f"e_{uuid.uuid4().hex[:8]}"
+    other = with_database(roles.admin, name)
+    admin = psycopg2.connect(roles.admin)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        provisioned = embedded.ensure_roles(other)
+        store.migrate(provisioned.writer)
+        assert _privileges(other) == compose
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _privileges(admin: str) -> list[tuple]:
+    """What each mlmon role may do in this database, as a comparable table."""
+    checks = []
+    for role in ("mlmon_writer", "grafana_reader"):
+        for priv in ("CONNECT", "CREATE", "TEMPORARY"):
+            checks.append(
+                f"SELECT '{role}', 'db', '{priv}', has_database_privilege('{role}', current_database(), '{priv}')"
+            )
+        for priv in ("USAGE", "CREATE"):
+            checks.append(
+                f"SELECT '{role}', 'schema mlmon', '{priv}', has_schema_privilege('{role}', 'mlmon', '{priv}')"
+            )
+            checks.append(
+                f"SELECT '{role}', 'schema public', '{priv}', has_schema_privilege('{role}', 'public', '{priv}')"
+            )
+        for priv in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"):
+            checks.append(
+                f"SELECT '{role}', 'table ' || c.relname, '{priv}', has_table_privilege('{role}', c.oid, '{priv}')"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'mlmon' AND c.relkind IN ('r', 'v')"
+            )
+        for fn in (
+            "pg_terminate_backend(integer, bigint)",
+            "pg_cancel_backend(integer)",
+            "pg_read_file(text)",
+        ):
+            checks.append(
+                f"SELECT '{role}', 'function', '{fn}', has_function_privilege('{role}', '{fn}', 'EXECUTE')"
+            )
+    rows = fetch(admin, " UNION ALL ".join(checks))
+    owner = fetch(admin, "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c"
+                         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'mlmon'")  # fmt: skip
+    return sorted(rows) + owner

@@ -82,9 +82,9 @@ SELECT format('GRANT ALL ON DATABASE %I TO prefect', :'prefect_db') \gexec
 
 -- The metrics database is the one this script runs in ($POSTGRES_DB). Only the two mlmon roles may
 -- connect; the writer may create the mlmon schema (migrate() runs CREATE SCHEMA IF NOT EXISTS, which
--- needs CREATE on the database even when the schema exists).
+-- needs CREATE on the database even when the schema exists) and temporary tables (retention's purge).
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database()) \gexec
-SELECT format('GRANT CONNECT, CREATE ON DATABASE %I TO mlmon_writer', current_database()) \gexec
+SELECT format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %I TO mlmon_writer', current_database()) \gexec
 SELECT format('GRANT CONNECT ON DATABASE %I TO grafana_reader', current_database()) \gexec
 
 -- ----------------------------------------------------------------------------- schema mlmon
@@ -101,6 +101,10 @@ ALTER DEFAULT PRIVILEGES FOR ROLE mlmon_writer IN SCHEMA mlmon GRANT SELECT ON T
 
 -- Nothing in the public schema for the mlmon roles (PostgreSQL 15+ already denies CREATE there).
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+-- Any role may terminate or cancel the sessions of its own role (Grafana's, `mlmon sql`'s): in the
+-- metrics database only the superuser may.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM PUBLIC;
 
 \unset writer_password
 \unset reader_password
