@@ -20,7 +20,7 @@ from mlmon.tasks.checks.health import PastVolume, health_checks
 from mlmon.tasks.checks.health import volume_history as learned_volume
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.performance import performance_checks
-from mlmon.tasks.checks.quality import quality_checks
+from mlmon.tasks.checks.quality import quality_checks, screen_implausible
 from mlmon.tasks.checks.registry import window_checks
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.extract import Batch
@@ -98,8 +98,10 @@ def evaluate(
         seg_profile = profile if whole else _segment_profile(cfg, profile, reference, segment)
         seg_field = None if whole else segment.split("=", 1)[0]
         present = {k: v for k, v in specs.items() if k in part.columns and k != seg_field}
-        prepared = prepare_columns(part, {k: v.kind for k, v in present.items()})  # once: drift + quality
-        table = drift_table(seg_profile, part, present, cfg.drift, segment=segment, prepared=prepared)
+        # implausible values (1e308 among ages) never reach the statistics; quality counts them
+        screened = screen_implausible(part, profile, present)
+        prepared = prepare_columns(screened, {k: v.kind for k, v in present.items()})  # once: drift + quality
+        table = drift_table(seg_profile, screened, present, cfg.drift, segment=segment, prepared=prepared)
         drift.extend(table)
         dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
         metrics.extend(_drift_metrics(table))
@@ -112,6 +114,7 @@ def evaluate(
             segment=segment,
             window_level=whole,
             prepared=prepared,
+            unreadable=batch.n_unreadable_timestamps,
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
         p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
