@@ -585,6 +585,29 @@ def overview() -> Json:
             [
                 (
                     table(
+                        "Open incidents (latest windows)",
+                        "What is broken now, one sentence per incident (the same as in the report and the "
+                        "alert): the incidents of each model's latest window that are not resolved, worst "
+                        "first, with how long they have been open. Click a row for the window's report.",
+                        sql(f"""
+                            SELECT i.model, i.status, i.change_kind AS "change", i.subject AS "what",
+                                   i.sentence, i.opened_start AS "open since", i.n_windows AS "windows",
+                                   r.report_path
+                            FROM mlmon.incidents i
+                            JOIN mlmon.latest_runs r USING (model, window_start, window_end)
+                            WHERE i.{MODELS} AND i.change_kind <> 'resolved'
+                            ORDER BY CASE i.status WHEN 'error' THEN 0 WHEN 'fail' THEN 1 ELSE 2 END,
+                                     i.model, i.incident_key
+                            LIMIT 200
+                        """),
+                    ),
+                    24,
+                    8,
+                )
+            ],
+            [
+                (
+                    table(
                         "Runs in the time range",
                         "Every window in the time range, newest first. Click a row for its HTML report.",
                         sql(f"""

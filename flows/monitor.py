@@ -14,13 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from mlmon.reports import render
 from mlmon.settings import Settings
-from mlmon.tasks import alerts, extract, reference
+from mlmon.tasks import alerts, extract, incidents, reference
 from mlmon.tasks.checks import presets
 from mlmon.tasks.checks.health import PastVolume
 from mlmon.tasks.checks.outcome import WindowResult
@@ -101,12 +106,49 @@ def evidently_task(
     return out
 
 
+@task(
+    name="incidents",
+    task_run_name="incidents {cfg.name} {result.window.label}",
+    **DB_RETRIES,
+    retry_condition_fn=_retry_on(StoreError),
+)
+def incidents_task(
+    pg_uri: str, cfg: ModelConfig, result: WindowResult
+) -> tuple[list[incidents.IncidentState], list[store.HistoryPoint]]:
+    """The window's incidents against the open ones of the previous window, and the trend history."""
+
+    store.migrate(pg_uri)
+    metrics, features = render.trend_query(result, cfg)
+    history = store.metric_history(
+        pg_uri, cfg.name, result.window.start, render.TREND_WINDOWS - 1, metrics, features
+    )
+    return incidents.track_stored(pg_uri, cfg, result), history
+
+
+@task(
+    name="store-incidents",
+    task_run_name="store incidents {result.model} {result.window.label}",
+    **DB_RETRIES,
+    retry_condition_fn=_retry_on(StoreError),
+)
+def store_incidents_task(pg_uri: str, result: WindowResult, states: list[incidents.IncidentState]) -> None:
+    store.write_incidents(pg_uri, result.model, result.window, states)
+
+
 @task(name="report", task_run_name="report {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
 def report_task(
-    result: WindowResult, cfg: ModelConfig, staging: Path, evid: presets.EvidentlyOutput | None
+    result: WindowResult,
+    cfg: ModelConfig,
+    staging: Path,
+    evid: presets.EvidentlyOutput | None,
+    states: list[incidents.IncidentState] | None = None,
+    trend: list[store.HistoryPoint] | None = None,
 ) -> Path:
-    """Render the report into ``staging`` (published only once the store has committed)."""
-    return render.write_report(result, cfg, staging, evid.html if evid else None)
+    """Render the report into ``staging`` (published only once the store has committed), with the
+    window's incidents and its trends."""
+    return render.write_report(
+        result, cfg, staging, evid.html if evid else None, incidents=states, history=trend or ()
+    )
 
 
 @task(name="publish", task_run_name="publish {result.model} {result.window.label}", cache_policy=NO_CACHE)
@@ -127,10 +169,19 @@ def store_task(pg_uri: str, result: WindowResult, report_path: str, flow_run_id:
 
 
 @task(name="alert", task_run_name="alert {cfg.name} {result.window.label}", cache_policy=NO_CACHE)
-def alert_task(cfg: ModelConfig, pg_uri: str, result: WindowResult, report_url: str) -> dict[str, str]:
-    """Announce the window's failed checks (deduplicated; see :mod:`mlmon.tasks.alerts`). Never fails the run:
-    the results are stored already, and a channel that failed is retried by the next run of the window."""
-    alert = alerts.alert_for(cfg.name, result.window, result.checks, cfg.alerts, report_url)
+def alert_task(
+    cfg: ModelConfig,
+    pg_uri: str,
+    result: WindowResult,
+    report_url: str,
+    states: list[incidents.IncidentState] | None = None,
+) -> dict[str, str]:
+    """Announce what changed in the window's incidents (deduplicated; see :mod:`mlmon.tasks.alerts`). Never
+    fails the run: the results are stored already, and a failed channel is retried by the next run."""
+    if states is None:
+        alert = alerts.alert_for(cfg.name, result.window, result.checks, cfg.alerts, report_url)
+    else:
+        alert = alerts.incident_alert(cfg.name, result.window, result.checks, states, cfg.alerts, report_url)
     return _notify(cfg, pg_uri, alert)
 
 
@@ -180,10 +231,12 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         result = checks_task(cfg, base, batch, window, history)
         evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
+        states, trend = incidents_task(pg_uri, cfg, result)
         # the report and the index show a result only once Postgres holds it: staged, stored, published
         staging = render.stage_dir(settings.reports_dir)
-        rel = report_task(result, cfg, staging, evid).relative_to(staging)
+        rel = report_task(result, cfg, staging, evid, states, trend).relative_to(staging)
         store_task(pg_uri, result, str(rel), run_id)
+        store_incidents_task(pg_uri, result, states)
         publish_task(staging, settings.reports_dir, result)
         path = settings.reports_dir / rel
     except Exception as e:
@@ -192,12 +245,20 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         _record_failure(pg_uri, model, window, e, run_id)
         raise
     link = report_link(path, settings)
-    sent = alert_task(cfg, pg_uri, result, link)
+    sent = alert_task(cfg, pg_uri, result, link, states)
     summary = {**_summary(result, link), "alerts": sent}
-    create_markdown_artifact(
-        key=_artifact_key(model), markdown=summary["markdown"], description=f"{model} {window.label}"
-    )
+    _publish_artifacts(model, result, states, link)
     return {k: v for k, v in summary.items() if k != "markdown"}
+
+
+def _publish_artifacts(
+    model: str, result: WindowResult, states: list[incidents.IncidentState], link: str
+) -> None:
+    """Prefect's table (the incidents, with the verdict in its description) and link (the report)."""
+    key = _artifact_key(model)
+    verdict = f"{model} {result.window.label}: {result.status.value.upper()} — {incidents.headline(states)}"
+    create_table_artifact(key=f"{key}-incidents", table=incidents.table(states), description=verdict)
+    create_link_artifact(key=f"{key}-report", link=link, link_text=f"report: {verdict}", description=verdict)
 
 
 def _record_failure(pg_uri: str, model: str, window: Window, error: Exception, run_id: str | None) -> None:

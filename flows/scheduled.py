@@ -95,7 +95,7 @@ def labels_task(cfg: ModelConfig, settings: Settings, pg_uri: str) -> list[Windo
     try:
         done = labels.recheck(
             pg_uri, client[cfg.source.database], cfg,
-            lambda: reference.baseline(cfg, settings.profiles_dir), datetime.now(UTC),
+            lambda: reference.baseline(cfg, settings.profiles_dir), datetime.now(UTC), settings.reports_dir,
         )  # fmt: skip
     finally:
         client.close()

@@ -362,7 +362,9 @@ def cmd_labels_recheck(args: argparse.Namespace) -> int:
     )
     try:
         base = reference.baseline(cfg, s.profiles_dir)
-        windows = labels.recheck(s.postgres_uri(), client[cfg.source.database], cfg, base, datetime.now(UTC))
+        windows = labels.recheck(
+            s.postgres_uri(), client[cfg.source.database], cfg, base, datetime.now(UTC), s.reports_dir
+        )
     finally:
         client.close()
     print(f"{len(windows)} window(s) re-evaluated for model quality" + "".join(f"\n  {w}" for w in windows))

@@ -26,20 +26,38 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status, WindowResult
+from mlmon.reports import charts
+from mlmon.tasks import contract as c
+from mlmon.tasks import incidents as inc
+from mlmon.tasks import numbers
+from mlmon.tasks.checks.outcome import (
+    ALL,
+    Category,
+    CheckResult,
+    FeatureDrift,
+    Histogram,
+    Metric,
+    QuarantinedDoc,
+    Status,
+    WindowResult,
+)
 from mlmon.tasks.config import ModelConfig, TaskType
 from mlmon.tasks.contract import column_label
-from mlmon.tasks.window import as_utc
+from mlmon.tasks.numbers import Unit, human
+from mlmon.tasks.window import Window, as_utc
+
+if TYPE_CHECKING:
+    from mlmon.tasks.store.store import HistoryPoint
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,7 @@ STATIC = HERE / "static"
 ASSETS = "assets"
 INDEX = "index.html"
 SIDECAR_VERSION = 1
+RESULT_SUFFIX = ".result.json"  # the saved window result beside each report (see rerender_report)
 MAX_QUARANTINE_ROWS = 200  # the report lists this many quarantined documents; the store keeps them all
 MAX_DOCUMENT_CHARS = 600  # longer documents are cut in the table (the full text is one click away)
 MIN_BUNDLE_CHARS = 200_000  # an inline <script> this large is a library bundle, moved to assets/
@@ -84,6 +103,8 @@ class RunSummary:
     computed_at: datetime
     n_warned: int = 0
     n_quarantined: int = 0
+    n_incidents: int = 0
+    headline: str = ""  # the top incident's sentence ("" for a clean window)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -105,6 +126,8 @@ class RunSummary:
             computed_at=as_utc(d["computed_at"]),
             n_warned=int(d.get("n_warned", 0)),
             n_quarantined=int(d.get("n_quarantined", 0)),
+            n_incidents=int(d.get("n_incidents", 0)),
+            headline=str(d.get("headline", "")),
         )
 
 
@@ -117,11 +140,20 @@ def write_report(
     out_dir: Path,
     evidently_html: str | None,
     extra: dict[str, Any] | None = None,
+    *,
+    incidents: Sequence[inc.IncidentState] | None = None,
+    history: Sequence[HistoryPoint] = (),
+    keep_evidently: bool = False,
 ) -> Path:
     """Write the report of one window (and Evidently's page, when given); return the report's path.
 
     ``extra`` is shown as "run details" in the header (e.g. ``{"flow run": id, "Grafana": url}``);
-    http(s) values become links.
+    http(s) values become links. ``incidents`` are the window's incidents with their change since the
+    previous window (:func:`mlmon.tasks.incidents.track`; default: grouped from ``result`` with no
+    history, every one new). ``history`` holds the previous windows' stored values
+    (:func:`mlmon.tasks.store.store.metric_history`) for the trend sparklines. ``keep_evidently`` keeps
+    an existing Evidently page when ``evidently_html`` is None (a re-render after late labels).
+    Also writes ``<slug>.result.json``, from which :func:`rerender_report` redraws the page.
     """
     out_dir = Path(out_dir)
     folder = out_dir / model_dir(result.model)
@@ -131,14 +163,21 @@ def write_report(
     evid = folder / f"{slug}.evidently.html"
     if evidently_html is not None:
         _write_atomic(evid, embeddable(evidently_html, out_dir / ASSETS, f"../{ASSETS}/"))
-    elif evid.exists():
+    elif evid.exists() and not keep_evidently:
         evid.unlink()  # a re-run without Evidently must not show a stale one
-    html = _render_page(
-        "report.html.j2",
-        _report_context(result, cfg, evid.name if evidently_html is not None else None, extra or {}),
-    )
+    if incidents is None:
+        incidents = inc.fresh(inc.group(result), result.window)
+    context = _report_context(result, cfg, evid.name if evid.exists() else None, extra or {})
+    context.update(_incident_context(result, cfg, incidents, history, context))
+    html = _render_page("report.html.j2", context)
+    _write_atomic(folder / f"{slug}{RESULT_SUFFIX}", json.dumps(result_to_json(result)) + "\n")
     _write_atomic(page, html)
-    summary = summarize(result, f"{folder.name}/{page.name}")
+    live = [st for st in incidents if st.change is not inc.Change.RESOLVED]
+    summary = replace(
+        summarize(result, f"{folder.name}/{page.name}"),
+        n_incidents=len(live),
+        headline=live[0].incident.sentence if live else "",
+    )
     # written last: the index only ever lists complete reports
     _write_atomic(folder / f"{slug}.json", json.dumps(summary.to_json(), indent=2) + "\n")
     return page
@@ -178,7 +217,7 @@ def scan_index(out_dir: Path) -> list[RunSummary]:
     out_dir = Path(out_dir)
     runs = []
     for side in sorted(out_dir.glob("*/*.json")):
-        if side.parent.name == ASSETS:
+        if side.parent.name == ASSETS or side.name.endswith(RESULT_SUFFIX):
             continue
         report = side.with_suffix(".html")
         if not report.exists():
@@ -235,39 +274,21 @@ def embeddable(evidently_html: str, assets_dir: Path, prefix: str) -> str:
 
 
 def fmt_num(x: float | int | None, digits: int = 4) -> str:
-    """A number for a table: thousands separators for integers, ``digits`` significant digits otherwise.
+    """A number for a table (:func:`mlmon.tasks.numbers.human`): separators, ``digits`` significant digits.
 
-    >>> fmt_num(1234567), fmt_num(0.000123456), fmt_num(12.345678), fmt_num(None), fmt_num(float("nan"))
-    ('1,234,567', '0.0001235', '12.35', '—', 'NaN')
+    >>> fmt_num(1234567), fmt_num(0.000123456), fmt_num(12.345678), fmt_num(None), fmt_num(1e308)
+    ('1,234,567', '0.0001235', '12.35', '—', '1.0e308')
     """
-    if x is None:
-        return "—"
-    if isinstance(x, float) and not math.isfinite(x):
-        return "NaN" if math.isnan(x) else ("∞" if x > 0 else "−∞")
-    if float(x).is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    if abs(x) >= 1e6:
-        return f"{x:,.0f}"
-    if abs(x) >= 1000:
-        return f"{x:,.1f}"
-    if abs(x) < 1e-4:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}"
+    return human(x, Unit.NUMBER, digits)
 
 
 def fmt_p(p: float | None) -> str:
     """A p-value: scientific notation below 0.001.
 
     >>> fmt_p(0.0412), fmt_p(3.2e-7), fmt_p(0.0), fmt_p(1.0), fmt_p(None)
-    ('0.0412', '3.20e-07', '0', '1', '—')
+    ('0.0412', '3.20e-7', '0', '1', '—')
     """
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "—"
-    if p == 0:
-        return "0"
-    if p < 1e-3:
-        return f"{p:.2e}"
-    return f"{p:.3g}"
+    return human(p, Unit.P)
 
 
 def fmt_pct(x: float | None) -> str:
@@ -276,25 +297,12 @@ def fmt_pct(x: float | None) -> str:
     >>> fmt_pct(0.1234), fmt_pct(0.00004), fmt_pct(0.0), fmt_pct(1.0), fmt_pct(None)
     ('12.3%', '<0.01%', '0%', '100%', '—')
     """
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if x == 0:
-        return "0%"
-    if 0 < abs(x) < 1e-4:
-        return "<0.01%"
-    pct = 100 * x
-    if abs(pct) < 1:
-        return f"{pct:.2f}%"
-    if abs(pct - round(pct)) < 0.05:
-        return f"{round(pct):.0f}%"
-    return f"{pct:.1f}%"
+    return human(x, Unit.SHARE)
 
 
 def fmt_ms(x: float | None) -> str:
-    """A duration in milliseconds. ``fmt_ms(1234.5)`` → ``'1,234 ms'``."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    return f"{x:,.0f} ms" if abs(x) >= 100 else f"{x:.3g} ms"
+    """A duration given in milliseconds: ``fmt_ms(12.5)`` → ``'12.5 ms'``, ``fmt_ms(1234.5)`` → ``'1.23 s'``."""
+    return human(x, Unit.MS)
 
 
 def fmt_time(t: datetime | None) -> str:
@@ -320,39 +328,22 @@ def fmt_window(start: datetime, end: datetime) -> str:
 
 _DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
 
-SHARE_NAMES = frozenset(
-    {
-        "missing_share",
-        "out_of_range",
-        "out_of_range_share",
-        "unseen_categories",
-        "unseen_share",
-        "quarantined_share",
-        "error_rate",
-        "label_coverage",
-        "prediction_share",
-        "dataset_drift",
-        "drifted_share",
-    }
-)
-COUNT_NAMES = frozenset({"volume", "row_count", "n_labelled", "model_quality", "unexpected_fields"})
-
 
 def fmt_value(name: str, x: float | None) -> str:
     """A check's value or threshold, or a metric, in the unit its name implies.
 
     >>> fmt_value("missing_share", 0.031), fmt_value("latency_p95", 912.4), fmt_value("f1", 0.81234)
-    ('3.1%', '912 ms', '0.8123')
+    ('3.1%', '912 ms', '0.812')
     """
-    if x is None:
-        return "—"
-    if name in SHARE_NAMES or name.endswith("_share"):
-        return fmt_pct(x)
-    if name.startswith("latency_"):
-        return fmt_ms(x)
-    if name.endswith("p_value") or name.endswith("p_adjusted"):
-        return fmt_p(x)
-    return fmt_num(x)
+    return numbers.named(name, x)
+
+
+def fmt_long(text: object, n: int = 80) -> Markup:
+    """A long string cut to ``n`` characters, the full value on hover (``title``); escaped."""
+    full = str(text)
+    if len(full) <= n:
+        return Markup("{}").format(full) if full else Markup("")
+    return Markup('<span class="cut" title="{}">{}…</span>').format(full, full[: n - 1])
 
 
 # --------------------------------------------------------------------------- page contexts
@@ -499,6 +490,14 @@ def _report_context(
     }
 
 
+def _index_spark(own: Sequence[RunSummary]) -> Markup:
+    """Incidents per window (failed checks for reports written before incidents), the latest marked."""
+    recent = list(reversed(own[:TREND_WINDOWS]))
+    values = [float(r.n_incidents if r.n_incidents or not r.n_failed else r.n_failed) for r in recent]
+    labels = [f"{fmt_window(r.window_start, r.window_end)} ({r.status.value})" for r in recent]
+    return charts.sparkline(values, labels, f"incidents per window, last {len(values)}", Unit.COUNT)
+
+
 def _index_context(runs: Sequence[RunSummary]) -> dict[str, Any]:
     models = []
     for name in sorted({r.model for r in runs}):
@@ -514,6 +513,7 @@ def _index_context(runs: Sequence[RunSummary]) -> dict[str, Any]:
                 "counts": [(s, counts.get(s, 0)) for s in Status],
                 # oldest → newest, left to right, like a timeline
                 "strip": list(reversed(own[:60])),
+                "spark": _index_spark(own),
             }
         )
     total = Counter(r.status for r in runs)
@@ -524,6 +524,313 @@ def _index_context(runs: Sequence[RunSummary]) -> dict[str, Any]:
         "totals": [(s, total.get(s, 0)) for s in Status],
         "generated": datetime.now(UTC),
     }
+
+
+# --------------------------------------------------------------------------- incidents, pictures, trends
+
+TREND_WINDOWS = 14
+"""Windows drawn in a report's sparklines (this one included) and in the index's, per model."""
+TREND_METRICS = ("latency_p95_ms", "error_rate", "missing_share", "drift_effect")
+QUALITY_ORDER = ("f1", "roc_auc", "accuracy", "rmse", "mae", "r2", "log_loss", "mape", "precision", "recall")
+NOISE_Z = 2.33  # the band around a reference metric: one-sided 1 %, as the performance checks use
+
+
+def trend_query(result: WindowResult, cfg: ModelConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The metrics and columns whose history a report's trends need (for ``store.metric_history``)."""
+    failing = sorted({ch.feature for ch in result.checks if ch.feature and ch.status.severity >= 1})
+    return (*TREND_METRICS, *QUALITY_ORDER), tuple(failing)
+
+
+def _main_quality(cfg: ModelConfig, mm: dict[tuple[str, str, str], float]) -> str | None:
+    return next((m for m in QUALITY_ORDER if (m, "", ALL) in mm), None)
+
+
+def _trends(
+    r: WindowResult,
+    cfg: ModelConfig,
+    history: Sequence[HistoryPoint],
+    mm: dict[tuple[str, str, str], float],
+    features: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Sparklines of the key metrics over the stored windows before this one and this one (last)."""
+    past = sorted({(p.window_start, p.window_end) for p in history})[-(TREND_WINDOWS - 1) :]
+    known = {(as_utc(p.window_start), p.metric, p.feature): p.value for p in history}
+    starts = [as_utc(w[0]) for w in past]
+    labels = [fmt_window(a, b) for a, b in past] + [fmt_window(r.window.start, r.window.end)]
+
+    def series(metric: str, feature: str, now: float | None, unit: Unit, name: str) -> dict[str, Any] | None:
+        values = [known.get((t, metric, feature)) for t in starts] + [now]
+        if sum(v is not None for v in values) < 2 and now is None:
+            return None
+        return {
+            "name": name,
+            "unit": unit,
+            "now": now,
+            "values": values,
+            "svg": charts.sparkline(values, labels, f"{name}: last {len(values)} windows", unit),
+        }
+
+    out = [series("n_rows", "", float(r.n_rows), Unit.COUNT, "volume (rows)")]
+    for metric, name in (("latency_p95_ms", "latency p95"), ("error_rate", "error rate")):
+        out.append(series(metric, "", mm.get((metric, "", ALL)), numbers.unit_of(metric), name))
+    main = _main_quality(cfg, mm) or next(
+        (m for m in QUALITY_ORDER if any(p.metric == m for p in history)), None
+    )
+    if main:
+        out.append(series(main, "", mm.get((main, "", ALL)), numbers.unit_of(main), main))
+    for f in features[:6]:
+        label = column_label(f)
+        out.append(
+            series("drift_effect", f, mm.get(("drift_effect", f, ALL)), Unit.NUMBER, f"{label}: drift effect")
+        )
+        if (("missing_share", f, ALL)) in mm and mm[("missing_share", f, ALL)] > 0:
+            out.append(
+                series("missing_share", f, mm.get(("missing_share", f, ALL)), Unit.SHARE, f"{label}: missing")
+            )
+    return [t for t in out if t is not None]
+
+
+def _reference_metric(cfg: ModelConfig, name: str, limit: float | None) -> float | None:
+    """The reference value behind a ``<metric>_vs_reference`` limit (the check stores only the limit)."""
+    from mlmon.tasks.checks.performance import ABSOLUTE_DEGRADATION, HIGHER_IS_BETTER
+
+    if limit is None or not math.isfinite(limit):
+        return None
+    md = cfg.performance.max_degradation
+    higher = name in HIGHER_IS_BETTER
+    if name in ABSOLUTE_DEGRADATION:
+        return limit + md if higher else limit - md
+    factor = (1 - md) if higher else (1 + md)
+    return limit / factor if factor else None
+
+
+def _picture(
+    state: inc.IncidentState,
+    r: WindowResult,
+    cfg: ModelConfig,
+    hists: dict[str, Histogram],
+    mm: dict[tuple[str, str, str], float],
+) -> Markup | None:
+    i = state.incident
+    if i.kind in (inc.Kind.COLUMN, inc.Kind.PREDICTION):
+        pics = []
+        for f in (
+            i.feature,
+            c.SCORE if i.kind is inc.Kind.PREDICTION and i.feature == c.PREDICTION else None,
+        ):
+            h = hists.get(f) if f else None
+            if h is not None:
+                what = (
+                    "class balance"
+                    if f == c.PREDICTION
+                    else ("confidence" if f == c.SCORE else column_label(f))
+                )
+                pics.append(charts.histogram(h, f"{what}: reference vs this window"))
+        return Markup("").join(pics) if pics else None
+    if i.kind is inc.Kind.SERVICE:
+        return _latency_picture(cfg, mm)
+    if i.kind is inc.Kind.MODEL_QUALITY:
+        return _quality_picture(r, cfg, mm)
+    return None
+
+
+def _latency_picture(cfg: ModelConfig, mm: dict[tuple[str, str, str], float]) -> Markup | None:
+    rows = [
+        (f"p{p}", mm.get((f"latency_p{p}_ms", "", ALL)), getattr(cfg.service, f"latency_p{p}_ms", None))
+        for p in (50, 95, 99)
+    ]
+    if all(v is None for _, v, _ in rows):
+        return None
+    return charts.percentiles(rows, "latency percentiles against the SLO")
+
+
+def _quality_picture(
+    r: WindowResult, cfg: ModelConfig, mm: dict[tuple[str, str, str], float]
+) -> Markup | None:
+    refs = {
+        ch.check.removesuffix("_vs_reference"): _reference_metric(
+            cfg, ch.check.removesuffix("_vs_reference"), ch.threshold
+        )
+        for ch in r.checks
+        if ch.check.endswith("_vs_reference") and ch.segment == ALL
+    }
+    n = max(r.n_labelled, 1)
+    rows = []
+    for m in MODEL_METRICS:
+        v = mm.get((m, "", ALL))
+        if v is None:
+            continue
+        ref = refs.get(m)
+        band = (
+            NOISE_Z * math.sqrt(max(ref * (1 - ref), 0.0) / n) if ref is not None and 0 <= ref <= 1 else None
+        )
+        rows.append((m, v, ref, band))
+    if not rows:
+        return None
+    return charts.against_reference(rows, "model quality against the reference (band: sampling noise)")
+
+
+def _incident_context(
+    r: WindowResult,
+    cfg: ModelConfig,
+    states: Sequence[inc.IncidentState],
+    history: Sequence[HistoryPoint],
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    mm = base["mm"]
+    hists = {h.feature: h for h in r.histograms if h.segment == ALL}
+    rows = []
+    for st in states:
+        rows.append(
+            {
+                "s": st,
+                "i": st.incident,
+                "picture": None if st.change is inc.Change.RESOLVED else _picture(st, r, cfg, hists, mm),
+                "since": fmt_window(st.opened_start, st.opened_start + r.window.length),
+            }
+        )
+    live = [x for x in rows if x["s"].change is not inc.Change.RESOLVED]
+    resolved = [x for x in rows if x["s"].change is inc.Change.RESOLVED]
+    shown = {x["i"].feature for x in live}
+    if c.PREDICTION in shown:
+        shown.add(c.SCORE)  # drawn beside the class balance
+    failing_cols = [
+        d.feature for d in sorted(r.drift, key=_drift_order) if d.segment == ALL and d.status.severity >= 1
+    ]
+    more_pictures = [
+        {
+            "label": column_label(f),
+            "svg": charts.histogram(hists[f], f"{column_label(f)}: reference vs this window"),
+        }
+        for f in failing_cols
+        if f in hists and f not in shown
+    ]
+    features = [x["i"].feature for x in live if x["i"].kind is inc.Kind.COLUMN] or failing_cols
+    balance = hists.get(c.PREDICTION)
+    score = hists.get(c.SCORE)
+    return {
+        "incidents": live,
+        "resolved": resolved,
+        "incident_headline": inc.headline(states),
+        "more_pictures": more_pictures,
+        "trends": _trends(r, cfg, history, mm, features),
+        "balance_svg": charts.histogram(balance, "class balance: reference vs this window")
+        if balance
+        else None,
+        "score_svg": charts.histogram(score, "confidence: reference vs this window") if score else None,
+        "latency_svg": _latency_picture(cfg, mm),
+        "quality_svg": _quality_picture(r, cfg, mm),
+    }
+
+
+# --------------------------------------------------------------------------- the saved result
+
+
+def result_to_json(r: WindowResult) -> dict[str, Any]:
+    """The window result as JSON (beside the report), so the page can be redrawn without the rows."""
+    d = {f.name: getattr(r, f.name) for f in fields(r)}
+    d["window"] = [r.window.start.isoformat(), r.window.end.isoformat()]
+    d["computed_at"] = as_utc(r.computed_at).isoformat()
+    d["checks"] = [
+        {**asdict(ch), "category": ch.category.value, "status": ch.status.value} for ch in r.checks
+    ]
+    d["metrics"] = [asdict(m) for m in r.metrics]
+    d["drift"] = [{**asdict(x), "status": x.status.value} for x in r.drift]
+    d["quarantine"] = [asdict(q) for q in r.quarantine[:MAX_QUARANTINE_ROWS]]
+    d["histograms"] = [asdict(h) for h in r.histograms]
+    d["notes"] = list(r.notes)
+    return {"version": SIDECAR_VERSION, **_json_safe(d)}
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _num(x: Any) -> Any:
+    return float(x) if x in ("inf", "-inf") else x
+
+
+def result_from_json(d: dict[str, Any]) -> WindowResult:
+    """The inverse of :func:`result_to_json` (quarantined documents beyond the report's list are not kept)."""
+
+    def nums(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: _num(v) for k, v in row.items()}
+
+    return WindowResult(
+        model=d["model"],
+        window=Window(as_utc(d["window"][0]), as_utc(d["window"][1])),
+        computed_at=as_utc(d["computed_at"]),
+        n_rows=int(d["n_rows"]),
+        n_quarantined=int(d["n_quarantined"]),
+        n_labelled=int(d["n_labelled"]),
+        reference_hash=d["reference_hash"],
+        checks=tuple(
+            CheckResult(**{**nums(x), "category": Category(x["category"]), "status": Status(x["status"])})
+            for x in d["checks"]
+        ),
+        metrics=tuple(Metric(**nums(x)) for x in d["metrics"]),
+        drift=tuple(
+            FeatureDrift(**{**nums(x), "status": Status(x["status"]), "scores": nums(x["scores"])})
+            for x in d["drift"]
+        ),
+        quarantine=tuple(QuarantinedDoc(**x) for x in d["quarantine"]),
+        evidently_rows=d.get("evidently_rows"),
+        notes=tuple(d.get("notes", ())),
+        histograms=tuple(
+            Histogram(**{**x, **{k: tuple(x[k]) for k in ("labels", "reference", "current", "edges", "new")}})
+            for x in d.get("histograms", ())
+        ),
+    )
+
+
+def load_result(out_dir: Path, model: str, window: Window) -> WindowResult | None:
+    """The result saved beside a window's report, or None when there is none (or it is unreadable)."""
+    path = Path(out_dir) / model_dir(model) / f"{window.slug}{RESULT_SUFFIX}"
+    try:
+        return result_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("cannot read the saved result %s: %s: %s", path, type(e).__name__, e)
+        return None
+
+
+def with_model_quality(
+    old: WindowResult,
+    checks: Sequence[CheckResult],
+    metrics: Sequence[Metric],
+    n_labelled: int,
+    replace_metrics: Iterable[str],
+) -> WindowResult:
+    """``old`` with its performance checks replaced by ``checks`` and its metrics named
+    ``replace_metrics`` by ``metrics`` (a late-label re-evaluation); everything else kept."""
+    names = set(replace_metrics)
+    return replace(
+        old,
+        checks=(*(ch for ch in old.checks if ch.category is not Category.PERFORMANCE), *checks),
+        metrics=(*(m for m in old.metrics if m.metric not in names), *metrics),
+        n_labelled=n_labelled,
+    )
+
+
+def rerender_report(
+    out_dir: Path,
+    cfg: ModelConfig,
+    result: WindowResult,
+    *,
+    incidents: Sequence[inc.IncidentState] | None = None,
+    history: Sequence[HistoryPoint] = (),
+) -> Path:
+    """Redraw a window's report from ``result`` keeping its Evidently page, and rebuild the index."""
+    page = write_report(result, cfg, out_dir, None, incidents=incidents, history=history, keep_evidently=True)
+    write_index(out_dir, scan_index(out_dir))
+    return page
 
 
 # --------------------------------------------------------------------------- jinja
@@ -547,6 +854,10 @@ def _env() -> Environment:
         time=fmt_time,
         value=fmt_value,
         column=column_label,
+        long=fmt_long,
+        unit=lambda name: numbers.unit_of(name).label,
+        title=numbers.title,
+        human=human,
         href=lambda path: quote(str(path)),
     )
     env.globals.update(window=fmt_window, ALL=ALL, category_titles=CATEGORY_TITLES)

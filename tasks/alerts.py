@@ -9,8 +9,13 @@ Two channels, both deduplicated per (model, window) in ``mlmon.alerts``:
 * ``webhook``: a direct, Slack-compatible JSON POST (``{"text": ..., "blocks": [...]}``) to the URL in
   the environment variable ``alerts.webhook_env`` or the Prefect Secret block ``alerts.webhook_secret``.
 
+Alerts follow incidents (:mod:`mlmon.tasks.incidents`) when the flow gives them: an alert says which
+incidents opened, worsened or resolved since the previous window, or are still open after
+``alerts.remind_every`` without news; a window whose incidents are only ongoing sends nothing. The
+sentences are the report's. Without incidents (a late-label re-evaluation), an alert lists checks.
+
 An alert's identity is its *fingerprint*: the sorted (check, feature, segment, status) of the checks it
-lists. A re-run whose failed checks are the same sends nothing; a different set (a new failure, late
+lists, or the (incident, change, status, reminder) of the incidents it announces. A re-run whose failed checks are the same sends nothing; a different set (a new failure, late
 labels failing model quality) sends an update; a window that passes again after an alert sends
 "resolved" once. A send that fails is not recorded, so the next run of the window tries again.
 
@@ -34,6 +39,7 @@ from mlmon.tasks.checks.outcome import ALL, CheckResult, Status
 from mlmon.tasks.config import AlertsConfig, ModelConfig
 from mlmon.tasks.contract import column_label
 from mlmon.tasks.errors import MlmonError
+from mlmon.tasks.incidents import Change, IncidentState
 from mlmon.tasks.store import store
 from mlmon.tasks.window import Window
 
@@ -60,14 +66,28 @@ class Alert:
     status: Status  # the worst status among ``checks`` (PASS when there are none)
     checks: tuple[CheckResult, ...]
     report_url: str | None
+    incidents: tuple[IncidentState, ...] | None = None  # what it announces; None = per-window checks
 
     @property
     def firing(self) -> bool:
-        return bool(self.checks)
+        """Something is broken and announced (``mlmon.window.failed``); else it is quiet or resolved."""
+        if self.incidents is None:
+            return bool(self.checks)
+        return any(s.change is not Change.RESOLVED for s in self.incidents)
+
+    @property
+    def announces(self) -> bool:
+        """Whether there is anything to send (a new, worse, reminded or resolved incident, or checks)."""
+        return self.firing if self.incidents is None else bool(self.incidents)
 
     @property
     def fingerprint(self) -> str:
-        keys = sorted({(c.check, c.feature, c.segment, c.status.value) for c in self.checks})
+        if self.incidents is not None:
+            keys = sorted(
+                {(s.incident.key, s.change.value, s.incident.status.value, s.remind) for s in self.incidents}
+            )
+        else:
+            keys = sorted({(c.check, c.feature, c.segment, c.status.value) for c in self.checks})
         return hashlib.sha256(json.dumps(keys, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -94,6 +114,22 @@ def alert_for(
     return Alert(model, window, Status.worst([c.status for c in hit]), hit, report_url)
 
 
+def incident_alert(
+    model: str,
+    window: Window,
+    checks: list[CheckResult] | tuple[CheckResult, ...],
+    states: list[IncidentState] | tuple[IncidentState, ...],
+    cfg: AlertsConfig,
+    report_url: str | None,
+) -> Alert:
+    """The alert for a window whose incidents changed as ``states`` say: only the incidents at or above
+    ``alerts.min_status`` that opened, worsened, resolved or are due a reminder."""
+    floor = Status(cfg.min_status).severity
+    said = tuple(s for s in states if s.announce and s.incident.status.severity >= floor)
+    base = alert_for(model, window, checks, cfg, report_url)
+    return Alert(model, window, base.status, base.checks, report_url, incidents=said)
+
+
 def stored_alert(target: store.Target, cfg: ModelConfig, window: Window, report_url: str | None) -> Alert:
     """The alert for a stored window, from its checks in Postgres (after a late-label re-evaluation)."""
     return alert_for(cfg.name, window, store.window_checks(target, cfg.name, window), cfg.alerts, report_url)
@@ -111,6 +147,22 @@ def _check_json(c: CheckResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _incident_json(s: IncidentState) -> dict[str, Any]:
+    return {
+        "key": s.incident.key, "subject": s.incident.subject, "status": s.incident.status.value,
+        "change": s.change.value, "reminder": s.remind, "sentence": s.incident.sentence,
+        "open_since": s.opened_start.isoformat(), "windows": s.n_windows,
+    }  # fmt: skip
+
+
+def _change_word(s: IncidentState) -> str:
+    if s.remind:
+        return f"still open ({s.n_windows} windows)"
+    return {Change.OPENED: "new", Change.WORSENED: "worse", Change.RESOLVED: "resolved"}.get(
+        s.change, s.change.value
+    )
+
+
 def _finite(x: float | None) -> float | None:
     return x if isinstance(x, int | float) and x == x and abs(x) != float("inf") else None
 
@@ -126,6 +178,7 @@ def event_payload(alert: Alert) -> dict[str, Any]:
         "n_failed": len(alert.checks),
         "failed_checks": [_check_json(c) for c in alert.checks[:MAX_PAYLOAD]],
         "summary": summary_line(alert),
+        "incidents": [_incident_json(s) for s in alert.incidents or ()],
         "report_url": alert.report_url,
         "fingerprint": alert.fingerprint,
     }
@@ -150,6 +203,18 @@ def _label(c: CheckResult) -> str:
 
 def summary_line(alert: Alert) -> str:
     """``2 failed: error_rate, feature_drift[income]`` (at most five named) or ``all checks pass again``."""
+    if alert.incidents is not None:
+        if not alert.incidents:
+            return "nothing new"
+        counts: dict[str, int] = {}
+        for s in alert.incidents:
+            word = "reminder" if s.remind else _change_word(s)
+            counts[word] = counts.get(word, 0) + 1
+        return (
+            ", ".join(f"{n} {w}" for w, n in counts.items())
+            + ": "
+            + "; ".join(s.incident.subject for s in alert.incidents[:5])
+        )
     if not alert.checks:
         return "all checks pass again"
     names = [_label(c) for c in alert.checks[:5]]
@@ -171,9 +236,16 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
         if alert.firing
         else f"mlmon: {alert.model} {alert.window.label} resolved"
     )
-    lines = [f"• {esc(_label(c))} ({c.status.value}): {esc(c.message)}" for c in alert.checks[:MAX_LISTED]]
-    if len(alert.checks) > MAX_LISTED:
-        lines.append(f"… and {len(alert.checks) - MAX_LISTED} more in the report")
+    if alert.incidents is not None:
+        lines = [f"• [{_change_word(s)}] {esc(s.incident.sentence)}" for s in alert.incidents[:MAX_LISTED]]
+        if len(alert.incidents) > MAX_LISTED:
+            lines.append(f"… and {len(alert.incidents) - MAX_LISTED} more in the report")
+    else:
+        lines = [
+            f"• {esc(_label(c))} ({c.status.value}): {esc(c.message)}" for c in alert.checks[:MAX_LISTED]
+        ]
+        if len(alert.checks) > MAX_LISTED:
+            lines.append(f"… and {len(alert.checks) - MAX_LISTED} more in the report")
     link = ""
     if alert.report_url:
         link = f"<{alert.report_url.replace('|', '%7C').replace('>', '%3E')}|Open the report>"
@@ -326,10 +398,14 @@ def _deliver(
     """Send on one channel (claimed in ``mlmon.alerts``); the outcome, with ``secret`` redacted from any
     error whatever its type."""
     try:
-        if alert.firing:
+        if alert.incidents is not None and not alert.incidents:
+            return "quiet"  # incidents only ongoing (or none): nothing new to say
+        if alert.announces:
+            worst = Status.worst([s.incident.status for s in alert.incidents or ()] + [alert.status])
+            n = len(alert.incidents) if alert.incidents is not None else len(alert.checks)
             with store.alert_claim(
                 target, alert.model, alert.window, channel,
-                fingerprint=alert.fingerprint, status=alert.status.value, n_failed=len(alert.checks),
+                fingerprint=alert.fingerprint, status=worst.value, n_failed=n,
             ) as new:  # fmt: skip
                 if not new:
                     return "duplicate"

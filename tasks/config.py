@@ -190,7 +190,7 @@ class FieldMap(Strict):
     timestamp: str = Field("timestamp", description="UTC time of the prediction")
     timestamp_type: Literal["date", "string", "epoch_s", "epoch_ms"] = Field(
         "date",
-        description="how the timestamp is stored: BSON date, ISO-8601 string (UTC, one format), epoch s/ms",
+        description="how the timestamp is stored: BSON date, ISO-8601 string (Z, ±hh:mm or no offset = UTC), epoch s/ms",
     )
     request_id: str | None = Field("request_id", description="id joining predictions to delayed labels")
     model_version: str | None = Field("model_version", description="model version string")
@@ -387,6 +387,16 @@ class AlertsConfig(Strict):
     webhook_secret: str | None = Field(
         None, description="name of a Prefect Secret block holding the webhook URL (instead of webhook_env)"
     )
+    remind_every: str | None = Field(
+        "7d",
+        description="re-announce an incident still open after this long without news (e.g. 1d, 1w); "
+        "null = only when an incident opens, worsens or resolves",
+    )
+
+    @field_validator("remind_every")
+    @classmethod
+    def _remind(cls, v: str | None) -> str | None:
+        return None if v is None else _duration(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> AlertsConfig:
@@ -525,6 +535,13 @@ class ModelConfig(Strict):
     def _consistent(self) -> ModelConfig:
         if not self.features:
             raise ValueError("features: at least one feature is needed")
+        for name, spec in self.features.items():
+            if "." in name and spec.path is None:
+                raise ValueError(
+                    f"features: {name!r} contains '.', which would be read as the nested path "
+                    f"features.{name}; set its `path` to where the value is (e.g. path: features.{name} "
+                    "if it really is nested), or name the feature without '.'"
+                )
         if self.task is TaskType.BINARY and self.classes and len(self.classes) != 2:
             raise ValueError(f"classes: a binary model has 2 classes, got {self.classes}")
         if self.positive_class is not None and self.classes and self.positive_class not in self.classes:

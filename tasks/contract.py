@@ -50,8 +50,18 @@ class Reason(StrEnum):
     UNPARSEABLE = "unparseable"  # e.g. a timestamp string that is not a date
     NON_FINITE = "non_finite"  # NaN or ±inf where a finite number is required
     STRING_TOO_LONG = "string_too_long"  # longer than quality.max_string_length
-    OUT_OF_WINDOW = "out_of_window"  # parsed timestamp outside [start, end)
-    NOT_A_DOCUMENT = "not_a_document"  # undecodable BSON / not an object
+    OUT_OF_WINDOW = "out_of_window"  # no longer produced: a document of another window is left to it
+    NOT_A_DOCUMENT = (
+        "not_a_document"  # undecodable BSON (bad UTF-8, too deep) or a document the decoder rejects
+    )
+    INVALID_VALUE = "invalid_value"  # a value the contract forbids: negative latency, p outside [0, 1], …
+
+
+# What the contract allows beyond types (see the README's log contract). Values outside are quarantined
+# with ``invalid_value``: a handful of them must never distort a window's statistics.
+MAX_LATENCY_MS = 86_400_000.0  # a prediction served in more than a day is a logging bug, not a latency
+PROBABILITY_SUM_TOLERANCE = 0.02  # |Σp − 1| allowed for two or more probabilities (rounded values pass)
+MAX_UTC_OFFSET_HOURS = 14  # string timestamps carry offsets within ±14 h (UTC−12 … UTC+14)
 
 
 def column_label(name: str) -> str:

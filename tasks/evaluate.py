@@ -21,10 +21,11 @@ from mlmon.tasks.checks.health import volume_history as learned_volume
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
 from mlmon.tasks.checks.outliers import outlier_checks
 from mlmon.tasks.checks.performance import performance_checks
-from mlmon.tasks.checks.quality import quality_checks
+from mlmon.tasks.checks.quality import quality_checks, screen_implausible
 from mlmon.tasks.checks.registry import window_checks
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.extract import Batch
+from mlmon.tasks.histograms import histograms
 from mlmon.tasks.profile import Profile
 from mlmon.tasks.window import Window
 
@@ -101,8 +102,10 @@ def evaluate(
         seg_profile = profile if whole else _segment_profile(cfg, profile, reference, segment)
         seg_field = None if whole else segment.split("=", 1)[0]
         present = {k: v for k, v in specs.items() if k in part.columns and k != seg_field}
-        prepared = prepare_columns(part, {k: v.kind for k, v in present.items()})  # once: drift + quality
-        table = drift_table(seg_profile, part, present, cfg.drift, segment=segment, prepared=prepared)
+        # implausible values (1e308 among ages) never reach the statistics; quality counts them
+        screened = screen_implausible(part, profile, present)
+        prepared = prepare_columns(screened, {k: v.kind for k, v in present.items()})  # once: drift + quality
+        table = drift_table(seg_profile, screened, present, cfg.drift, segment=segment, prepared=prepared)
         drift.extend(table)
         dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
         metrics.extend(_drift_metrics(table))
@@ -115,6 +118,7 @@ def evaluate(
             segment=segment,
             window_level=whole,
             prepared=prepared,
+            unreadable=batch.n_unreadable_timestamps,
         )
         h_checks, h_metrics = health_checks(part, cfg, seconds, segment=segment)
         p_checks, p_metrics = performance_checks(part, seg_profile, cfg, segment=segment)
@@ -148,6 +152,7 @@ def evaluate(
         quarantine=tuple(batch.quarantine),
         evidently_rows=evidently_rows,
         notes=notes,
+        histograms=tuple(histograms(profile, frame, list(specs))),
     )
 
 

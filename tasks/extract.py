@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import Any
 
@@ -51,6 +51,9 @@ class Column:
     path: tuple[str, ...]  # dotted path split
     kind: str  # "number" | "category" | "timestamp" | "text" | "probabilities" | "label"
     required: bool = False
+    bounds: tuple[float, float] | None = (
+        None  # numbers the contract allows (inclusive); others: invalid_value
+    )
 
 
 @dataclass
@@ -60,7 +63,9 @@ class Batch:
     frame: pd.DataFrame
     quarantine: list[QuarantinedDoc] = field(default_factory=list)
     unexpected_fields: dict[str, int] = field(default_factory=dict)
-    n_read: int = 0
+    n_read: int = 0  # documents read: rows + quarantined + n_other_window
+    n_other_window: int = 0  # read (a string range is read wide) but placed in another window: left to it
+    n_unreadable_timestamps: int | None = None  # documents no window can select (None = not counted)
     n_labels_joined: int = 0
     seconds: float = 0.0
 
@@ -85,7 +90,7 @@ def columns_for(cfg: ModelConfig) -> list[Column]:
     if f.target:
         cols.append(Column(c.TARGET, _split(f.target), pred_kind))
     if f.latency_ms:
-        cols.append(Column(c.LATENCY, _split(f.latency_ms), "number"))
+        cols.append(Column(c.LATENCY, _split(f.latency_ms), "number", bounds=(0.0, c.MAX_LATENCY_MS)))
     if f.status:
         cols.append(Column(c.STATUS, _split(f.status), "text"))
     for name, spec in cfg.features.items():
@@ -142,8 +147,11 @@ class _NotObject:
 _NOT_OBJECT = _NotObject()
 
 
-def _resolve(docs: list[dict[str, Any]], columns: list[Column]) -> dict[str, list[Any]]:
-    """Raw values per column, resolving each distinct parent path once per document (columnar)."""
+def _resolve(
+    docs: list[dict[str, Any]], columns: list[Column]
+) -> tuple[dict[str, list[Any]], dict[tuple[str, ...], list[Any]]]:
+    """Raw values per column, resolving each distinct parent path once per document (columnar); also
+    the values of every path resolved on the way (the parent objects), by path."""
     cache: dict[tuple[str, ...], list[Any]] = {(): docs}
 
     def parent(path: tuple[str, ...]) -> list[Any]:
@@ -151,7 +159,7 @@ def _resolve(docs: list[dict[str, Any]], columns: list[Column]) -> dict[str, lis
             cache[path] = _get(parent(path[:-1]), path[-1])
         return cache[path]
 
-    return {col.name: parent(col.path) for col in columns}
+    return {col.name: parent(col.path) for col in columns}, cache
 
 
 def _describe(v: Any) -> str:
@@ -159,7 +167,14 @@ def _describe(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _numbers(name: str, path: str, raw: list[Any], required: bool, probs: _Problems) -> np.ndarray:
+def _numbers(
+    name: str,
+    path: str,
+    raw: list[Any],
+    required: bool,
+    probs: _Problems,
+    bounds: tuple[float, float] | None = None,
+) -> np.ndarray:
     """float64 array; None/absent/NaN -> NaN (missing); bad values reported to ``probs``."""
     types = set(map(type, raw))
     if types <= {float, int, type(None)}:
@@ -179,7 +194,11 @@ def _numbers(name: str, path: str, raw: list[Any], required: bool, probs: _Probl
             elif isinstance(v, (dict, list)):
                 probs.add(i, Reason.NESTED_VALUE, path, f"{type(v).__name__} where a number belongs")
             elif isinstance(v, bson.Decimal128):
-                arr[i] = float(v.to_decimal())
+                d = v.to_decimal()  # float(Decimal("sNaN")) raises: test first
+                if d.is_nan():
+                    probs.add(i, Reason.NON_FINITE, path, f"Decimal128 {d} is not a number")
+                else:
+                    arr[i] = float(d)
             elif isinstance(v, bson.Int64):
                 arr[i] = float(v)
             elif isinstance(v, str):
@@ -189,6 +208,12 @@ def _numbers(name: str, path: str, raw: list[Any], required: bool, probs: _Probl
     inf = np.flatnonzero(np.isinf(arr))
     if inf.size:
         probs.add_many(inf.tolist(), Reason.NON_FINITE, path, lambda i: f"{arr[i]} is not finite")
+    if bounds is not None:
+        lo, hi = bounds
+        outside = np.flatnonzero(np.isfinite(arr) & ((arr < lo) | (arr > hi)))
+        probs.add_many(
+            outside.tolist(), Reason.INVALID_VALUE, path, lambda i: f"{arr[i]:g} outside [{lo:g}, {hi:g}]"
+        )
     if required:
         missing = np.flatnonzero(np.isnan(arr))
         probs.add_many(
@@ -268,6 +293,10 @@ def _timestamps(path: str, raw: list[Any], how: str, probs: _Problems) -> np.nda
                 text = v.strip()
                 ts = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
                 ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+                offset = ts.utcoffset()
+                if offset is not None and abs(offset) > _MAX_OFFSET:
+                    probs.add(i, Reason.UNPARSEABLE, path, f"UTC offset of {_describe(v)} is beyond ±14:00")
+                    continue
                 ms[i] = int(ts.timestamp() * 1000)
             elif type(v) in (int, float) and math.isfinite(v):
                 ms[i] = int(v * 1000) if how in ("epoch_s", "date", "string") and v < 1e11 else int(v)
@@ -277,7 +306,19 @@ def _timestamps(path: str, raw: list[Any], how: str, probs: _Problems) -> np.nda
                 probs.add(i, Reason.UNPARSEABLE, path, f"cannot read {_describe(v)} as a timestamp")
         except (ValueError, OverflowError, OSError):
             probs.add(i, Reason.UNPARSEABLE, path, f"cannot read {_describe(v)} as a timestamp")
+    beyond = np.flatnonzero((ms < _MIN_MS) | (ms > _MAX_MS))  # e.g. year 9999: a valid BSON date
+    probs.add_many(
+        beyond.tolist(), Reason.UNPARSEABLE, path, lambda i: f"{ms[i]} ms is beyond years 1678–2261"
+    )
+    ms[beyond] = 0
     return ms
+
+
+# the instants a frame can hold (datetime64[ns])
+_MIN_MS, _MAX_MS = pd.Timestamp.min.value // 1_000_000 + 1, pd.Timestamp.max.value // 1_000_000 - 1
+
+
+_MAX_OFFSET = timedelta(hours=c.MAX_UTC_OFFSET_HOURS)
 
 
 def _probabilities(
@@ -334,12 +375,41 @@ def _probabilities(
         return {}, None
     names = sorted(seen)
     mat = np.column_stack([seen[k] for k in names])
+    _check_probabilities(path, names, mat, classes, probs)
     has = ~np.all(np.isnan(mat), axis=1)
     label = np.full(n, None, dtype=object)
     if has.any():
         arg = np.nanargmax(np.where(np.isnan(mat[has]), -np.inf, mat[has]), axis=1)
         label[has] = np.asarray(names, dtype=object)[arg]
     return seen, label
+
+
+def _check_probabilities(
+    path: str, names: list[str], mat: np.ndarray, classes: list[str], probs: _Problems
+) -> None:
+    """The contract on probabilities (vectorised): each in [0, 1], two or more summing to 1 (within
+    ``PROBABILITY_SUM_TOLERANCE``), and every class one of ``classes`` when they are configured."""
+    present = ~np.isnan(mat)
+    with np.errstate(invalid="ignore"):
+        outside = np.any(present & ((mat < 0) | (mat > 1)), axis=1)
+    sums = np.nansum(mat, axis=1)
+    off = (present.sum(axis=1) >= 2) & (np.abs(sums - 1.0) > c.PROBABILITY_SUM_TOLERANCE)
+    probs.add_many(
+        np.flatnonzero(outside).tolist(), Reason.INVALID_VALUE, path, lambda i: "a probability outside [0, 1]"
+    )
+    probs.add_many(
+        np.flatnonzero(off & ~outside).tolist(), Reason.INVALID_VALUE, path,
+        lambda i: f"probabilities sum to {sums[i]:.4g}, not 1",
+    )  # fmt: skip
+    if classes:
+        unknown = [k for k in names if k not in set(classes)]
+        if unknown:
+            idx = [names.index(k) for k in unknown]
+            rows = np.flatnonzero(present[:, idx].any(axis=1))
+            probs.add_many(
+                rows.tolist(), Reason.INVALID_VALUE, path,
+                lambda i: f"probability for a class not in classes {classes}",
+            )  # fmt: skip
 
 
 def _probability_dicts(raw: list[Any]) -> dict[str, np.ndarray] | None:
@@ -369,25 +439,52 @@ def _positive(cfg: ModelConfig) -> str | None:
     return None
 
 
+MAX_DOC_DEPTH = 20  # levels of a quarantined document kept; deeper values are replaced by a marker
+MAX_DOC_ITEMS = 200  # keys/items per object or array kept
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """The document cut to ``MAX_DOC_DEPTH`` levels and ``MAX_DOC_ITEMS`` items per level, so that
+    serialising it for inspection is bounded whatever the document does (500 levels deep, 1M keys)."""
+    if value.__class__ is dict:
+        if depth >= MAX_DOC_DEPTH:
+            return f"… (object nested deeper than {MAX_DOC_DEPTH} levels)"
+        items = list(value.items())
+        out = {str(k): _bounded(v, depth + 1) for k, v in items[:MAX_DOC_ITEMS]}
+        if len(items) > MAX_DOC_ITEMS:
+            out["…"] = f"{len(items) - MAX_DOC_ITEMS} more keys"
+        return out
+    if value.__class__ is list:
+        if depth >= MAX_DOC_DEPTH:
+            return f"… (array nested deeper than {MAX_DOC_DEPTH} levels)"
+        return [_bounded(v, depth + 1) for v in value[:MAX_DOC_ITEMS]] + (
+            [f"… {len(value) - MAX_DOC_ITEMS} more items"] if len(value) > MAX_DOC_ITEMS else []
+        )
+    return value
+
+
 def _doc_json(doc: Any) -> str:
+    """Truncated relaxed Extended JSON of a document, for inspection (bounded in depth and size)."""
+    bounded = _bounded(doc)
     try:
-        text = json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS, default=str)
+        text = json_util.dumps(bounded, json_options=json_util.RELAXED_JSON_OPTIONS, default=str)
     except (TypeError, ValueError, OverflowError):
-        text = repr(doc)
+        text = repr(bounded)
     return text if len(text) <= MAX_DOC_JSON else text[: MAX_DOC_JSON - 1] + "…"
 
 
 def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Window | None = None) -> Batch:
     """Validate and convert decoded documents into the typed window frame (pure, no I/O).
 
-    Every document either becomes one row of ``Batch.frame`` or one ``QuarantinedDoc`` (with the first
-    reason as its code and every problem in its detail).
+    Every document becomes one row of ``Batch.frame``, one ``QuarantinedDoc`` (with the first reason as
+    its code and every problem in its detail), or, when ``window`` is given and its timestamp places it
+    in another window, is left to that window (counted in ``n_other_window``, never quarantined here).
     """
     t0 = time.perf_counter()
     n = len(docs)
     probs = _Problems()
     cols = columns_for(cfg)
-    raw = _resolve(docs, cols)
+    raw, resolved = _resolve(docs, cols)
     max_len = cfg.quality.max_string_length
     data: dict[str, Any] = {}
     label_from_probs = None
@@ -397,7 +494,7 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
         if col.kind == "timestamp":
             data[col.name] = _timestamps(path, values, cfg.fields.timestamp_type, probs)
         elif col.kind == "number":
-            data[col.name] = _numbers(col.name, path, values, col.required, probs)
+            data[col.name] = _numbers(col.name, path, values, col.required, probs, col.bounds)
         elif col.kind == "boolean":
             data[col.name] = _booleans(path, values, probs)
         elif col.kind == "probabilities":
@@ -412,15 +509,10 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
         else:
             gaps = np.array([v is None for v in pred], dtype=bool)
             pred[gaps] = label_from_probs[gaps]
+    failed = _failed_requests(data, cfg)
     if cfg.task is not TaskType.NONE and c.PREDICTION in data:
         # a prediction is required: from its own field, or inferred from the probabilities
-        pred = data[c.PREDICTION]
-        absent = pd.isna(pred)
-        if c.STATUS in data:  # a failed request has no prediction: that is an error, not a broken document
-            ok = {str(x) for x in cfg.service.ok_statuses}
-            status = pd.Series(data[c.STATUS], dtype=object)
-            absent &= ~(status.notna() & ~status.astype(str).isin(ok)).to_numpy()
-        missing = np.flatnonzero(absent)
+        missing = np.flatnonzero(pd.isna(data[c.PREDICTION]) & ~failed)
         where = cfg.fields.prediction or cfg.fields.probabilities or "prediction"
         flagged = {
             r
@@ -431,19 +523,9 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
             [int(i) for i in missing if int(i) not in flagged], Reason.MISSING_FIELD, where,
             lambda i: "no prediction (neither a value nor probabilities)",
         )  # fmt: skip
-    if window is not None and n:
-        ts = data[c.TIMESTAMP]
-        lo, hi = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
-        outside = np.flatnonzero((ts < lo) | (ts >= hi))
-        bad_ts = {r for r, ps in probs.by_row.items() if any(p[1] == ".".join(cols[0].path) for p in ps)}
-        probs.add_many(
-            [int(i) for i in outside if int(i) not in bad_ts],
-            Reason.OUT_OF_WINDOW,
-            cfg.fields.timestamp,
-            lambda i: (
-                f"timestamp {pd.Timestamp(int(ts[i]), unit='ms', tz='UTC').isoformat()} outside {window}"
-            ),
-        )
+    _check_labels(data, cfg, probs)
+    _check_inputs(resolved, cols, failed, probs)
+    elsewhere = _place(data[c.TIMESTAMP], raw[c.TIMESTAMP], cfg, window, probs) if window and n else []
     frame = pd.DataFrame(data, index=pd.RangeIndex(n))
     if n:
         frame[c.TIMESTAMP] = pd.to_datetime(frame[c.TIMESTAMP], unit="ms", utc=True)
@@ -452,23 +534,97 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
     frame.insert(0, c.ID, [str(d.get("_id", "")) if d.__class__ is dict else "" for d in docs])
     _finish_frame(frame, cfg)
     quarantine = []
-    if probs.by_row:
-        bad = np.fromiter(sorted(probs.by_row), dtype=np.int64)
-        for r in bad.tolist():
-            problems = probs.by_row[r]
-            reason, fld, _ = problems[0]
-            detail = "; ".join(f"{f}: {d}" for _, f, d in problems)
-            doc = docs[r]
-            doc_id = str(doc.get("_id", f"row {r}")) if doc.__class__ is dict else f"row {r}"
-            quarantine.append(QuarantinedDoc(doc_id, reason.value, fld, detail, _doc_json(doc)))
-        frame = frame.drop(index=bad).reset_index(drop=True)
+    for r in sorted(probs.by_row):
+        problems = probs.by_row[r]
+        reason, fld, _ = problems[0]
+        detail = "; ".join(f"{f}: {d}" for _, f, d in problems)
+        doc = docs[r]
+        doc_id = str(doc.get("_id", f"row {r}")) if doc.__class__ is dict else f"row {r}"
+        quarantine.append(QuarantinedDoc(doc_id, reason.value, fld, detail, _doc_json(doc)))
+    drop = sorted({*probs.by_row, *elsewhere})
+    if drop:
+        frame = frame.drop(index=drop).reset_index(drop=True)
+    left = set(elsewhere)
+    kept = docs if not left else [d for i, d in enumerate(docs) if i not in left]
     return Batch(
         frame=frame,
         quarantine=quarantine,
-        unexpected_fields=_unexpected(docs, cfg),
+        unexpected_fields=_unexpected(kept, cfg),
         n_read=n,
+        n_other_window=len(elsewhere),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _failed_requests(data: dict[str, Any], cfg: ModelConfig) -> np.ndarray:
+    """Rows whose status is not ok: a failed request may carry no prediction and no inputs."""
+    n = len(data[c.TIMESTAMP])
+    if c.STATUS not in data:
+        return np.zeros(n, dtype=bool)
+    ok = {str(x) for x in cfg.service.ok_statuses}
+    status = pd.Series(data[c.STATUS], dtype=object)
+    return (status.notna() & ~status.astype(str).isin(ok)).to_numpy()
+
+
+def _check_labels(data: dict[str, Any], cfg: ModelConfig, probs: _Problems) -> None:
+    """A predicted (or logged) label must be one of ``classes`` when they are configured."""
+    if not cfg.classes or cfg.task not in (TaskType.BINARY, TaskType.MULTICLASS):
+        return
+    classes = list(cfg.classes)
+    for name, path in (
+        (c.PREDICTION, cfg.fields.prediction or cfg.fields.probabilities),
+        (c.TARGET, cfg.fields.target),
+    ):
+        if name not in data or path is None or set(data[name]) <= {*classes, None}:  # one C-level pass
+            continue
+        values = pd.Series(data[name], dtype=object)
+        bad = np.flatnonzero((values.notna() & ~values.isin(classes)).to_numpy())
+        probs.add_many(
+            bad.tolist(), Reason.INVALID_VALUE, path,
+            lambda i, v=values: f"label {_describe(v.iloc[i])} is not one of classes {classes}",
+        )  # fmt: skip
+
+
+def _check_inputs(
+    resolved: dict[tuple[str, ...], list[Any]], cols: list[Column], failed: np.ndarray, probs: _Problems
+) -> None:
+    """A document of a served request must carry its inputs: when the object(s) holding the features
+    are absent, null or empty (``features: null`` / ``{}``), it is quarantined as ``missing_field``."""
+    features = [col for col in cols if col.kind in ("number", "category") and col.name not in c.RESERVED]
+    parents = sorted({col.path[:-1] for col in features} - {()})
+    if not parents:
+        return
+    empty = ~failed
+    for p in parents:
+        empty &= ~np.fromiter(map(bool, resolved[p]), dtype=bool, count=len(failed))
+    where = ".".join(parents[0])
+    probs.add_many(
+        np.flatnonzero(empty).tolist(), Reason.MISSING_FIELD, where,
+        lambda i: "no input: the feature object is absent, null or empty",
+    )  # fmt: skip
+
+
+def _place(
+    ms: np.ndarray, raw_ts: list[Any], cfg: ModelConfig, window: Window, probs: _Problems
+) -> list[int]:
+    """Rows that belong to another window (their problems, if any, are that window's): by parsed instant,
+    or, for a timestamp that cannot be parsed, by where its text sorts (string timestamps are read with a
+    wide text range, so such a document must be quarantined by one window only)."""
+    lo, hi = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+    ts_path = cfg.fields.timestamp
+    bad_ts = {r for r, ps in probs.by_row.items() if any(p[1] == ts_path for p in ps)}
+    outside = [int(i) for i in np.flatnonzero((ms < lo) | (ms >= hi)) if int(i) not in bad_ts]
+    if cfg.fields.timestamp_type == "string":
+        t_lo, t_hi = _text(window.start), _text(window.end)
+        outside += [r for r in bad_ts if raw_ts[r].__class__ is str and not t_lo <= raw_ts[r] < t_hi]
+    for r in outside:
+        probs.by_row.pop(r, None)
+    return sorted(outside)
+
+
+def _text(t: datetime) -> str:
+    """A UTC instant as the ISO text string timestamps are compared with."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _add_probability_columns(
@@ -526,19 +682,63 @@ def _unexpected(docs: list[Any], cfg: ModelConfig) -> dict[str, int]:
 
 
 def window_filter(cfg: ModelConfig, window: Window) -> dict[str, Any]:
-    """The MongoDB filter for ``[start, end)`` in the timestamp's stored type, plus the model's extra filter."""
+    """The MongoDB filter for ``[start, end)`` in the timestamp's stored type, plus the model's extra filter
+    (string timestamps: a text range widened by ±14 h, see below)."""
     how = cfg.fields.timestamp_type
     lo: Any
     hi: Any
     if how == "date":
         lo, hi = window.start, window.end
     elif how == "string":
-        lo, hi = window.start.strftime("%Y-%m-%dT%H:%M:%S"), window.end.strftime("%Y-%m-%dT%H:%M:%S")
+        # MongoDB compares strings character by character: "2026-03-05T19:40:00-05:00" is 00:40 UTC the
+        # next day. The text range is widened by the largest UTC offset so every document of the window
+        # is read; each one is then placed by its parsed instant (:func:`_place`).
+        lo, hi = _text(window.start - _MAX_OFFSET), _text(window.end + _MAX_OFFSET)
     elif how == "epoch_s":
         lo, hi = window.start.timestamp(), window.end.timestamp()
     else:
         lo, hi = window.start.timestamp() * 1000, window.end.timestamp() * 1000
     return {**cfg.source.filter, cfg.fields.timestamp: {"$gte": lo, "$lt": hi}}
+
+
+# BSON types that no window's selection can match, per configured timestamp type ("null" and a missing
+# field are added to every one). Listed positively, so the query needs no $not.
+_NEVER_SELECTED = {
+    "date": ("double", "string", "object", "array", "binData", "objectId", "bool", "regex", "int",
+             "timestamp", "long", "decimal"),
+    "string": ("double", "object", "array", "binData", "objectId", "bool", "date", "regex", "int",
+               "timestamp", "long", "decimal"),
+    "epoch_s": ("string", "object", "array", "binData", "objectId", "bool", "date", "regex", "timestamp"),
+    "epoch_ms": ("string", "object", "array", "binData", "objectId", "bool", "date", "regex", "timestamp"),
+}  # fmt: skip
+MAX_UNREADABLE_COUNTED = 10_000  # the count stops here (the check then says "at least")
+
+
+def unreadable_filter(cfg: ModelConfig, window: Window) -> dict[str, Any]:
+    """Documents of the model created in ``[start, end)`` by their ObjectId whose timestamp no window can
+    ever select: missing, null, of another BSON type, or (string timestamps) text that sorts outside
+    every date ("yesterday"). Uses the ``_id`` index; only the bad documents match."""
+    ts = cfg.fields.timestamp
+    never: list[dict[str, Any]] = [{ts: {"$type": "null"}}, {ts: {"$exists": False}}]
+    never += [{ts: {"$type": t}} for t in _NEVER_SELECTED[cfg.fields.timestamp_type]]
+    if cfg.fields.timestamp_type == "string":
+        never += [{ts: {"$lt": "0"}}, {ts: {"$gte": ":"}}]  # dates start with a digit
+    span = {"$gte": bson.ObjectId.from_datetime(window.start), "$lt": bson.ObjectId.from_datetime(window.end)}
+    own = {"_id": span, "$or": never}
+    flt = cfg.source.filter
+    return {**flt, **own} if not set(flt) & set(own) else {"$and": [flt, own]}
+
+
+def count_unreadable_timestamps(coll: Any, cfg: ModelConfig, window: Window) -> int | None:
+    """How many documents :func:`unreadable_filter` matches (up to ``MAX_UNREADABLE_COUNTED``); None when
+    the server refuses the query (the check is then not reported, the window still is)."""
+    from pymongo.errors import OperationFailure
+
+    try:
+        cursor = coll.find(unreadable_filter(cfg, window), {"_id": 1}).limit(MAX_UNREADABLE_COUNTED)
+        return sum(1 for _ in cursor)
+    except OperationFailure:
+        return None
 
 
 def iter_raw_batches(
@@ -557,15 +757,15 @@ def decode_batches(
     """Decode raw BSON batches one at a time into typed pieces, then join them.
 
     Only one batch of Python dicts is alive at a time, so peak memory is the typed frame plus one batch,
-    not the whole window as dicts (about 10× larger). A batch that is not valid BSON raises: it means a
-    broken server reply, not a bad document.
+    not the whole window as dicts (about 10× larger). One document never blocks its batch: when the batch
+    cannot be decoded (invalid UTF-8, nesting too deep) or converted, its documents are taken one by one
+    (:func:`decode_batch`). A batch whose length prefixes do not add up is a broken reply and raises.
     """
     t0 = time.perf_counter()
     parts: list[Batch] = []
     n = 0
     for raw in batches:
-        part = decode_documents(bson.decode_all(raw, CODEC), cfg, window)
-        part.frame.index += n
+        part = decode_batch(raw, cfg, window)
         n += part.n_read
         parts.append(part)
         if progress:
@@ -581,8 +781,79 @@ def decode_batches(
         quarantine=[q for p in parts for q in p.quarantine],
         unexpected_fields=dict(unexpected),
         n_read=n,
+        n_other_window=sum(p.n_other_window for p in parts),
         seconds=time.perf_counter() - t0,
     )
+
+
+# What a hostile document can make the decoder or the conversion raise (bad UTF-8 is a ValueError).
+_DOCUMENT_ERRORS = (
+    bson.errors.InvalidBSON,
+    RecursionError,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+)
+_LENIENT = CODEC.with_options(unicode_decode_error_handler="backslashreplace")
+
+
+def decode_batch(raw: bytes, cfg: ModelConfig, window: Window | None = None) -> Batch:
+    """One raw batch: decoded and converted as a whole (the fast path); on failure document by document,
+    each document that still fails quarantined as ``not_a_document`` with the error."""
+    try:
+        return decode_documents(bson.decode_all(raw, CODEC), cfg, window)
+    except _DOCUMENT_ERRORS:
+        pass  # one bad document: find it below, keep the others
+    docs: list[dict[str, Any]] = []
+    rejected: list[QuarantinedDoc] = []
+    for k, piece in enumerate(split_raw(raw)):
+        try:
+            docs.append(bson.decode(piece, CODEC))
+        except _DOCUMENT_ERRORS as e:
+            rejected.append(_rejected(k, e, piece=piece))
+    try:
+        part = decode_documents(docs, cfg, window)
+    except _DOCUMENT_ERRORS:  # a document that decodes but breaks the conversion: find it
+        kept = []
+        for k, doc in enumerate(docs):
+            try:
+                decode_documents([doc], cfg, window)
+                kept.append(doc)
+            except _DOCUMENT_ERRORS as e:
+                rejected.append(_rejected(k, e, doc=doc))
+        part = decode_documents(kept, cfg, window)  # raises only if our own code is at fault
+    part.quarantine[:0] = rejected
+    part.n_read += len(rejected)
+    return part
+
+
+def split_raw(raw: bytes) -> Iterator[bytes]:
+    """The documents of a raw BSON batch, by their int32 length prefixes (no decoding)."""
+    pos, end = 0, len(raw)
+    while pos < end:
+        size = int.from_bytes(raw[pos : pos + 4], "little", signed=True) if pos + 4 <= end else 0
+        if size < 5 or pos + size > end:
+            raise SourceUnavailable(
+                f"MongoDB returned a broken batch: a document length of {size} at byte {pos} of {end}; "
+                "the reply is corrupt (check the server and the driver)"
+            )
+        yield raw[pos : pos + size]
+        pos += size
+
+
+def _rejected(k: int, error: BaseException, *, piece: bytes = b"", doc: Any = None) -> QuarantinedDoc:
+    """A document that cannot be decoded or converted, kept as (leniently decoded) JSON, or as hex when
+    even that fails, with its error."""
+    doc_id, text = f"document {k} of its batch", piece[: MAX_DOC_JSON // 2].hex()
+    try:
+        doc = bson.decode(piece, _LENIENT) if doc is None else doc
+        doc_id = str(doc.get("_id", doc_id)) if doc.__class__ is dict else doc_id
+        text = _doc_json(doc)
+    except _DOCUMENT_ERRORS:
+        pass  # not even leniently decodable: the hex of its first bytes is what there is to inspect
+    detail = f"{type(error).__name__}: {_describe(str(error))}"
+    return QuarantinedDoc(doc_id, Reason.NOT_A_DOCUMENT.value, "(document)", detail, text)
 
 
 def read_window(
@@ -599,6 +870,7 @@ def read_window(
     try:
         raw = iter_raw_batches(coll, window_filter(cfg, window), projection(cfg), cfg.source.batch_size)
         batch = decode_batches(raw, cfg, window, progress)
+        batch.n_unreadable_timestamps = count_unreadable_timestamps(coll, cfg, window)
         if cfg.source.labels and not cfg.fields.target and len(batch.frame):
             batch.n_labels_joined = join_labels(db, cfg, batch.frame)
     except PyMongoError as e:

@@ -8,13 +8,16 @@ already shows). Instead:
 2. :func:`mlmon.tasks.schedule.label_recheck_windows` keeps the windows whose labels are newer than the
    ``runs.labels_checked_at`` they were evaluated with;
 3. :func:`reevaluate_model_quality` re-extracts each such window and replaces only its model-quality
-   rows (``performance`` checks, the model-quality metrics and the run's label counts).
+   rows (``performance`` checks, the model-quality metrics and the run's label counts);
+4. given the reports folder, :func:`rerender` redraws the window's report with them (its incidents
+   re-grouped) and rebuilds the index, so the page never shows the first run's model quality.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -138,13 +141,19 @@ def model_quality(
 
 
 def reevaluate_model_quality(
-    pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline, window: Window
+    pg_uri: store.Target,
+    db: Any,
+    cfg: ModelConfig,
+    base: Baseline,
+    window: Window,
+    reports_dir: str | Path | None = None,
 ) -> int:
     """Re-extract ``window`` with the labels known now and replace only its model-quality results in
     Postgres (one transaction; see :func:`mlmon.tasks.store.store.replace_model_quality`). Returns the
     window's labelled rows now.
 
-    Drift, data-quality and health rows, the run's status and its report are left as they are.
+    Drift, data-quality and health rows are left as they are; the report is redrawn when
+    ``reports_dir`` is given (see :func:`rerender`).
     """
     batch = read_window(db, cfg, window)
     frame = batch.frame
@@ -160,7 +169,36 @@ def reevaluate_model_quality(
         n_labelled=n_labelled,
         label_coverage=n_labelled / len(frame) if len(frame) else None,
     )
+    if reports_dir is not None:
+        rerender(pg_uri, cfg, window, Path(reports_dir), checks, metrics, n_labelled)
     return n_labelled
+
+
+def rerender(
+    pg_uri: store.Target,
+    cfg: ModelConfig,
+    window: Window,
+    reports_dir: Path,
+    checks: list[CheckResult],
+    metrics: list[Metric],
+    n_labelled: int,
+) -> Path | None:
+    """Redraw the window's report with its re-evaluated model quality, re-track its incidents (stored
+    again) and rebuild the index. None when the window has no saved result to redraw (an old report)."""
+    from mlmon.reports import render
+    from mlmon.tasks import incidents
+
+    old = render.load_result(reports_dir, cfg.name, window)
+    if old is None:
+        return None
+    names = set(MODEL_QUALITY_METRICS) | {m.metric for m in metrics}
+    updated = render.with_model_quality(old, checks, metrics, n_labelled, names)
+    states = incidents.track_stored(pg_uri, cfg, updated)
+    wanted, features = render.trend_query(updated, cfg)
+    history = store.metric_history(pg_uri, cfg.name, window.start, render.TREND_WINDOWS - 1, wanted, features)
+    page = render.rerender_report(reports_dir, cfg, updated, incidents=states, history=history)
+    store.write_incidents(pg_uri, cfg.name, window, states)
+    return page
 
 
 def windows_to_recheck(pg_uri: store.Target, db: Any, cfg: ModelConfig, now: datetime) -> list[Window]:
@@ -176,14 +214,19 @@ def windows_to_recheck(pg_uri: store.Target, db: Any, cfg: ModelConfig, now: dat
 
 
 def recheck(
-    pg_uri: store.Target, db: Any, cfg: ModelConfig, base: Baseline | Callable[[], Baseline], now: datetime
+    pg_uri: store.Target,
+    db: Any,
+    cfg: ModelConfig,
+    base: Baseline | Callable[[], Baseline],
+    now: datetime,
+    reports_dir: str | Path | None = None,
 ) -> list[Window]:
     """``mlmon labels recheck MODEL`` and every scheduled run: re-evaluate the model quality of the
-    windows :func:`windows_to_recheck` finds; returns them. ``base`` may be a function, called only when
-    there is something to re-evaluate."""
+    windows :func:`windows_to_recheck` finds (and redraw their reports in ``reports_dir``); returns
+    them. ``base`` may be a function, called only when there is something to re-evaluate."""
     todo = windows_to_recheck(pg_uri, db, cfg, now)
     if todo and callable(base):
         base = base()
     for w in todo:
-        reevaluate_model_quality(pg_uri, db, cfg, base, w)  # type: ignore[arg-type]
+        reevaluate_model_quality(pg_uri, db, cfg, base, w, reports_dir)  # type: ignore[arg-type]
     return todo

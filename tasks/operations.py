@@ -25,7 +25,7 @@ database went away before the run could mark the window ``error``); the next sch
 RECENT = timedelta(days=7)
 """How far back ``n_error_or_missing`` counts windows."""
 
-REPORT_SUFFIXES = (".html", ".evidently.html", ".json")
+REPORT_SUFFIXES = (".html", ".evidently.html", ".json", ".result.json")
 """The files one window's report consists of: ``<model>/<slug><suffix>`` under the reports folder."""
 
 

@@ -102,6 +102,17 @@ def frame(
     return f
 
 
+def data_quality_frame(n: int, seed: int = 2) -> pd.DataFrame:
+    """The demo's data-quality incident on :func:`frame`: minutes logged as seconds, 30 % of
+    ``tenure_months`` lost, a new country ``XX`` in about 9 % of rows."""
+    cur = frame(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    cur["avg_session_minutes"] = cur["avg_session_minutes"] * 60
+    cur.loc[rng.random(n) < 0.3, "tenure_months"] = np.nan
+    cur.loc[rng.random(n) < 0.09, "country"] = "XX"
+    return cur
+
+
 def window(day: int = 0, hours: int = 24) -> Window:
     start = T0 + timedelta(days=day)
     return Window(start, start + timedelta(hours=hours))

@@ -281,6 +281,62 @@ def test_the_shipped_automations_are_valid_prefect_automations_on_our_events() -
     assert automations.PLACEHOLDER in automations.AUTOMATIONS_FILE.read_text()
 
 
+# ------------------------------------------------------------------------ alerts follow incidents
+
+
+def test_alerts_follow_incidents_not_windows(pg_schema_uri: str) -> None:
+    """Four failing windows of the same seasonal drift: one alert when it opens, none while it is only
+    ongoing, a reminder after ``remind_every``, one "resolved" when it goes; the same sentences."""
+    from mlmon.tasks import incidents as inc
+
+    store.migrate(pg_schema_uri)
+    cfg = AlertsConfig(remind_every="3d")
+    drift = inc.Incident("column:income", inc.Kind.COLUMN, "income", Status.FAIL, "income: drift 1.2 σ")
+    checks = [check("feature_drift", Status.FAIL, "income")]
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        sent.append((event, payload))
+
+    previous: list[inc.PreviousIncident] = []
+    outcomes = []
+    for day, now in enumerate([[drift], [drift], [drift], [drift], []]):
+        w = factories.window(day)
+        states = inc.track(now, previous, w, timedelta(days=3))
+        a = alerts.incident_alert("m", w, checks if now else [], states, cfg, None)
+        outcomes.append(alerts.notify(pg_schema_uri, cfg, a, emit=emit)["prefect-event"])
+        assert alerts.notify(pg_schema_uri, cfg, a, emit=emit)["prefect-event"] in (
+            "duplicate",
+            "quiet",
+        )  # re-run
+        previous = [
+            inc.PreviousIncident(
+                s.incident.key, s.incident.kind, s.incident.subject, s.incident.status, s.incident.sentence,
+                s.incident.feature, s.opened_start, s.n_windows, s.last_announced_start,
+            )
+            for s in states
+            if s.change is not inc.Change.RESOLVED
+        ]  # fmt: skip
+    assert outcomes == ["sent", "quiet", "quiet", "sent", "sent"]  # opened, ongoing ×2, reminder, resolved
+    events = [e for e, _ in sent]
+    assert events == [alerts.EVENT_FAILED, alerts.EVENT_FAILED, alerts.EVENT_RESOLVED]
+    assert [p["incidents"][0]["change"] for _, p in sent] == ["opened", "ongoing", "resolved"]
+    assert sent[1][1]["incidents"][0]["reminder"] is True
+    assert all(p["incidents"][0]["sentence"] == "income: drift 1.2 σ" for _, p in sent)
+    text = alerts.slack_payload(
+        alerts.incident_alert(
+            "m", factories.window(0), checks, inc.fresh([drift], factories.window(0)), cfg, None
+        )
+    )["text"]
+    assert "1 new: income" in text
+    body = alerts.slack_payload(
+        alerts.incident_alert(
+            "m", factories.window(0), checks, inc.fresh([drift], factories.window(0)), cfg, None
+        )
+    )["blocks"][1]["text"]["text"]
+    assert "• [new] income: drift 1.2 σ" in body
+
+
 SECRET_PATH = "/services/T0SEC/B0SEC/sec ret-token-42"
 
 

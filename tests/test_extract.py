@@ -61,7 +61,6 @@ BAD = [
     ({"timestamp": None}, "missing_field", "timestamp"),
     ({"latency_ms": math.inf}, "non_finite", "latency_ms"),
     ({"features": {"age": 3, "plan": "x" * 5000}}, "string_too_long", "features.plan"),
-    ({"timestamp": T0 - timedelta(seconds=1)}, "out_of_window", "timestamp"),
     ({"prediction": {}, "status": "ok"}, "missing_field", "prediction.value"),
 ]
 
@@ -86,6 +85,13 @@ def test_every_good_document_kept_every_bad_one_quarantined_with_its_reason() ->
     assert got == want
     assert batch.n_read == len(docs)
     assert all(q.document.startswith("{") for q in batch.quarantine)
+
+
+def test_a_document_of_another_window_is_left_to_it_not_quarantined() -> None:
+    docs = [good(1), good(2, T0 - timedelta(seconds=1)), good(3, T0 + timedelta(days=1))]
+    batch = decode_documents(docs, make_cfg(), WINDOW)
+    assert list(batch.frame[c.ID]) == ["g1"] and not batch.quarantine
+    assert (batch.n_read, batch.n_other_window) == (3, 2)
 
 
 def test_typed_frame_values() -> None:
@@ -170,9 +176,9 @@ def test_other_log_shapes_via_the_field_map() -> None:
     assert list(f[c.PREDICTION]) == ["stay", "churn"]  # missing label inferred from the probabilities
     assert list(f[c.SCORE]) == pytest.approx([0.2, 0.9])
     assert list(f[c.IS_ERROR]) == [False, True]
-    assert window_filter(cfg, WINDOW)["meta.ts"] == {
-        "$gte": "2026-03-01T00:00:00",
-        "$lt": "2026-03-02T00:00:00",
+    assert window_filter(cfg, WINDOW)["meta.ts"] == {  # widened by the largest UTC offset, ±14 h
+        "$gte": "2026-02-28T10:00:00",
+        "$lt": "2026-03-02T14:00:00",
     }
     assert projection(cfg) == {"meta": 1, "out": 1, "perf": 1, "input": 1, "_id": 1}
 

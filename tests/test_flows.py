@@ -6,6 +6,7 @@ days) is seeded once at a small size; the assertions read Postgres, as Grafana w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -212,6 +213,19 @@ def server_events(name: str, since: datetime) -> list[dict]:
         return r.json()["events"]
 
 
+def latest_artifact(key: str) -> dict:
+    """The newest version of the artifact ``key`` on the Prefect server (its own artifacts API)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        r = client._client.post(
+            "/artifacts/latest/filter", json={"artifacts": {"key": {"any_": [key]}}, "limit": 1}
+        )
+        r.raise_for_status()
+        [found] = r.json()
+        return found
+
+
 def wait_until(what: object, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not what():  # type: ignore[operator]
@@ -245,6 +259,14 @@ def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
 
         first = monitor_window("demo_classifier", *bad)
         assert first["status"] == "fail" and first["alerts"] == {"prefect-event": "sent", "webhook": "sent"}
+        # the run's artifacts: a table of the incidents (verdict in its description), a link to the report
+        table = latest_artifact("mlmon-demo-classifier-incidents")
+        assert table["type"] == "table" and table["description"].startswith(f"demo_classifier {label}: FAIL")
+        rows_ = json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]
+        assert 1 <= len(rows_) <= 6 and any("missing (reference" in r["sentence"] for r in rows_)
+        link = latest_artifact("mlmon-demo-classifier-report")
+        assert link["type"] == "markdown" or link["type"] == "link"
+        assert "http://reports.example:8080/demo_classifier/" in str(link["data"])
         assert monitor_window("demo_classifier", *good)["alerts"] == {
             "prefect-event": "quiet",
             "webhook": "quiet",
@@ -257,7 +279,8 @@ def test_a_failing_window_alerts_once_by_event_webhook_and_automation(
         assert len(posts) == 1, posts
         text = posts[0]["text"]
         assert text.startswith(f"mlmon: demo_classifier {label} FAIL\n")
-        assert "missing_share" in posts[0]["blocks"][1]["text"]["text"]
+        body = posts[0]["blocks"][1]["text"]["text"]
+        assert "• [new] " in body and "missing (reference" in body  # the incidents' sentences
         assert "<http://reports.example:8080/demo_classifier/" in text
         assert not [p for p in webhook.bodies()[seen:] if "2026-02-03T00:00Z" in p["text"]]  # day 1 passed
 

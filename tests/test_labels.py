@@ -233,3 +233,48 @@ def test_late_labels_showing_a_broken_model_fail_the_window_and_alert_once(
     assert len(sent) == 1 and {ch["check"] for ch in sent[0]["failed_checks"]} >= {
         ch.check for ch in failed_perf
     }
+
+
+def test_late_label_recheck_rerenders_the_report_and_rebuilds_the_index(
+    mongo_db: Any, pg_schema_uri: str, tmp_path: Any
+) -> None:
+    """The report of a window re-evaluated with late labels shows the new model quality (and its new
+    incident), keeps its other parts, and the index lists the window's new state."""
+    from mlmon.reports import render
+
+    pg = pg_schema_uri
+    store.migrate(pg)
+    cfg = model_cfg(mongo_db.name)
+    base = baseline(cfg)
+    f = seed(mongo_db)
+    ran = datetime.now(UTC) - timedelta(minutes=10)
+    result = evaluate(
+        cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, computed_at=ran, reference=base.frame
+    )
+    page = render.write_report(result, cfg, tmp_path, None)
+    store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
+    render.write_index(tmp_path, render.scan_index(tmp_path))
+    before = page.read_text()
+    assert 'class="incident warn" data-key="model_quality"' in before  # insufficient labels
+
+    wrong = f.assign(**{c.TARGET: np.where(f[c.PREDICTION] == "churn", "stay", "churn")})
+    add_labels(mongo_db, wrong, range(N), datetime.now(UTC) - timedelta(minutes=1))
+    assert labels.recheck(pg, mongo_db, cfg, base, datetime.now(UTC), tmp_path) == [WINDOW]
+
+    after = page.read_text()
+    assert 'class="incident fail" data-key="model_quality"' in after  # now failing, first screen
+    assert "insufficient labels" not in after
+    assert "model quality: " in after and f"{N:,} labelled rows" in after
+    assert after.count('<section id="drift">') == 1  # the rest of the page is still there
+    [run] = render.scan_index(tmp_path)
+    assert run.status.value == "fail" and run.n_incidents >= 1
+    index = (tmp_path / "index.html").read_text()
+    assert "model quality: " in index  # rebuilt with the window's new top incident
+    stored = {k for (k,) in _rows(pg, "SELECT incident_key FROM mlmon.incidents")}
+    assert "model_quality" in stored
+
+
+def _rows(pg: str, sql: str) -> list[tuple]:
+    with psycopg2.connect(pg) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()

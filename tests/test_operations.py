@@ -92,6 +92,7 @@ def fake_report(reports: Path, model: str, w: Window) -> list[Path]:
     paths[1].write_text("<html>evidently</html>")
     summary = render.summarize(result, f"{folder.name}/{paths[0].name}")
     paths[2].write_text(json.dumps(summary.to_json()))
+    paths[3].write_text(json.dumps(render.result_to_json(result)))
     return paths
 
 
@@ -115,7 +116,7 @@ def test_retention_deletes_old_windows_but_keeps_running_and_new_ones(pg: str, t
 
     assert dry.dry_run and dry.windows == 2 and dry.kept_running == 1
     assert dry.rows["runs"] == 2 and dry.rows["metrics"] == 2 and dry.rows["checks"] == 2
-    assert dry.files == 6
+    assert dry.files == 8
     assert all_counts(pg, "m", windows) == before
     assert all(p.exists() for ps in files.values() for p in ps)
 

@@ -168,3 +168,52 @@ def test_script_json_round_trips() -> None:
     text = presets.script_json(json.dumps(value))
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == value
+
+
+def _hostile(cur: object) -> object:
+    """NUL bytes in a category, labels outside `classes`, two 1e308 values (issue 8, point 11)."""
+    cur = cur.copy()  # type: ignore[attr-defined]
+    cur.loc[cur.index[:3], "plan"] = "pro\x00x"
+    labelled = cur.index[cur[c.TARGET].notna()]
+    cur.loc[labelled[:2], c.TARGET] = "maybe"
+    cur.loc[cur.index[:2], "income"] = 1e308
+    return cur
+
+
+def test_hostile_values_leave_evidently_whole_and_say_what_was_left_out() -> None:
+    ref, cur = fx.frame(400, seed=1), _hostile(fx.frame(300, seed=2, labelled=0.5))
+    out = run_evidently(ref, cur, fx.config())
+    assert out.errors == ()
+    assert any("income (2)" in n for n in out.notes)
+    assert any("2 labelled rows left out" in n and "'maybe'" not in n for n in out.notes)
+    assert [t.split(":")[0] for t in _titles(out.html)] == [
+        "Data drift and summary",
+        "Classification quality",
+    ]
+
+
+def test_mlmon_checks_are_unaffected_by_what_breaks_evidently() -> None:
+    from mlmon.tasks.evaluate import evaluate, profile_kinds
+    from mlmon.tasks.extract import Batch
+    from mlmon.tasks.reference import fit_profile
+
+    cfg = fx.config()
+    ref, clean = fx.frame(2000, seed=1), fx.frame(1000, seed=2, labelled=0.5)
+    profile = fit_profile(ref, profile_kinds(cfg), "h")
+    a = evaluate(cfg, profile, Batch(frame=clean), fx.window())
+    b = evaluate(cfg, profile, Batch(frame=_hostile(clean)), fx.window())
+    untouched = [f for f in cfg.features if f not in ("plan", "income")]
+    status = {(d.feature, d.segment): d.status for d in a.drift if d.feature in untouched}
+    assert status == {(d.feature, d.segment): d.status for d in b.drift if d.feature in untouched}
+    income = next(d for d in b.drift if d.feature == "income" and d.segment == "all")
+    assert income.effect is not None and income.effect < 1
+
+
+def test_a_failure_anywhere_in_evidently_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_a: object, **_k: object) -> str:  # fault injection: rendering itself fails
+        raise RuntimeError("template changed")
+
+    monkeypatch.setattr(presets, "render_page", broken)
+    out = run_evidently(fx.frame(300, seed=1), fx.frame(300, seed=2), fx.config())
+    assert out.errors == ("Evidently: RuntimeError: template changed",)
+    assert "Evidently could not compute this window" in out.html and "template changed" in out.html

@@ -148,7 +148,10 @@ def test_drift_table_is_sorted_by_severity_then_effect(tmp_path: Path) -> None:
 
 
 def test_numbers_are_formatted() -> None:
-    assert render.fmt_p(1.234e-9) == "1.23e-09"
+    assert render.fmt_p(1.234e-9) == "1.23e-9"
+    assert render.fmt_num(1e308) == "1.0e308"  # never a 309-digit number
+    assert render.fmt_ms(2500.0) == "2.5 s"
+    assert render.fmt_num(-1.5e20) == "-1.5e20"
     assert render.fmt_pct(0.297) == "29.7%"
     assert render.fmt_value("error_rate", 0.004) == "0.40%"
     assert render.fmt_value("latency_p99", 131.0) == "131 ms"
@@ -223,7 +226,12 @@ def test_sidecar_round_trips(tmp_path: Path) -> None:
     side = json.loads(page.with_suffix(".json").read_text())
     assert side["version"] == 1 and side["status"] == "fail"
     [run] = scan_index(tmp_path)
-    assert run == render.summarize(r, f"demo_classifier/{page.name}")
+    assert run == replace(
+        render.summarize(r, f"demo_classifier/{page.name}"),
+        n_incidents=run.n_incidents,
+        headline=run.headline,
+    )
+    assert run.n_incidents > 0 and run.headline
     assert (run.n_failed, run.n_warned, run.n_quarantined, run.n_rows) == (8, 2, 8, 2431)
 
 
@@ -260,7 +268,7 @@ def test_index_lists_each_model_newest_window_first(tmp_path: Path) -> None:
 
 def test_scan_skips_damaged_and_orphan_sidecars(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _runs(tmp_path)
-    sides = sorted(tmp_path.glob("a-model/*.json"))
+    sides = sorted(p for p in tmp_path.glob("a-model/*.json") if not p.name.endswith(render.RESULT_SUFFIX))
     sides[0].write_text("{not json")
     sides[1].with_suffix(".html").unlink()
     with caplog.at_level(logging.WARNING, logger="mlmon.reports.render"):

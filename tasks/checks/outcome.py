@@ -100,6 +100,33 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """Reference and window counts of one column on the reference's own bins (the report's pictures).
+
+    Numerical: ``labels`` are the reference's quantile bins, between an ``< min`` and a ``> max`` bin that
+    only the window can fill (``edges`` holds the bins' bounds, ``len(labels) - 1`` of them). Categorical:
+    the most frequent categories of either side, then one ``other`` bar; ``new`` marks categories the
+    reference never saw. Counted once from the window's rows (:mod:`mlmon.tasks.histograms`), so the
+    renderer never touches rows.
+    """
+
+    feature: str
+    kind: str  # "numerical" | "categorical"
+    labels: tuple[str, ...]
+    reference: tuple[int, ...]
+    current: tuple[int, ...]
+    edges: tuple[float, ...] = ()
+    new: tuple[bool, ...] = ()
+    segment: str = ALL
+    reference_missing: float | None = None  # share of missing values in the reference
+    current_missing: float | None = None  # share of missing values in the window
+    reference_p50: float | None = None  # numerical: the reference's median (the incident sentence's "×")
+    current_p50: float | None = None
+    above_p50: float | None = None  # numerical: median of the window's values above the reference's max
+    below_p50: float | None = None  # numerical: median of the window's values below the reference's min
+
+
+@dataclass(frozen=True)
 class QuarantinedDoc:
     """A document that did not fit the contract, kept with its reason for inspection."""
 
@@ -127,6 +154,7 @@ class WindowResult:
     quarantine: tuple[QuarantinedDoc, ...]
     evidently_rows: int | None = None  # rows Evidently saw (a seeded sample when < n_rows); None = not run
     notes: tuple[str, ...] = ()  # human notes shown on the report (sampling, skipped parts, ...)
+    histograms: tuple[Histogram, ...] = ()  # reference vs window counts per column, for the report
 
     @property
     def status(self) -> Status:

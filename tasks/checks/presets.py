@@ -67,8 +67,27 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConf
     """Run Evidently's presets on one window against the reference and render them to HTML.
 
     ``reference`` and ``current`` are window frames in the contract's shape (:mod:`mlmon.tasks.contract`).
+    Never raises for what the data does: a failure anywhere in Evidently's part (computing, sampling,
+    rendering) becomes an error on a small page saying which part failed and why.
     """
     t0 = time.perf_counter()
+    try:
+        return _run_evidently(reference, current, cfg, t0)
+    except Exception as e:  # Evidently is an optional view: shown as failed, never failing the window
+        log.debug("Evidently failed", exc_info=True)
+        error = f"Evidently: {type(e).__name__}: {e}"
+        return EvidentlyOutput(
+            html=_note_page("Evidently", "Evidently could not compute this window.", [error]),
+            rows_used=0,
+            sampled=False,
+            seconds=time.perf_counter() - t0,
+            errors=(error,),
+        )
+
+
+def _run_evidently(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig, t0: float
+) -> EvidentlyOutput:
     ev = cfg.evidently
     if current.empty:
         return EvidentlyOutput(
@@ -82,6 +101,7 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConf
     parts: list[_Part] = []
     errors: list[str] = []
     notes: list[str] = []
+    cur = _screened(ref, cur, cfg, notes)
 
     title = f"Data drift and summary: {len(cur):,} rows" + (
         f" (seeded sample of {len(current):,})" if sampled else ""
@@ -96,8 +116,8 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConf
 
     if cfg.task is not TaskType.NONE:
         what = "Regression" if cfg.task is TaskType.REGRESSION else "Classification"
-        labelled = _labelled(current)
-        ref_labelled = _labelled(reference)
+        labelled = _known_classes(_labelled(current), cfg, notes)
+        ref_labelled = _known_classes(_labelled(reference), cfg, [])
         skip = _skip_quality(labelled, cfg)
         if skip:
             notes.append(f"{what} preset skipped: {skip}.")
@@ -128,6 +148,56 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     if c.TARGET not in frame or c.PREDICTION not in frame:
         return frame.iloc[:0]
     return frame[frame[c.TARGET].notna() & frame[c.PREDICTION].notna()]
+
+
+def _screened(ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig, notes: list[str]) -> pd.DataFrame:
+    """The window as Evidently sees it: numbers far outside the reference's magnitude (1e308 among
+    incomes, see :func:`mlmon.tasks.checks.quality.widened_range`) left out, as mlmon's statistics do."""
+    from mlmon.tasks.checks.quality import widened_range
+
+    out, dropped = cur, []
+    for name in [*cfg.numerical, c.SCORE, c.PREDICTION, c.TARGET]:
+        if (
+            name not in cur
+            or name not in ref
+            or cur[name].dtype != np.float64
+            or ref[name].dtype != np.float64
+        ):
+            continue
+        finite = ref[name].to_numpy()
+        finite = finite[np.isfinite(finite)]
+        if not finite.size:
+            continue
+        lo, hi = widened_range(float(finite.min()), float(finite.max()))
+        values = cur[name].to_numpy()
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(values) & ~((values >= lo) & (values <= hi))
+        if bad.any():
+            out = out.copy() if out is cur else out
+            out[name] = np.where(bad, np.nan, values)
+            dropped.append(f"{c.column_label(name)} ({int(bad.sum()):,})")
+    if dropped:
+        notes.append(
+            "Left out of Evidently's view as implausible (far outside the reference's magnitude; see "
+            f"mlmon's implausible_values check): values of {', '.join(dropped)}."
+        )
+    return out
+
+
+def _known_classes(labelled: pd.DataFrame, cfg: ModelConfig, notes: list[str]) -> pd.DataFrame:
+    """Labelled rows whose label and prediction are configured classes (Evidently's classification
+    preset fails on any other value, e.g. a binary model's label "maybe")."""
+    if not cfg.classes or cfg.task not in (TaskType.BINARY, TaskType.MULTICLASS) or labelled.empty:
+        return labelled
+    classes = list(cfg.classes)
+    known = labelled[c.TARGET].astype(str).isin(classes) & labelled[c.PREDICTION].astype(str).isin(classes)
+    if known.all():
+        return labelled
+    notes.append(
+        f"{int((~known).sum()):,} labelled rows left out of Evidently's quality view: their label or "
+        f"prediction is not one of classes {classes}."
+    )
+    return labelled[known.to_numpy()]
 
 
 def _skip_quality(labelled: pd.DataFrame, cfg: ModelConfig) -> str | None:

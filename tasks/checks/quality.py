@@ -17,6 +17,14 @@ Checks (stable names, stored as-is):
   ``quality.max_quarantined_share``.
 - ``volume`` (window): fail outside ``quality.expected_volume``; an empty window always fails.
 - ``unexpected_fields`` (window): warn when documents carry fields the config does not map.
+- ``implausible_values`` (window): numbers more than ``IMPLAUSIBLE_FACTOR`` times the reference's own
+  magnitude outside its range (a 1e308 among ages): they are left out of the drift and summary
+  statistics (:func:`screen_implausible`) so a handful cannot distort them; warn when any, fail when
+  their share is significantly above ``quality.max_out_of_range_share`` in a column.
+- ``duplicate_request_ids`` (window): warn when rows repeat the request id of an earlier row.
+- ``unreadable_timestamps`` (window): documents of the model created in the window (by ObjectId time)
+  whose timestamp no window can ever select (missing, or not of ``timestamp_type``); warn when any,
+  fail above ``quality.max_quarantined_share``.
 
 Metrics: ``missing_share``, ``out_of_range_share``, ``mean``, ``std`` (population, like the profile),
 ``p50`` per numerical feature; ``missing_share``, ``unseen_share`` per categorical feature; and, for the
@@ -25,12 +33,13 @@ whole window only, ``row_count`` and ``quarantined_share``. Summary statistics u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlmon.tasks import contract as c
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
 from mlmon.tasks.config import FeatureSpec, Kind, ModelConfig
 from mlmon.tasks.profile import CategoricalProfile, ColumnProfile, NumericalProfile, Profile
@@ -52,13 +61,15 @@ def quality_checks(
     segment: str = ALL,
     window_level: bool = True,
     prepared: Mapping[str, np.ndarray | object] | None = None,
+    unreadable: int | None = None,
 ) -> Found:
     """Every quality check of one window (or one segment of it, with ``window_level=False``).
 
     ``n_quarantined`` and ``unexpected_fields`` come from extraction and only matter at window level:
-    quarantined share, volume, unexpected fields and ``row_count`` are not computed per segment.
+    quarantined share, volume, unexpected fields and ``row_count`` are not computed per segment; nor are
+    implausible values, duplicate request ids and ``unreadable`` timestamps (counted by extraction).
     An empty frame never raises: it fails ``volume`` and skips the per-feature checks. ``prepared``: the
-    drift checks' prepared columns (sorted finite values of numerical features), reused for the median.
+    drift checks' prepared columns (sorted plausible values of numerical features), reused for the median.
     """
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
@@ -81,6 +92,11 @@ def quality_checks(
         checks.append(quarantined_share(rows, n_quarantined, cfg, segment))
         if unexpected_fields is not None:
             checks.append(unexpected(unexpected_fields, segment))
+        checks.append(implausible_values(frame, profile, cfg, segment))
+        if c.REQUEST_ID in frame:
+            checks.append(duplicate_request_ids(frame[c.REQUEST_ID], segment))
+        if unreadable is not None:
+            checks.append(unreadable_timestamps(unreadable, rows, cfg, segment))
         total = rows + n_quarantined
         metrics.append(Metric("row_count", float(rows), "", segment))
         metrics.append(Metric("quarantined_share", n_quarantined / total if total else 0.0, "", segment))
@@ -116,8 +132,7 @@ def _numerical(
         checks.append(check)
         metrics.append(Metric("out_of_range_share", check.value or 0.0, name, segment))
 
-    ok = np.isfinite(values)
-    finite = values if ok.all() else values[ok]
+    finite = values[plausible_mask(values, col)]
     if finite.size:
         metrics += [
             Metric("mean", float(finite.mean()), name, segment),
@@ -337,6 +352,140 @@ def unexpected(fields: dict[str, int], segment: str = ALL) -> CheckResult:
     return CheckResult(
         "unexpected_fields", Category.QUALITY, Status.WARN, float(len(fields)), 0.0, message, "", segment
     )
+
+
+def duplicate_request_ids(request_ids: pd.Series, segment: str = ALL) -> CheckResult:
+    """Warn when rows repeat the request id of an earlier row (a retry logged twice, or an id that is not
+    unique): the delayed label of that id is joined to every one of them."""
+    present = request_ids.dropna()
+    repeats = int(present.duplicated().sum())
+    value = repeats / len(request_ids) if len(request_ids) else 0.0
+    if not repeats:
+        message = f"no duplicate request ids (of {len(present):,})"
+        return CheckResult(
+            "duplicate_request_ids", Category.QUALITY, Status.PASS, 0.0, 0.0, message, "", segment
+        )
+    ids = int(present[present.duplicated(keep=False)].nunique())
+    message = (
+        f"{repeats:,} rows repeat the request id of an earlier row ({ids:,} ids logged more than once; "
+        "retries logged twice?): the label of such an id is joined to each of them"
+    )
+    return CheckResult(
+        "duplicate_request_ids", Category.QUALITY, Status.WARN, value, 0.0, message, "", segment
+    )
+
+
+_TIMESTAMP_TYPE = {
+    "date": "BSON date",
+    "string": "date string",
+    "epoch_s": "number (epoch seconds)",
+    "epoch_ms": "number (epoch milliseconds)",
+}
+
+
+def unreadable_timestamps(n: int, rows: int, cfg: ModelConfig, segment: str = ALL) -> CheckResult:
+    """Documents that no window can select (their timestamp is missing or not of ``timestamp_type``),
+    among those created in this window by their ObjectId: warn when any, fail above
+    ``quality.max_quarantined_share`` of the window."""
+    total = rows + n
+    share = n / total if total else 0.0
+    allowed = cfg.quality.max_quarantined_share
+    what = f"{cfg.fields.timestamp} (timestamp_type {cfg.fields.timestamp_type}: a {_TIMESTAMP_TYPE[cfg.fields.timestamp_type]})"
+    if not n:
+        status = Status.PASS
+        message = f"no document created in this window (by its ObjectId) lacks a readable {what}"
+    else:
+        status = Status.FAIL if share > allowed else Status.WARN
+        message = (
+            f"{n:,} documents created in this window (by their ObjectId) have a {what} that is missing or "
+            "of another type: no window can ever read them; fix how the serving app logs its timestamps"
+        )
+    return CheckResult(
+        "unreadable_timestamps", Category.QUALITY, status, float(n), allowed, message, "", segment
+    )
+
+
+# --------------------------------------------------------------------------- input screening
+
+IMPLAUSIBLE_FACTOR = 1000.0
+
+
+def plausible_bounds(col: ColumnProfile | None) -> tuple[float, float]:
+    """Values a column can plausibly take: the reference range widened on each side by
+    ``IMPLAUSIBLE_FACTOR`` times the reference's magnitude (max of |min|, |max| and the range, at least 1).
+    A unit change (×1000) stays inside and is found by the drift tests; 1e308 among ages does not.
+    """
+    if not isinstance(col, NumericalProfile) or not col.n:
+        return -np.inf, np.inf
+    return widened_range(float(col.min), float(col.max))
+
+
+def widened_range(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened by ``IMPLAUSIBLE_FACTOR`` times its magnitude on each side.
+
+    >>> widened_range(18.0, 90.0)
+    (-89982.0, 90090.0)
+    """
+    magnitude = max(abs(lo), abs(hi), hi - lo, 1.0)
+    return lo - IMPLAUSIBLE_FACTOR * magnitude, hi + IMPLAUSIBLE_FACTOR * magnitude
+
+
+def plausible_mask(values: np.ndarray, col: ColumnProfile | None) -> np.ndarray:
+    """Finite values inside :func:`plausible_bounds` (a finite value without a reference is plausible)."""
+    lo, hi = plausible_bounds(col)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values >= lo) & (values <= hi)
+
+
+def screen_implausible(frame: pd.DataFrame, profile: Profile, columns: Iterable[str]) -> pd.DataFrame:
+    """The frame the statistics see: implausible values of these numerical columns set to missing (a copy
+    only when there are any; the quality checks still see and count them)."""
+    out = frame
+    for name in columns:
+        col = profile.columns.get(name)
+        if name not in frame or not isinstance(col, NumericalProfile) or frame[name].dtype != np.float64:
+            continue
+        values = frame[name].to_numpy()
+        bad = ~plausible_mask(values, col) & ~np.isnan(values)
+        if bad.any():
+            out = out.copy() if out is frame else out
+            out[name] = np.where(bad, np.nan, values)
+    return out
+
+
+def implausible_values(
+    frame: pd.DataFrame, profile: Profile, cfg: ModelConfig, segment: str = ALL
+) -> CheckResult:
+    """Count the implausible values per numerical column (see :func:`plausible_bounds`); warn when any,
+    fail when a column's share is significantly above ``quality.max_out_of_range_share``."""
+    found: dict[str, int] = {}
+    failed = False
+    for name, col in profile.columns.items():
+        if name not in frame or not isinstance(col, NumericalProfile) or frame[name].dtype != np.float64:
+            continue
+        values = frame[name].to_numpy()
+        k = int(np.count_nonzero(~plausible_mask(values, col) & ~np.isnan(values)))
+        if k:
+            found[name] = k
+            n = int(np.count_nonzero(~np.isnan(values)))
+            failed |= significant_excess(k, n, cfg.quality.max_out_of_range_share)
+    if not found:
+        return CheckResult(
+            "implausible_values", Category.QUALITY, Status.PASS, 0.0, IMPLAUSIBLE_FACTOR,
+            "no implausible values", "", segment,
+        )  # fmt: skip
+    listed = ", ".join(
+        f"{_quote(c.column_label(k))} ({v:,})" for k, v in sorted(found.items(), key=lambda kv: -kv[1])
+    )
+    message = (
+        f"{sum(found.values()):,} values more than {IMPLAUSIBLE_FACTOR:g}× the reference's magnitude "
+        f"outside its range, left out of the drift and summary statistics: {listed}"
+    )
+    status = Status.FAIL if failed else Status.WARN
+    return CheckResult(
+        "implausible_values", Category.QUALITY, status, float(sum(found.values())), IMPLAUSIBLE_FACTOR,
+        message, "", segment,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- small pieces

@@ -36,6 +36,8 @@ import psycopg2.extensions
 
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Status, WindowResult
 from mlmon.tasks.errors import StoreError
+from mlmon.tasks.incidents import IncidentState, PreviousIncident
+from mlmon.tasks.incidents import Kind as IncidentKind
 from mlmon.tasks.window import Window
 
 Connection = psycopg2.extensions.connection
@@ -692,7 +694,7 @@ def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Pur
     windows whose run is ``running`` (a flow works on them now), and their ``mlmon.alerts`` rows.
     ``dry_run`` counts the rows and deletes nothing."""
     with _transaction(target, f"deleting windows older than {older_than.isoformat()}") as cur:
-        tables = [*WINDOW_TABLES, "alerts"]
+        tables = [*WINDOW_TABLES, "alerts", "incidents"]
         # rows of a window being written are locked: a running window cannot slip in mid-purge
         cur.execute(
             "SELECT model, window_start, window_end FROM mlmon.runs"
@@ -781,3 +783,110 @@ def window_checks(target: Target, model: str, window: Window) -> list[CheckResul
             CheckResult(name, Category(cat), Status(st), value, threshold, msg, feature, segment)
             for name, cat, st, value, threshold, msg, feature, segment in cur.fetchall()
         ]
+
+
+# ------------------------------------------------------------------------------------------- incidents
+
+
+def previous_incidents(target: Target, model: str, window: Window) -> list[PreviousIncident]:
+    """The incidents still open after the window processed last before ``window`` (none when that window
+    had none, or when there is no earlier processed window)."""
+    with _transaction(target, f"reading the incidents before {model!r} {window}") as cur:
+        cur.execute(
+            f"""
+            SELECT incident_key, kind, subject, status, sentence, feature, opened_start, n_windows,
+                   last_announced_start
+            FROM mlmon.incidents i
+            JOIN (SELECT window_start, window_end FROM mlmon.runs
+                  WHERE model = %(model)s AND window_start < %(start)s AND status IN {_DONE_SQL}
+                  ORDER BY window_start DESC LIMIT 1) p USING (window_start, window_end)
+            WHERE i.model = %(model)s AND i.change_kind <> 'resolved'
+            ORDER BY incident_key
+            """,
+            {"model": _text(model), "start": window.start},
+        )
+        return [
+            PreviousIncident(key, IncidentKind(kind), subject, Status(st), sentence, feature, opened, n, last)
+            for key, kind, subject, st, sentence, feature, opened, n, last in cur.fetchall()
+        ]
+
+
+def write_incidents(target: Target, model: str, window: Window, states: Iterable[IncidentState]) -> None:
+    """Replace the incident rows of (model, window) in one transaction (re-runs never duplicate)."""
+    key = (_text(model), window.start, window.end)
+    rows = [
+        (
+            *key,
+            _text(s.incident.key),
+            s.incident.kind.value,
+            _text(s.incident.subject),
+            s.incident.status.value,
+            s.change.value,
+            _text(s.incident.sentence),
+            _text(s.incident.feature),
+            _text(s.incident.segments),
+            s.incident.n_checks,
+            s.opened_start,
+            s.n_windows,
+            s.announce,
+            s.last_announced_start,
+        )
+        for s in states
+        if s.incident.status is not Status.PASS
+    ]
+    with _transaction(target, f"writing the incidents of {model!r} {window}") as cur:
+        cur.execute(
+            "DELETE FROM mlmon.incidents WHERE model = %s AND window_start = %s AND window_end = %s", key
+        )
+        if rows:
+            cur.executemany(
+                "INSERT INTO mlmon.incidents (model, window_start, window_end, incident_key, kind, subject,"
+                " status, change_kind, sentence, feature, segments, n_checks, opened_start, n_windows,"
+                " announced, last_announced_start)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+# ---------------------------------------------------------------------------------------------- trends
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One stored value of a past window: a metric row, or ``n_rows`` from the run row (metric "n_rows")."""
+
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    feature: str
+    value: float | None
+
+
+def metric_history(
+    target: Target, model: str, before: datetime, n: int, metrics: Iterable[str], features: Iterable[str] = ()
+) -> list[HistoryPoint]:
+    """The whole-window values of ``metrics`` (window-level, and per column of ``features``) and the row
+    count of the last ``n`` processed windows of ``model`` starting before ``before``, oldest first."""
+    with _transaction(target, f"reading the trend history of {model!r}") as cur:
+        cur.execute(
+            f"""
+            WITH w AS (SELECT window_start, window_end, n_rows FROM mlmon.runs
+                       WHERE model = %(model)s AND window_start < %(before)s AND status IN {_DONE_SQL}
+                       ORDER BY window_start DESC LIMIT %(n)s)
+            SELECT w.window_start, w.window_end, 'n_rows', '', w.n_rows::double precision FROM w
+            UNION ALL
+            SELECT m.window_start, m.window_end, m.metric, m.feature, m.value
+            FROM mlmon.metrics m JOIN w USING (window_start, window_end)
+            WHERE m.model = %(model)s AND m.segment = 'all' AND m.metric = ANY(%(metrics)s)
+              AND (m.feature = '' OR m.feature = ANY(%(features)s))
+            ORDER BY 1, 3, 4
+            """,
+            {
+                "model": _text(model),
+                "before": before,
+                "n": int(n),
+                "metrics": [_text(m) for m in metrics],
+                "features": [_text(f) for f in features],
+            },
+        )
+        return [HistoryPoint(*row) for row in cur.fetchall()]

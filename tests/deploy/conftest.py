@@ -24,6 +24,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from mlmon.tasks import incidents
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status, WindowResult
 from mlmon.tasks.store import store
 from mlmon.tasks.window import Window
@@ -180,6 +181,9 @@ def monitored(pg_uri: str) -> Iterator[Monitored]:
                 r = window_result(MODEL, day, failing=day == DAYS - 1)
                 store.write_window(
                     roles.writer, r, report_path=f"{MODEL}/day{day}.html", flow_run_id=f"run-{day}"
+                )
+                store.write_incidents(
+                    roles.writer, r.model, r.window, incidents.fresh(incidents.group(r), r.window)
                 )
             r = window_result(QUOTED_MODEL, 0, failing=False)
             store.write_window(roles.writer, r, report_path="o'reilly/day0.html", flow_run_id="run-q0")

@@ -410,9 +410,11 @@ def test_every_panel_query_fits_its_panel_after_a_demo_backfill(demo_backfilled:
         assert not shape_problems(panel, target, names, types, rows), f"{name}: {panel['title']}\n{sql}"
     # A week with a drift episode, a quality incident and a latency spike fills every panel, except:
     # the regression panels (the demo model is a classifier), and the failing checks of the latest
-    # window (the demo's last day is clean; the factory test above has a failing latest window).
+    # window and its open incidents (the demo's last day is clean; the factory test above has a failing
+    # latest window).
     assert sorted(empty) == [
         "overview.json: Failing checks in each model's latest window",
+        "overview.json: Open incidents (latest windows)",
         "performance.json: MAPE and R²",
         "performance.json: Regression errors",
     ]
