@@ -258,8 +258,9 @@ class DriftConfig(Strict):
         "family-wise guarantee as bonferroni, never less power)",
     )
     numerical_test: str = Field(
-        "anderson",
-        description="significance test for numerical columns (anderson: tie-aware, sharper than ks)",
+        "ks",
+        description="significance test for numerical columns (ks: fast at any size; anderson: tie-aware and "
+        "sharper on windows of 1k-10k rows, about 1 s per column at 1M rows)",
     )
     discrete_test: str | None = Field(
         None,
