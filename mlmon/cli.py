@@ -66,7 +66,7 @@ def _prefect_for_flows(s: Any) -> None:
         return
     url = embedded.running_prefect_server(s.home / "prefect")
     if url is None and s.postgres_uri_env is None:
-        url = embedded.start_prefect_server(s.postgres_uri(), s.home / "prefect")
+        url = embedded.start_prefect_server(s.prefect_postgres_uri(), s.home / "prefect")
         print(
             f"mlmon: started a local Prefect server at {url.removesuffix('/api')} in the background; later "
             "commands reuse it (`mlmon services stop` stops it with the embedded databases)",

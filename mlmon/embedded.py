@@ -122,6 +122,8 @@ def start_postgres(state_dir: Path) -> str:
 # ---------------------------------------------------------------------------------- least privilege
 
 WRITER, READER = "mlmon_writer", "grafana_reader"
+PREFECT_ROLE, PREFECT_DATABASE = "mlmon_prefect", "prefect"
+"""The local Prefect server's own role and database: it owns that database and nothing else."""
 """The roles of the compose stack (deployments/postgres/init/10_mlmon_roles.sql), created here too: the
 pipeline writes as ``mlmon_writer`` (owns schema ``mlmon``, runs the migrations), ``mlmon sql`` and
 Grafana read as ``grafana_reader`` (SELECT on ``mlmon`` only, read-only sessions, a statement timeout)."""
@@ -178,9 +180,10 @@ REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM PUBLIC;
 class PostgresRoles:
     """Connection URIs of one embedded metrics database, one per role."""
 
-    admin: str  # the cluster's superuser: provisioning (and the Prefect server of `mlmon up`) only
+    admin: str  # the cluster's superuser: provisioning only
     writer: str  # mlmon_writer: the pipeline (migrations, window writes)
     reader: str  # grafana_reader: `mlmon sql`, dashboards
+    prefect: str  # mlmon_prefect: the local Prefect server, owner of its own database `prefect` only
 
 
 def with_user(uri: str, user: str) -> str:
@@ -219,7 +222,99 @@ def ensure_roles(admin_uri: str) -> PostgresRoles:
         raise StoreError(f"could not set up the mlmon roles on the embedded PostgreSQL: {e}".strip()) from e
     finally:
         conn.close()
-    return PostgresRoles(admin_uri, with_user(admin_uri, WRITER), with_user(admin_uri, READER))
+    ensure_prefect_database(admin_uri)
+    return PostgresRoles(
+        admin_uri,
+        with_user(admin_uri, WRITER),
+        with_user(admin_uri, READER),
+        with_database(with_user(admin_uri, PREFECT_ROLE), PREFECT_DATABASE),  # it may connect there only
+    )
+
+
+def ensure_prefect_database(admin_uri: str) -> None:
+    """The role ``mlmon_prefect`` (no superuser, no CREATEDB/CREATEROLE) and its database ``prefect``,
+    created when missing. A ``prefect`` database from before the role (created by the superuser) is
+    handed over with everything in its ``public`` schema, so Prefect's own migrations keep working."""
+    import psycopg2
+
+    from mlmon.tasks.errors import StoreError
+
+    conn = None
+    try:
+        conn = psycopg2.connect(admin_uri, connect_timeout=10)
+        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        with conn.cursor() as cur:
+            cur.execute(
+                f"""DO $$ BEGIN
+                    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PREFECT_ROLE}') THEN
+                        CREATE ROLE {PREFECT_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+                    END IF; END $$"""
+            )
+            cur.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (PREFECT_DATABASE,)
+            )
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(f'CREATE DATABASE "{PREFECT_DATABASE}" OWNER {PREFECT_ROLE}')
+                return
+            if row[0] == PREFECT_ROLE:
+                return
+            cur.execute(f'ALTER DATABASE "{PREFECT_DATABASE}" OWNER TO {PREFECT_ROLE}')
+        conn.close()
+        conn = psycopg2.connect(with_database(admin_uri, PREFECT_DATABASE), connect_timeout=10)
+        with conn, conn.cursor() as cur:
+            cur.execute(_HAND_OVER_SQL)
+    except psycopg2.Error as e:
+        raise StoreError(
+            f"could not set up Prefect's database on the embedded PostgreSQL: {e}".strip()
+        ) from e
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+_HAND_OVER_SQL = f"""
+ALTER SCHEMA public OWNER TO {PREFECT_ROLE};
+DO $$ DECLARE r record; BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relowner <> '{PREFECT_ROLE}'::regrole
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+          AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid
+                                                AND d.deptype IN ('a', 'i')))
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {PREFECT_ROLE}',
+            CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+            ELSE 'TABLE' END, r.rel);
+    END LOOP;
+    FOR r IN
+        SELECT t.oid::regtype AS typ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c')
+          AND t.typowner <> '{PREFECT_ROLE}'::regrole
+          AND NOT EXISTS (SELECT FROM pg_class c WHERE c.reltype = t.oid AND c.relkind <> 'c')
+    LOOP
+        EXECUTE format('ALTER TYPE %s OWNER TO {PREFECT_ROLE}', r.typ);
+    END LOOP;
+    FOR r IN
+        SELECT p.oid::regprocedure AS fn FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' AND p.proowner <> '{PREFECT_ROLE}'::regrole
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO {PREFECT_ROLE}', r.fn);
+    END LOOP;
+END $$;
+"""
+
+
+def with_database(uri: str, database: str) -> str:
+    """``uri`` (URL form) on another database of the same server.
+
+    >>> with_database("postgresql://postgres:@/postgres?host=/tmp/pg", "prefect")
+    'postgresql://postgres:@/prefect?host=/tmp/pg'
+    """
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
 def start_postgres_roles(state_dir: Path) -> PostgresRoles:

@@ -78,10 +78,10 @@ class Settings:
             )
         return embedded.start_postgres_roles(self.home / "postgres").reader
 
-    def postgres_admin_uri(self) -> str:
-        """Where Prefect's own database lives in ``mlmon up``: the configured PostgreSQL, or the embedded
-        cluster's superuser (it creates the ``prefect`` database; mlmon's code never uses this URI)."""
-        return self.postgres_uri_env or embedded.start_postgres(self.home / "postgres")
+    def prefect_postgres_uri(self) -> str:
+        """Where the local Prefect server keeps its database ``prefect``: the configured PostgreSQL, or
+        the embedded one as the role ``mlmon_prefect``, which owns that database and nothing else."""
+        return self.postgres_uri_env or embedded.start_postgres_roles(self.home / "postgres").prefect
 
     @property
     def embedded(self) -> bool:

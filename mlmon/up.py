@@ -442,9 +442,9 @@ def run_up(
 
     try:
         if not api_url:
-            # Prefect's own database: created by the cluster's owner (embedded) or the configured role
+            # Prefect's own database: owned by the role mlmon_prefect (embedded) or the configured role
             server = start_prefect_server(
-                settings.postgres_admin_uri(), settings.home / "prefect", host=host, port=prefect_port
+                settings.prefect_postgres_uri(), settings.home / "prefect", host=host, port=prefect_port
             )
             api_url = server.api_url
         reports = serve_reports(settings.reports_dir, host=host, port=reports_port)

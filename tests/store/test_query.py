@@ -194,3 +194,68 @@ def test_a_database_created_before_the_roles_keeps_working(pg_schema_uri: str, t
     store.write_window(writer, result("churn", window(1)), report_path=None, flow_run_id=None)
     assert one(reader, "SELECT count(*) FROM mlmon.runs") == (2,)
     assert one(reader, "SELECT count(*) FROM mlmon.latest_runs") == (1,)
+
+
+@pytest.mark.integration
+@pytest.mark.prefect
+def test_the_local_prefect_server_runs_as_its_own_role_owning_only_its_database(embedded_env: Path) -> None:
+    """No part of mlmon runs as the superuser by default: the local Prefect server (``mlmon up``, the
+    first flow command) connects as ``mlmon_prefect``, which owns the ``prefect`` database only."""
+    from mlmon.settings import Settings
+    from mlmon.up import prefect_database_url, start_prefect_server
+
+    s = Settings.from_env()
+    uri = s.prefect_postgres_uri()
+    assert prefect_database_url(uri).startswith("postgresql+asyncpg://mlmon_prefect@/prefect")
+    server = start_prefect_server(uri, embedded_env / "prefect", port=0)
+    try:
+        import httpx
+
+        assert httpx.get(server.api_url + "/health", timeout=10).status_code == 200
+    finally:
+        server.stop()
+    prefect = uri
+    assert one(prefect, "SELECT current_user, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles"
+                        " WHERE rolname = current_user") == ("mlmon_prefect", False, False, False)  # fmt: skip
+    # Prefect's schema was migrated by that role, and it cannot touch mlmon's tables
+    assert one(prefect, "SELECT count(*) > 10, bool_and(tableowner = 'mlmon_prefect') FROM pg_tables"
+                        " WHERE schemaname = 'public'") == (True, True)  # fmt: skip
+    store.migrate(s.postgres_uri())
+    with pytest.raises(psycopg2.Error, match="permission denied"):  # not even a connection
+        one(embedded.with_database(uri, "postgres"), "SELECT count(*) FROM mlmon.runs")
+
+
+@pytest.mark.integration
+def test_a_prefect_database_made_by_the_superuser_is_handed_to_the_prefect_role(tmp_path: Path) -> None:
+    """A data folder from before the role: its ``prefect`` database and everything in it change owner."""
+    path = tmp_path / "pg"
+    admin = embedded.start_postgres(path)
+    try:
+        conn = psycopg2.connect(admin)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute('CREATE DATABASE "prefect"')
+        conn.close()
+        old = embedded.with_database(admin, "prefect")
+        conn = psycopg2.connect(old)
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TYPE state_type AS ENUM ('a', 'b')")
+            cur.execute("CREATE TABLE flow_run (id serial PRIMARY KEY, state state_type)")
+            cur.execute("CREATE VIEW v AS SELECT id FROM flow_run")
+        conn.close()
+        roles = embedded.ensure_roles(admin)
+        owners = one(
+            old,
+            "SELECT pg_get_userbyid(d.datdba), (SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables"
+            " WHERE schemaname = 'public'), (SELECT viewowner FROM pg_views WHERE viewname = 'v'),"
+            " (SELECT pg_get_userbyid(typowner) FROM pg_type WHERE typname = 'state_type')"
+            " FROM pg_database d WHERE datname = 'prefect'",
+        )
+        assert owners == ("mlmon_prefect",) * 4
+        embedded.ensure_roles(admin)  # idempotent
+        conn = psycopg2.connect(roles.prefect)
+        with conn, conn.cursor() as cur:  # the role can now migrate what it owns
+            cur.execute("ALTER TABLE flow_run ADD COLUMN name text")
+        conn.close()
+    finally:
+        embedded.stop_postgres(path)
