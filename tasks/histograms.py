@@ -115,7 +115,8 @@ def categorical(
 
 
 def _sorted_median(x: np.ndarray) -> float | None:
-    return float((x[(x.size - 1) // 2] + x[x.size // 2]) / 2) if x.size else None
+    # halves first: the mean of two values near the float maximum (1e308) must not overflow
+    return float(x[(x.size - 1) // 2] / 2 + x[x.size // 2] / 2) if x.size else None
 
 
 def _finite(values: pd.Series | np.ndarray) -> np.ndarray:
