@@ -1143,6 +1143,44 @@ def health() -> Json:
     )
 
 
+# ----------------------------------------------------------------------------------- model health
+
+
+def model_health() -> Json:
+    """One row per model-health family (tasks/checks/families.py), each family's checks under its
+    ``category``: outliers, multivariate_drift, explanations, fairness, estimated_performance, versions."""
+    rows: list[list[tuple[Json, int, int]]] = [
+        [
+            (
+                text(
+                    "Model health",
+                    """
+                    Families fitted once on the reference and run on every window. Each row below is one
+                    family; a family switched off in the model's config has no data. What each verdict
+                    means: the README's *Model health* section.
+                    """,
+                ),
+                24,
+                3,
+            )
+        ],
+        *family_rows(),
+    ]
+    return dashboard(
+        "mlmon-model-health",
+        "mlmon · model health",
+        "Outliers, multivariate drift, drift by impact, fairness, estimated performance and model versions.",
+        rows,
+        [model_variable(multi=False), segment_variable(), REPORTS_URL_VARIABLE],
+    )
+
+
+def family_rows() -> list[list[tuple[Json, int, int]]]:
+    """The families' rows, in the order the dashboard shows them (each family adds its builder here)."""
+    builders: list = []
+    return [row for build in builders for row in build()]
+
+
 # ------------------------------------------------------------------------------------------- live
 
 PROMETHEUS = {"type": "prometheus", "uid": "mlmon-prometheus"}
@@ -1395,6 +1433,7 @@ DASHBOARDS = {
     "quality.json": quality,
     "performance.json": performance,
     "health.json": health,
+    "model_health.json": model_health,
 }
 
 

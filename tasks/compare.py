@@ -412,9 +412,10 @@ def fit(
     columns: Mapping[str, str] | None = None,
 ) -> Fitted:
     """Fit the reference once: its profile (bins, categories, ranges, its own model quality)."""
+    from mlmon.tasks.checks.families import fit_families
     from mlmon.tasks.checks.performance import reference_performance
     from mlmon.tasks.evaluate import profile_kinds
-    from mlmon.tasks.reference import content_hash, fit_families, fit_profile
+    from mlmon.tasks.reference import content_hash, fit_profile
 
     ref = read_frame(reference, "reference")
     cfg = resolve_config(config, model)

@@ -16,10 +16,10 @@ import pandas as pd
 from mlmon.tasks import contract as c
 from mlmon.tasks.checks.decide import DriftSpec, dataset_drift, drift_checks, drift_table, numerical_test
 from mlmon.tasks.checks.drift import prepare_columns
+from mlmon.tasks.checks.families import family_checks
 from mlmon.tasks.checks.health import PastVolume, health_checks
 from mlmon.tasks.checks.health import volume_history as learned_volume
 from mlmon.tasks.checks.outcome import ALL, CheckResult, FeatureDrift, Metric, Status, WindowResult
-from mlmon.tasks.checks.outliers import outlier_checks
 from mlmon.tasks.checks.performance import performance_checks
 from mlmon.tasks.checks.quality import quality_checks, screen_implausible
 from mlmon.tasks.checks.registry import window_checks
@@ -125,8 +125,8 @@ def evaluate(
         w_checks, w_metrics = window_checks(
             cfg, part, reference=reference, profile=seg_profile, segment=segment
         )
-        o_checks, o_metrics = outlier_checks(part, profile.outliers, cfg.outliers, segment=segment)  # type: ignore[arg-type]
-        w_checks, w_metrics = w_checks + o_checks, w_metrics + o_metrics
+        f_checks, f_metrics = family_checks(cfg, part, profile, reference=reference, segment=segment)
+        w_checks, w_metrics = w_checks + f_checks, w_metrics + f_metrics
         seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]
         if not whole:
             # a segment too small for a verdict is a breakdown without one, not a problem with the window

@@ -14,7 +14,7 @@ import numpy as np
 
 from mlmon.tasks.config import Kind
 
-PROFILE_VERSION = 2  # bump when the fitted content changes, so cached profiles are refitted
+PROFILE_VERSION = 3  # bump when the fitted content changes, so cached profiles are refitted
 
 
 @dataclass(frozen=True)
@@ -68,4 +68,6 @@ class Profile:
     columns: dict[str, ColumnProfile]  # features and the reserved prediction/score columns present
     performance: dict[str, float] = field(default_factory=dict)  # reference model-quality metrics
     version: int = PROFILE_VERSION
-    outliers: object | None = None  # an OutlierModel (tasks/checks/outliers.py) when outliers are enabled
+    # what each enabled model-health method fitted on the reference, by method name:
+    # (its settings key, the fitted state); see tasks/checks/families.py
+    fitted: dict[str, tuple[str, object]] = field(default_factory=dict)

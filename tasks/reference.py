@@ -108,15 +108,6 @@ def fit_profile(df: pd.DataFrame, kinds: dict[str, Kind], reference_hash: str) -
     return Profile(reference_hash=reference_hash, n_rows=len(df), columns=columns)
 
 
-def fit_families(profile: Profile, frame: pd.DataFrame, cfg: ModelConfig) -> Profile:
-    """Fit the enabled model-health families on the reference once (the outlier forest), into the profile."""
-    if not cfg.outliers.enabled:
-        return profile
-    from mlmon.tasks.checks.outliers import fit_outliers
-
-    return replace(profile, outliers=fit_outliers(frame, cfg))
-
-
 def _as_float(values: np.ndarray | pd.Series) -> np.ndarray:
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     if arr.dtype.kind in "fiub":
@@ -294,6 +285,7 @@ def profile_cache_path(
 
 def baseline(cfg: ModelConfig, profiles_dir: str | Path) -> Baseline:
     """Load the reference and its profile, fitting (and caching) the profile only when the file changed."""
+    from mlmon.tasks.checks.families import fit_families, needs_fit
     from mlmon.tasks.checks.performance import reference_performance
     from mlmon.tasks.evaluate import profile_kinds
 
@@ -307,7 +299,7 @@ def baseline(cfg: ModelConfig, profiles_dir: str | Path) -> Baseline:
         profile = replace(profile, performance=reference_performance(frame, cfg))
         profile = fit_families(profile, frame, cfg)
         save_profile(profile, cache)
-    elif cfg.outliers.enabled and profile.outliers is None:  # enabled since the profile was cached
+    elif needs_fit(profile, cfg):  # a method enabled or re-configured since the profile was cached
         profile = fit_families(profile, frame, cfg)
         save_profile(profile, cache)
     return Baseline(frame=frame, profile=profile)

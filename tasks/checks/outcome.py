@@ -42,7 +42,13 @@ class Category(StrEnum):
     QUALITY = "quality"
     PERFORMANCE = "performance"
     HEALTH = "health"
+    # model-health families (tasks/checks/families.py): dashboards and alerts rely on these values
     OUTLIERS = "outliers"  # rows unlike the reference (tasks/checks/outliers.py)
+    MULTIVARIATE_DRIFT = "multivariate_drift"  # joint change no per-feature test sees
+    EXPLANATIONS = "explanations"  # drift × feature importance
+    FAIRNESS = "fairness"  # gaps between groups of a sensitive attribute
+    ESTIMATED_PERFORMANCE = "estimated_performance"  # quality estimated before the labels arrive
+    VERSIONS = "versions"  # champion–challenger and shadow models
     CUSTOM = "custom"  # registered window checks: business KPIs and user metrics (tasks/checks/registry.py)
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from mlmon.tasks import contract as c
+from mlmon.tasks.checks.families import FamilyInput, Findings, method
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
 from mlmon.tasks.config import Kind, ModelConfig, OutliersConfig
 
@@ -211,3 +212,9 @@ def outlier_checks(
         *(Metric("outlier_top_score", t.score, t.request_id, segment) for t in s.top),
     ]
     return [decide_outliers(s, oc, segment)], metrics
+
+
+@method("isolation_forest", category=Category.OUTLIERS, config="outliers", fit=fit_outliers)
+def isolation_forest(inp: FamilyInput) -> Findings:
+    """Share of rows an IsolationForest (fitted on the reference) and robust bounds flag as outliers."""
+    return outlier_checks(inp.frame, inp.fitted, inp.cfg.outliers, segment=inp.segment)

@@ -87,7 +87,7 @@ def test_the_dashboards_are_what_the_generator_writes() -> None:
 
 
 def test_dashboards_have_unique_uids_titles_and_panel_ids() -> None:
-    assert len(DASHBOARDS) == 5 and len(ALL_DASHBOARDS) == 6
+    assert len(DASHBOARDS) == 6 and len(ALL_DASHBOARDS) == 7
     uids = [d["uid"] for d in ALL_DASHBOARDS.values()]
     titles = [d["title"] for d in ALL_DASHBOARDS.values()]
     assert len(set(uids)) == len(uids) and len(set(titles)) == len(titles)
@@ -149,6 +149,7 @@ def test_the_dashboards_offer_model_feature_and_segment_variables() -> None:
         "quality.json": {"model", "segment", "feature", "reports_url"},
         "performance.json": {"model", "segment", "reports_url"},
         "health.json": {"model", "segment", "reports_url"},
+        "model_health.json": {"model", "segment", "reports_url"},
     }
     assert {n: set(grafana.variables(d)) for n, d in DASHBOARDS.items()} == expected
 
