@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
              "Start the embedded servers (unless URIs are set), seed a week of simulated traffic for the "
              "demo model (with a drift episode, a data-quality incident and a latency spike), build its "
              "reference, backfill every day and print where the reports and tables are.")  # fmt: skip
-    sp.add_argument("--days", type=int, default=7, help="monitored days after the reference day (default 7)")
+    sp.add_argument("--days", type=int, default=10, help="monitored days after the reference day (default 10)")
     sp.add_argument("--per-day", type=int, default=2500, help="predictions per day (default 2500)")
     sp.add_argument("--fresh", action="store_true", help="drop the demo data and seed again")
 
@@ -628,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("simulate", "write simulated traffic for the demo model to MongoDB", cmd_simulate)
     sp.add_argument("--start", type=_time, help="first day (default: --days days ago, midnight UTC)")
-    sp.add_argument("--days", type=int, default=8, help="days of traffic (default 8)")
+    sp.add_argument("--days", type=int, default=11, help="days of traffic (default 11)")
     sp.add_argument("--per-day", type=int, default=2500, help="predictions per day")
     sp.add_argument("--seed", type=int, default=7, help="random seed")
     sp.add_argument("--database", default="mlmon", help="database (default mlmon)")

@@ -19,7 +19,7 @@ DEMO_MODEL = "demo_classifier"
 SEED = 7
 
 
-def run_demo(s: Settings, *, days: int = 7, per_day: int = 2500, fresh: bool = False) -> int:
+def run_demo(s: Settings, *, days: int = 10, per_day: int = 2500, fresh: bool = False) -> int:
     import pymongo
 
     from mlmon import simulate

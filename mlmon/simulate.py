@@ -17,6 +17,7 @@ day     what happens
         ``tenure_months``, a new country ``XX`` appears, and 8 malformed documents are logged
 6       service: p95 latency ~900 ms, 8% errors; v2 canary starts on 30% of traffic
 7       clean (v2 canary continues)
+8-10    clean (model-health episodes are added here, one day each)
 ======  ========================================================================================
 
 Everything is a pure function of the seed (document ids included), so writing the same simulation twice
