@@ -12,7 +12,7 @@ Grafana can show it within minutes. :class:`LiveMetrics` is handed to
   ``score``): the profile's right-closed quantile bins for a numerical column, its categories plus
   ``(other)`` for a categorical one. Missing values are not counted in a bin (as in the batch PSI);
 * ``mlmon_live_reference_share{model, role, column, bin}``: the reference's share of each bin (a gauge,
-  set once; empty bins floored at the batch PSI's ``EPS``), so PSI is computed in PromQL
+  set once; 0 for an empty bin), so PSI and the Jensen–Shannon distance are computed in PromQL
   (:mod:`mlmon.promql`) from the counters and these shares;
 * ``mlmon_logger_queue_depth{model}`` and ``mlmon_logger_documents_total{model, outcome}`` (``written``,
   ``dropped``, ``rejected``): the logging helper's own health.
@@ -58,7 +58,7 @@ import prometheus_client as pc
 log = logging.getLogger(__name__)
 
 EPS = 1e-4
-"""Share given to an empty bin, as :data:`mlmon.tasks.checks.drift.EPS` (a test keeps them equal)."""
+"""Share PSI gives an empty bin, as :data:`mlmon.tasks.checks.drift.EPS` (a test keeps them equal)."""
 MAX_CATEGORIES = 50
 MAX_LABEL_VALUES = 20
 OTHER = "(other)"
@@ -85,7 +85,7 @@ class ColumnBins:
     kind: str  # NUMERICAL or CATEGORICAL
     edges: tuple[float, ...]  # numerical: interior right-closed edges (bin i is (e[i-1], e[i]])
     categories: tuple[str, ...]  # categorical: reference categories; one more bin, OTHER, follows
-    reference_shares: tuple[float, ...]  # per bin, floored at EPS
+    reference_shares: tuple[float, ...]  # per bin (0 for an empty one)
 
     @property
     def bins(self) -> tuple[str, ...]:
@@ -175,8 +175,9 @@ class LiveSpec:
 
 
 def _shares(counts: list[int]) -> tuple[float, ...]:
+    """Each bin's share; an empty bin's is 0 (PSI in PromQL floors it at EPS, Jensen–Shannon needs none)."""
     total = sum(counts)
-    return tuple((n / total if total else 0.0) or EPS for n in counts)
+    return tuple(n / total if total else 0.0 for n in counts)
 
 
 def _num(x: float) -> str:
@@ -226,7 +227,7 @@ class LiveMetrics:
             ["model", "role", "column", "bin"], registry=registry,
         )  # fmt: skip
         share = pc.Gauge(
-            "mlmon_live_reference_share", "The reference's share of each bin (empty bins floored at 1e-4)",
+            "mlmon_live_reference_share", "The reference's share of each bin (0 when empty)",
             ["model", "role", "column", "bin"], registry=registry, multiprocess_mode="max",
         )  # fmt: skip
         self._queue_depth = pc.Gauge(
