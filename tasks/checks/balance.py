@@ -89,14 +89,14 @@ def balance_score(ref: ReferenceBalance, frame: pd.DataFrame, bc: ClassBalanceCo
 
 def decide_balance(s: BalanceScore, bc: ClassBalanceConfig, segment: str = ALL) -> list[CheckResult]:
     """``class_balance`` (moved beyond noise and ``min_shift``) and, with minimum shares configured,
-    ``class_min_share`` (significantly under its minimum): both warn, never fail."""
+    ``class_min_share`` (significantly under its minimum; whole window only): both warn, never fail."""
     out = []
     if s.n < bc.min_rows or not s.n_reference:
         msg = f"insufficient data: {s.n} predictions < min_rows {bc.min_rows}" if s.n_reference else (
             "insufficient data: the reference has no predictions")  # fmt: skip
         out.append(CheckResult("class_balance", Category.DRIFT, Status.WARN, None, bc.min_shift, msg,
                                c.PREDICTION, segment))  # fmt: skip
-        if bc.min_share:
+        if bc.min_share and segment == ALL:
             out.append(CheckResult("class_min_share", Category.DRIFT, Status.WARN, None, None, msg,
                                    c.PREDICTION, segment))  # fmt: skip
         return out
@@ -117,7 +117,7 @@ def decide_balance(s: BalanceScore, bc: ClassBalanceConfig, segment: str = ALL) 
         status = Status.PASS
     out.append(CheckResult("class_balance", Category.DRIFT, status, shift, bc.min_shift, msg, c.PREDICTION,
                            segment))  # fmt: skip
-    if bc.min_share:
+    if bc.min_share and segment == ALL:  # a minimum share is about the whole traffic, not a segment
         by = {x.cls: x for x in s.classes}
         under = [by[k_] for k_, lim in bc.min_share.items() if by[k_].upper < lim]
         worst = min(bc.min_share, key=lambda k_: by[k_].share - bc.min_share[k_])
@@ -157,4 +157,19 @@ def balance_checks(
         example={"min_share": {"churn": 0.05}})  # fmt: skip
 def class_balance(inp: FamilyInput) -> Findings:
     """Predicted-class shares against the reference's (noise band and minimum effect) and their minimums."""
-    return balance_checks(inp.frame, inp.fitted, inp.cfg, segment=inp.segment)
+    return balance_checks(inp.frame, segment_reference(inp), inp.cfg, segment=inp.segment)
+
+
+def segment_reference(inp: FamilyInput) -> ReferenceBalance:
+    """The balance to compare with: the whole reference's for the whole window; for a segment
+    (``plan=basic``) the reference's rows of that segment (a segment's own balance differs from the
+    whole's), empty when the reference lacks them (the check then warns: insufficient data)."""
+    if inp.segment == ALL:
+        return inp.fitted
+    field, value = inp.segment.split("=", 1)
+    col = c.VERSION if field == "model_version" else field
+    ref = inp.reference
+    if ref is None or col not in ref:
+        return ReferenceBalance({})
+    sub = ref[ref[col].astype(str).to_numpy() == value]
+    return fit_balance(sub, inp.cfg) if len(sub) >= inp.cfg.class_balance.min_rows else ReferenceBalance({})
