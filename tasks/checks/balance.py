@@ -62,9 +62,11 @@ def fit_balance(reference: pd.DataFrame, cfg: ModelConfig) -> ReferenceBalance:
 
 def balance_score(ref: ReferenceBalance, frame: pd.DataFrame, bc: ClassBalanceConfig) -> BalanceScore:
     """Each class's window share, its two-sided p-value against the reference share, its upper bound."""
-    pred = frame[c.PREDICTION].dropna().astype(str) if c.PREDICTION in frame else pd.Series([], dtype=object)
-    n = len(pred)
-    window = pred.value_counts().to_dict()
+    window: dict[str, int] = {}
+    if c.PREDICTION in frame:
+        for k_, v in frame[c.PREDICTION].value_counts(dropna=True).items():
+            window[str(k_)] = window.get(str(k_), 0) + int(v)
+    n = sum(window.values())
     names = sorted(set(ref.counts) | {str(k) for k in window} | set(bc.min_share))
     z = float(stats.norm.isf(bc.alpha / max(len(names), 1)))
     m = ref.n

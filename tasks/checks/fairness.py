@@ -182,13 +182,11 @@ def _label(v: object) -> str:
     return str(v)
 
 
-def _classes(frame: pd.DataFrame, cfg: ModelConfig) -> list[str | None]:
-    """The classes read one-vs-rest: binary → the positive class; multiclass → every class."""
+def _classes(seen: list[str], cfg: ModelConfig) -> list[str | None]:
+    """The classes read one-vs-rest: binary → the positive class; multiclass → every class (``seen``:
+    the labels of the window, sorted, when the config does not name them)."""
     if cfg.task is TaskType.REGRESSION:
         return [None]
-    seen = sorted(
-        {str(v) for col in (c.PREDICTION, c.TARGET) if col in frame for v in frame[col].dropna().unique()}
-    )
     if cfg.task is TaskType.BINARY:
         if cfg.positive_class is not None:
             return [cfg.positive_class]
@@ -207,19 +205,25 @@ def group_rates(frame: pd.DataFrame, attribute: str, cfg: ModelConfig) -> tuple[
     if attribute not in frame or c.PREDICTION not in frame or frame.empty:
         return [], 0
     raw = frame[attribute]
-    codes, uniques = pd.factorize(raw.astype(object), use_na_sentinel=True)
+    codes, uniques = pd.factorize(raw.to_numpy(), use_na_sentinel=True)
     pred = frame[c.PREDICTION]
-    has_pred = pred.notna().to_numpy()
+    target = frame[c.TARGET] if c.TARGET in frame else pd.Series(np.nan, index=frame.index)
+    regression = cfg.task is TaskType.REGRESSION
+    if not regression:  # labels as codes, once: every count below is an integer compare
+        pcodes, pu = pd.factorize(pred.to_numpy(), use_na_sentinel=True)
+        tcodes, tu = pd.factorize(target.to_numpy(), use_na_sentinel=True)
+        has_pred, has_target = pcodes >= 0, tcodes >= 0
+    else:
+        has_pred, has_target = pred.notna().to_numpy(), target.notna().to_numpy()
     n_missing = int(((codes < 0) & has_pred).sum())
     keep = (codes >= 0) & has_pred
     k = len(uniques)
     n_g = np.bincount(codes[keep], minlength=k)
     top = [int(i) for i in np.argsort(-n_g, kind="stable")[: fc.max_groups] if n_g[i] > 0]
-    target = frame[c.TARGET] if c.TARGET in frame else pd.Series(np.nan, index=frame.index)
-    lab = keep & target.notna().to_numpy()
+    lab = keep & has_target
     n_lab = np.bincount(codes[lab], minlength=k)
     out: list[GroupRates] = []
-    if cfg.task is TaskType.REGRESSION:
+    if regression:
         y = pd.to_numeric(pred, errors="coerce").to_numpy(np.float64)
         t = pd.to_numeric(target, errors="coerce").to_numpy(np.float64)
         ok = keep & np.isfinite(y)
@@ -233,16 +237,17 @@ def group_rates(frame: pd.DataFrame, attribute: str, cfg: ModelConfig) -> tuple[
                 rates["mae"] = mae[i]
             out.append(GroupRates(attribute, _label(uniques[i]), None, int(n_g[i]), int(n_lab[i]), rates))
         return out, n_missing
-    p_s = pred.astype(object).to_numpy()
-    t_s = target.astype(object).to_numpy()
-    correct = np.zeros(len(frame), dtype=bool)
-    correct[lab] = p_s[lab].astype(str) == t_s[lab].astype(str)
-    acc = _shares(codes[lab], correct[lab], k)
-    for cls in _classes(frame, cfg):
-        sel = np.zeros(len(frame), dtype=bool)
-        sel[keep] = p_s[keep].astype(str) == str(cls)
-        pos = np.zeros(len(frame), dtype=bool)
-        pos[lab] = t_s[lab].astype(str) == str(cls)
+    # one index of the predicted and true labels (as text) both code sets map into
+    names = pd.Index(sorted({str(v) for v in pu} | {str(v) for v in tu}), dtype=object)
+    pmap = np.append(names.get_indexer([str(v) for v in pu]), -1)  # code -1 (missing) stays -1
+    tmap = np.append(names.get_indexer([str(v) for v in tu]), -1)
+    p_id, t_id = pmap[pcodes], tmap[tcodes]
+    acc = _shares(codes[lab], p_id[lab] == t_id[lab], k)
+    for cls in _classes(list(names), cfg):
+        at = names.get_indexer([str(cls)])[0]
+        cid = -2 if at < 0 else int(at)  # a class never seen in the window: nothing selected, no positives
+        sel = p_id == cid
+        pos = t_id == cid
         s_rate = _shares(codes[keep], sel[keep], k)
         tpr = _shares(codes[lab & pos], sel[lab & pos], k)
         fpr = _shares(codes[lab & ~pos], sel[lab & ~pos], k)
