@@ -1177,8 +1177,47 @@ def model_health() -> Json:
 
 def family_rows() -> list[list[tuple[Json, int, int]]]:
     """The families' rows, in the order the dashboard shows them (each family adds its builder here)."""
-    builders: list = []
+    builders: list = [fairness_rows]
     return [row for build in builders for row in build()]
+
+
+def fairness_rows() -> list[list[tuple[Json, int, int]]]:
+    """Fairness (category ``fairness``): the selection rate per group, and every gap with its limit."""
+    return [
+        [
+            (
+                timeseries(
+                    "Fairness: selection rate per group",
+                    "Share of each group's predictions in the positive class (multiclass: per class), one "
+                    "series per attribute=value. The gaps between these are the demographic-parity checks.",
+                    metric_series(["fairness_selection_rate"], by="feature"),
+                    unit="percentunit",
+                ),
+                12,
+                9,
+            ),
+            (
+                table(
+                    "Fairness gaps and their limits",
+                    "Each gap (demographic parity difference / ratio, equal opportunity, equalized odds …) per "
+                    "attribute with its limit; a gap fails only when its one-sided bound is beyond the limit. "
+                    "Not passing first; click a row for the HTML report.",
+                    sql(f"""
+                        SELECT c.window_start, c.status, c.check_name AS "check", c.feature AS attribute,
+                               c.value, c.threshold AS "limit", c.message, r.report_path
+                        FROM mlmon.checks AS c
+                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'fairness'
+                          AND $__timeFilter(c.window_start)
+                        ORDER BY c.window_start DESC, c.status = 'pass', c.check_name, c.feature
+                        LIMIT 500
+                    """),
+                ),
+                12,
+                9,
+            ),
+        ]
+    ]
 
 
 # ------------------------------------------------------------------------------------------- live

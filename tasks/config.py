@@ -481,6 +481,55 @@ class OutliersConfig(Strict):
     seed: int = Field(0, description="seed of the samples and the forest")
 
 
+class FairnessConfig(Strict):
+    """Fairness (category ``fairness``): per window and group of each sensitive attribute, selection rate
+    (and on labelled rows TPR, FPR, accuracy; regression: mean prediction and MAE) and the gaps between
+    groups, each failing only when it exceeds its limit significantly (see ``mlmon.tasks.checks.fairness``)."""
+
+    enabled: bool = Field(False, description="compute the fairness gaps of every window")
+    attributes: list[str] = Field(
+        default_factory=list,
+        description="sensitive attributes by their configured name: a business field (any logged field, "
+        "mapped by dotted path) or a categorical feature",
+    )
+    metrics: dict[str, float | None] | None = Field(
+        None,
+        description="gap metrics to check with their limits (null limit = the metric's default); default: "
+        "demographic_parity_difference 0.1, demographic_parity_ratio 0.8, equal_opportunity_difference 0.1, "
+        "equalized_odds_difference 0.1 (regression: name mean_prediction_difference and/or "
+        "mean_absolute_error_difference with limits in the target's unit)",
+    )
+    min_group_rows: int = Field(
+        100, ge=1, description="a group with fewer rows is not compared (warn: insufficient data)"
+    )
+    min_group_labelled: int = Field(
+        30, ge=1, description="fewer labelled rows behind a group's TPR / FPR / error => not compared"
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="one-sided significance level of 'gap beyond its limit' per check"
+    )
+    max_groups: int = Field(20, ge=2, description="largest groups of an attribute compared; the rest ignored")
+
+
+class ClassBalanceConfig(Strict):
+    """Class balance (category ``drift``, on the prediction): warns when the predicted-class shares move
+    beyond their noise band against the reference or a class falls under its minimum share."""
+
+    enabled: bool = Field(False, description="check the predicted-class balance of every window")
+    alpha: float = Field(0.01, gt=0, lt=1, description="significance level across the classes (Bonferroni)")
+    min_shift: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="warn only when a class's share moves at least this much (absolute) from the reference",
+    )
+    min_share: dict[str, float] = Field(
+        default_factory=dict,
+        description="minimum predicted share per class, e.g. {churn: 0.05}: warn when significantly below",
+    )
+    min_rows: int = Field(200, ge=1, description="fewer predictions => warn: insufficient data")
+
+
 class ModelConfig(Strict):
     """Everything mlmon needs to know about one model."""
 
@@ -518,6 +567,13 @@ class ModelConfig(Strict):
     )
     outliers: OutliersConfig = Field(
         default_factory=lambda: OutliersConfig(), description="outlier detection against the reference"
+    )
+    fairness: FairnessConfig = Field(
+        default_factory=lambda: FairnessConfig(), description="gaps between groups of sensitive attributes"
+    )
+    class_balance: ClassBalanceConfig = Field(
+        default_factory=lambda: ClassBalanceConfig(),
+        description="predicted-class balance against the reference",
     )
 
     _w = field_validator("window")(_duration)
@@ -564,6 +620,27 @@ class ModelConfig(Strict):
                 raise ValueError(
                     f"segments: {seg!r} is neither model_version nor a feature ({sorted(known)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _fairness_settings(self) -> ModelConfig:
+        if self.fairness.enabled:
+            from mlmon.tasks.checks.fairness import validate_fairness
+
+            validate_fairness(self)
+        return self
+
+    @model_validator(mode="after")
+    def _class_balance_settings(self) -> ModelConfig:
+        bc = self.class_balance
+        if bc.enabled and self.task not in (TaskType.BINARY, TaskType.MULTICLASS):
+            raise ValueError("class_balance: needs a classifier (task binary or multiclass)")
+        wrong = [k for k in bc.min_share if self.classes and k not in self.classes]
+        if wrong:
+            raise ValueError(f"class_balance.min_share: {wrong} not in classes {self.classes}")
+        bad = [k for k, v in bc.min_share.items() if not 0 <= v <= 1]
+        if bad:
+            raise ValueError(f"class_balance.min_share: shares of {bad} must lie in [0, 1]")
         return self
 
     @property

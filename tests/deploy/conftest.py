@@ -126,6 +126,10 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
         metrics += [
             Metric("prediction_share", share, cls, seg) for cls, share in (("churn", 0.2), ("stay", 0.8))
         ]
+        metrics += [  # fairness: per-group selection rates (tasks/checks/fairness.py)
+            Metric("fairness_selection_rate", rate, f"region={g}", seg)
+            for g, rate in (("n", 0.3), ("s", 0.25))
+        ]
         for i, f in enumerate(FEATURES):
             drifted = failing and i == 0
             metrics += [
@@ -154,6 +158,16 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
             CheckResult("model_quality", Category.PERFORMANCE, Status.PASS, 400.0, 200.0, "ok", "", seg),
             CheckResult("roc_auc", Category.PERFORMANCE, Status.PASS, 0.84, 0.75, "ok", "", seg),
             CheckResult("label_coverage", Category.PERFORMANCE, Status.WARN, 0.8, 0.9, "low", "", seg),
+            CheckResult(
+                "demographic_parity_difference",
+                Category.FAIRNESS,
+                Status.PASS,
+                0.05,
+                0.1,
+                "ok",
+                "region",
+                seg,
+            ),
         ]
     checks.append(CheckResult("volume", Category.QUALITY, Status.PASS, 500.0, 1500.0, "rows", "", ALL))
     return replace(base, metrics=tuple(metrics), checks=tuple(checks), drift=tuple(drift))
