@@ -359,7 +359,7 @@ def chunk_stats(m: CBPEModel, rows: _Rows, ec: EstimatedPerformanceConfig) -> Ch
 
 def fit_cbpe(frame: pd.DataFrame, cfg: ModelConfig) -> CBPEModel:
     """Calibrators and chunk statistics from the reference (the whole of it and each segment value with
-    at least ``min_rows`` labelled rows). A reference without probabilities or labels gives a model that
+    at least ``min_rows`` labelled rows; a window's segment without them gets "insufficient data"). A reference without probabilities or labels gives a model that
     says why (every window then reports that reason instead of an estimate)."""
     ec = cfg.estimated_performance
     if cfg.task not in (TaskType.BINARY, TaskType.MULTICLASS):
@@ -429,7 +429,10 @@ def estimate_window(
     n = int(rows.scores.shape[0])
     if n < ec.min_rows:
         return WindowEstimate(n, len(frame), (), Skip.INSUFFICIENT_DATA, "", calibrated)
-    stats = m.segments.get(segment, m.whole)
+    stats = m.whole if segment == ALL else m.segments.get(segment)
+    if stats is None:  # another population: judging it against the whole reference would be an alarm
+        detail = f"the reference has fewer than {ec.min_rows} labelled rows of {segment}"
+        return WindowEstimate(n, len(frame), (), Skip.INSUFFICIENT_DATA, detail, calibrated)
     values = _metrics(m, _calibrated(m, rows.scores), rows.scores, rows.pred)
     out = []
     for name in ec.metrics:
@@ -494,7 +497,7 @@ def estimated_checks(
     if w.skip is not None:
         msg = SKIP_MESSAGES[w.skip]
         if w.skip is Skip.INSUFFICIENT_DATA:
-            msg = f"insufficient data: {w.n} usable rows < min_rows {ec.min_rows}"
+            msg = f"insufficient data: {w.detail or f'{w.n} usable rows < min_rows {ec.min_rows}'}"
         elif w.detail:
             msg = f"{msg} ({w.detail})"
         check = CheckResult(

@@ -223,3 +223,5 @@ def test_a_segment_is_judged_against_its_own_reference() -> None:
     assert all(ch.status is Status.PASS for ch in checks), [ch.message for ch in checks]
     checks, _ = estimated_checks(window, model, cfg.estimated_performance)  # against the whole reference
     assert any(ch.status is Status.FAIL for ch in checks)
+    (check,), _ = estimated_checks(window, model, cfg.estimated_performance, segment="grp=new")
+    assert check.status is Status.WARN and "insufficient data" in check.message and "grp=new" in check.message
