@@ -467,8 +467,9 @@ def decide_estimate(e: Estimate, ec: EstimatedPerformanceConfig, segment: str = 
         msg = f"estimated drop: {base}; {e.reference - e.value:.3f} below it > {noise}"
     else:
         msg = f"no estimated drop: {base}; limit {lim:.3f} = reference − {noise}"
+    name = e.metric
     return CheckResult(
-        f"estimated_{e.metric}",
+        f"estimated_{name}",
         Category.ESTIMATED_PERFORMANCE,
         Status.FAIL if failed else Status.PASS,
         e.value,
@@ -507,8 +508,9 @@ def estimated_checks(
         return [check], []
     checks = [decide_estimate(e, ec, segment) for e in w.estimates]
     metrics = [
-        Metric(f"estimated_{e.metric}{suffix}", value, "", segment)
+        Metric(f"estimated_{name}{suffix}", value, "", segment)
         for e in w.estimates
+        for name in (e.metric,)
         for suffix, value in (
             ("", e.value),
             ("_lower", e.lower),
