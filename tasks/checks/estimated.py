@@ -232,6 +232,15 @@ def _positive(cfg: ModelConfig, frame: pd.DataFrame) -> str | None:
     return seen[1] if len(seen) >= 2 else None
 
 
+def _index(values: pd.Series, classes: tuple[str, ...]) -> np.ndarray:
+    """Each value's position in ``classes`` by its text (−1: another value, −2: missing), with one hash
+    pass over the column instead of converting a million objects to str."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    where = {k: i for i, k in enumerate(classes)}
+    lookup = np.array([where.get(str(u), -1) for u in uniques] + [-2], dtype=np.int64)
+    return lookup[codes]  # the NA sentinel −1 picks the last entry, −2
+
+
 def _rows(frame: pd.DataFrame, m: CBPEModel) -> _Rows | Skip:
     n_window = len(frame)
     if c.PREDICTION not in frame:
@@ -242,12 +251,11 @@ def _rows(frame: pd.DataFrame, m: CBPEModel) -> _Rows | Skip:
             return Skip.NO_PROBABILITIES
         score = pd.to_numeric(frame[c.SCORE], errors="coerce").to_numpy(np.float64, na_value=np.nan)
         ok = np.isfinite(score) & pred_raw.notna().to_numpy() & (score >= 0) & (score <= 1)
-        pos = m.classes[0]
-        pred = pred_raw.astype(str).to_numpy()[ok] == pos
+        pred = _index(pred_raw, m.classes)[ok] == 0
         truth = None
         if c.TARGET in frame:
-            t = frame[c.TARGET]
-            truth = np.where(t.notna(), (t.astype(str) == pos).astype(float), np.nan)[ok]
+            t = _index(frame[c.TARGET], m.classes)[ok]
+            truth = np.where(t == -2, np.nan, (t == 0).astype(float))
         return _Rows(score[ok][:, None], pred, truth, n_window)
     cols = [f"{c.PROBA_PREFIX}{k}" for k in m.classes]
     if not all(col in frame for col in cols):
@@ -256,12 +264,8 @@ def _rows(frame: pd.DataFrame, m: CBPEModel) -> _Rows | Skip:
         [pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64, na_value=np.nan) for col in cols]
     )
     ok = np.isfinite(scores).all(axis=1) & pred_raw.notna().to_numpy()
-    index = pd.Index(list(m.classes), dtype=object)
-    pred = index.get_indexer(pred_raw.astype(str).to_numpy()[ok])
-    truth = None
-    if c.TARGET in frame:
-        t = frame[c.TARGET][ok]
-        truth = np.where(t.notna().to_numpy(), index.get_indexer(t.astype(str).to_numpy()), -2)
+    pred = _index(pred_raw, m.classes)[ok]
+    truth = _index(frame[c.TARGET], m.classes)[ok] if c.TARGET in frame else None
     return _Rows(scores[ok], pred, truth, n_window)
 
 
