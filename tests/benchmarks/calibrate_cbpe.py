@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             + ", ".join(f"{k} {model.whole.reference[k]:.3f}/{model.whole.realized[k]:.3f}" for k in METRICS)
         )
         print(
-            f"rule: band ±{ec.band_sigmas:g}σ_real(n); fail below reference − max({ec.alert_sigmas:g}σ, {ec.min_drop})"
+            f"rule: band ±{ec.band_sigmas:g}·√(σ_real(n)² + σ_real(N_lab)²); fail below reference − "
+            f"max({ec.alert_sigmas:g}σ_drop, {ec.min_drop})"
         )
         head = " ".join(f"{'cov ' + k:>12}" for k in METRICS)
         print(
