@@ -225,3 +225,19 @@ def test_a_segment_is_judged_against_its_own_reference() -> None:
     assert any(ch.status is Status.FAIL for ch in checks)
     (check,), _ = estimated_checks(window, model, cfg.estimated_performance, segment="grp=new")
     assert check.status is Status.WARN and "insufficient data" in check.message and "grp=new" in check.message
+
+
+def test_a_failed_estimate_is_its_own_incident() -> None:
+    from dataclasses import replace
+
+    from mlmon.tasks import incidents
+    from mlmon.tasks.checks.outcome import CheckResult
+    from tests import factories as fx
+
+    msg = "estimated drop: estimated recall 0.470 (band 0.400–0.540) on 2,400 rows, reference 0.580"
+    ch = CheckResult("estimated_recall", Category.ESTIMATED_PERFORMANCE, Status.FAIL, 0.47, 0.55, msg)
+    r = fx.result()
+    found = {i.subject: i for i in incidents.group(replace(r, checks=(*r.checks, ch)))}
+    assert found["estimated performance"].checks == ("estimated_recall",)
+    assert found["estimated performance"].sentence == f"estimated performance: {msg}"
+    assert "estimated_recall" not in found["log documents"].checks
