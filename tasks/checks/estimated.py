@@ -38,8 +38,8 @@ https://nannyml.readthedocs.io/en/stable/how_it_works/performance_estimation.htm
 >>> est = binary_metrics(p, p, y_hat)
 >>> round(est["accuracy"], 3), round(est["precision"], 3)  # (0.9+0.8+0.7+0.9)/4, (0.9+0.8)/2
 (0.825, 0.85)
->>> binary_metrics(np.array([1.0, 0, 1, 0]), p, y_hat)["roc_auc"]  # labels as p: the realized value
-1.0
+>>> binary_metrics(np.array([1.0, 0, 1, 0]), p, y_hat)["roc_auc"]  # labels as p: the realized AUC, 3 of 4 pairs
+0.75
 """
 
 from __future__ import annotations

@@ -241,3 +241,11 @@ def test_a_failed_estimate_is_its_own_incident() -> None:
     assert found["estimated performance"].checks == ("estimated_recall",)
     assert found["estimated performance"].sentence == f"estimated performance: {msg}"
     assert "estimated_recall" not in found["log documents"].checks
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from mlmon.tasks.checks import estimated
+
+    assert doctest.testmod(estimated).failed == 0
