@@ -357,6 +357,7 @@ CATEGORY_TITLES = {
     Category.CUSTOM: "Custom checks",
     Category.OUTLIERS: "Outliers",
     Category.FAIRNESS: "Fairness",
+    Category.ESTIMATED_PERFORMANCE: "Estimated performance",
 }
 HEALTH_METRICS = ("requests_per_minute", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate")
 QUALITY_FEATURE_METRICS = ("missing_share", "out_of_range_share", "unseen_share", "mean", "std", "p50")
@@ -751,7 +752,24 @@ def _incident_context(
         "score_svg": charts.histogram(score, "confidence: reference vs this window") if score else None,
         "latency_svg": _latency_picture(cfg, mm),
         "quality_svg": _quality_picture(r, cfg, mm),
+        "estimated_svg": _estimated_picture(mm),
     }
+
+
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")  # tasks/checks/estimated.py
+
+
+def _estimated_picture(mm: dict[tuple[str, str, str], float]) -> Markup | None:
+    """Estimated performance (CBPE) of the whole window: estimate, band, reference, realized when known."""
+    rows = []
+    for m in ESTIMATED_METRICS:
+        est, lo, hi = (mm.get((f"estimated_{m}{s}", "", ALL)) for s in ("", "_lower", "_upper"))
+        if est is None or lo is None or hi is None:
+            continue
+        rows.append((m, est, lo, hi, mm.get((f"estimated_{m}_reference", "", ALL)), mm.get((m, "", ALL))))
+    if not rows:
+        return None
+    return charts.estimated_band(rows, "estimated performance: band, reference (tick), realized (diamond)")
 
 
 # --------------------------------------------------------------------------- the saved result

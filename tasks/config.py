@@ -530,6 +530,41 @@ class ClassBalanceConfig(Strict):
     min_rows: int = Field(200, ge=1, description="fewer predictions => warn: insufficient data")
 
 
+class EstimatedPerformanceConfig(Strict):
+    """Estimated performance (category ``estimated_performance``): CBPE, a classifier's accuracy,
+    precision, recall, F1 and ROC AUC estimated per window from its calibrated probabilities, before the
+    labels arrive (tasks/checks/estimated.py)."""
+
+    enabled: bool = Field(
+        False,
+        description="estimate every window's quality from its probabilities (calibrates on the reference)",
+    )
+    metrics: list[Literal["accuracy", "precision", "recall", "f1", "roc_auc"]] = Field(
+        default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"],
+        min_length=1,
+        description="metrics estimated (binary: of the positive class; multiclass: one-vs-rest macro)",
+    )
+    calibration: Literal["auto", "isotonic", "none"] = Field(
+        "auto",
+        description="auto: isotonic regression when the reference shows miscalibration (held-out ECE)",
+    )
+    band_sigmas: float = Field(
+        3.0, gt=0, description="confidence band: estimate ± this many sampling errors of the metric"
+    )
+    alert_sigmas: float = Field(
+        3.0, gt=0, description="fail when the estimate is this many σ of its noise below the reference"
+    )
+    min_drop: float = Field(
+        0.02, ge=0, le=1, description="... and at least this much below it (absolute, e.g. 0.02 = 2 points)"
+    )
+    min_rows: int = Field(200, ge=1, description="fewer usable rows => warn: insufficient data")
+    resamples: int = Field(
+        200, ge=20, description="bootstrap chunks of the reference the sampling errors use"
+    )
+    resample_rows: int = Field(1_000, ge=50, description="rows per bootstrap chunk (errors scale as 1/√n)")
+    seed: int = Field(0, description="seed of the bootstrap and the calibration cross-fit")
+
+
 class ModelConfig(Strict):
     """Everything mlmon needs to know about one model."""
 
@@ -574,6 +609,10 @@ class ModelConfig(Strict):
     class_balance: ClassBalanceConfig = Field(
         default_factory=lambda: ClassBalanceConfig(),
         description="predicted-class balance against the reference",
+    )
+    estimated_performance: EstimatedPerformanceConfig = Field(
+        default_factory=lambda: EstimatedPerformanceConfig(),
+        description="performance estimated from probabilities before the labels arrive (CBPE)",
     )
 
     _w = field_validator("window")(_duration)
@@ -641,6 +680,15 @@ class ModelConfig(Strict):
         bad = [k for k, v in bc.min_share.items() if not 0 <= v <= 1]
         if bad:
             raise ValueError(f"class_balance.min_share: shares of {bad} must lie in [0, 1]")
+        return self
+
+    @model_validator(mode="after")
+    def _estimated_needs_classifier(self) -> ModelConfig:
+        if self.estimated_performance.enabled and self.task not in (TaskType.BINARY, TaskType.MULTICLASS):
+            raise ValueError(
+                f"estimated_performance: needs task binary or multiclass (with probabilities logged), "
+                f"got {self.task.value}; set enabled: false"
+            )
         return self
 
     @property

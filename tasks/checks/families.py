@@ -36,6 +36,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "mlmon.tasks.checks.outliers",
     "mlmon.tasks.checks.fairness",
     "mlmon.tasks.checks.balance",
+    "mlmon.tasks.checks.estimated",
 )
 
 

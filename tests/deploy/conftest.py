@@ -123,6 +123,16 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
         }.items()]  # fmt: skip
         if seg == ALL:
             metrics.append(Metric("quarantined_share", 2 / 502, "", seg))
+        metrics += [  # estimated performance (CBPE): estimate, band, reference
+            Metric(f"estimated_{m}{suffix}", v, "", seg)
+            for m in ("accuracy", "precision", "recall", "f1", "roc_auc")
+            for suffix, v in (("", 0.8), ("_lower", 0.76), ("_upper", 0.84), ("_reference", 0.81))
+        ]
+        checks.append(
+            CheckResult(
+                "estimated_accuracy", Category.ESTIMATED_PERFORMANCE, Status.PASS, 0.8, 0.79, "ok", "", seg
+            )
+        )
         metrics += [
             Metric("prediction_share", share, cls, seg) for cls, share in (("churn", 0.2), ("stay", 0.8))
         ]
