@@ -27,7 +27,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(BIN)/.installed
-	$(BIN)/python tests/benchmarks/bench_pipeline.py
+	$(BIN)/python tests/benchmarks/bench_pipeline.py $(BENCH_ARGS)
 	$(BIN)/python tests/benchmarks/bench_workers.py
 	$(BIN)/python tests/benchmarks/bench_fairness.py
 

@@ -97,6 +97,7 @@ def evaluate(
     drift: list[FeatureDrift] = []
     specs = drift_specs(cfg, profile)
     seconds = window.length.total_seconds()
+    sorted_columns: dict[str, object] = {}
     for segment, part in _segments(cfg, frame):
         whole = segment == ALL
         seg_profile = profile if whole else _segment_profile(cfg, profile, reference, segment)
@@ -105,6 +106,8 @@ def evaluate(
         # implausible values (1e308 among ages) never reach the statistics; quality counts them
         screened = screen_implausible(part, profile, present)
         prepared = prepare_columns(screened, {k: v.kind for k, v in present.items()})  # once: drift + quality
+        if whole and screened is part:  # nothing screened out: the histograms reuse the sorted columns
+            sorted_columns = prepared
         table = drift_table(seg_profile, screened, present, cfg.drift, segment=segment, prepared=prepared)
         drift.extend(table)
         dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
@@ -152,7 +155,7 @@ def evaluate(
         quarantine=tuple(batch.quarantine),
         evidently_rows=evidently_rows,
         notes=notes,
-        histograms=tuple(histograms(profile, frame, list(specs))),
+        histograms=tuple(histograms(profile, frame, list(specs), sorted_columns)),
     )
 
 

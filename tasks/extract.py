@@ -27,6 +27,7 @@ import pandas as pd
 from bson import json_util
 from bson.codec_options import CodecOptions, DatetimeConversion
 
+from mlmon.tasks import columnar
 from mlmon.tasks import contract as c
 from mlmon.tasks.checks.outcome import QuarantinedDoc
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
@@ -68,6 +69,7 @@ class Batch:
     n_unreadable_timestamps: int | None = None  # documents no window can select (None = not counted)
     n_labels_joined: int = 0
     seconds: float = 0.0
+    rows: np.ndarray | None = None  # position of each frame row among the documents decoded (when known)
 
     @property
     def n_quarantined(self) -> int:
@@ -553,6 +555,7 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
         n_read=n,
         n_other_window=len(elsewhere),
         seconds=time.perf_counter() - t0,
+        rows=np.delete(np.arange(n, dtype=np.int64), drop),
     )
 
 
@@ -775,7 +778,7 @@ def decode_batches(
     unexpected: Counter[str] = Counter()
     for p in parts:
         unexpected.update(p.unexpected_fields)
-    frame = parts[0].frame if len(parts) == 1 else pd.concat([p.frame for p in parts], ignore_index=True)
+    frame = parts[0].frame if len(parts) == 1 else _concat([p.frame for p in parts])
     return Batch(
         frame=frame,
         quarantine=[q for p in parts for q in p.quarantine],
@@ -784,6 +787,21 @@ def decode_batches(
         n_other_window=sum(p.n_other_window for p in parts),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)``; column by column with NumPy when every frame has the same
+    columns and dtypes (pandas' concat checks each value of an all-missing object column, per row)."""
+    first = frames[0]
+    if any(not f.dtypes.equals(first.dtypes) for f in frames[1:]):
+        return pd.concat(frames, ignore_index=True)
+    data: dict[str, Any] = {}
+    for name, dtype in first.dtypes.items():
+        if isinstance(dtype, np.dtype):
+            data[str(name)] = np.concatenate([f[name].to_numpy() for f in frames])
+        else:  # tz-aware timestamps, categories: pandas' own concat of the one column
+            data[str(name)] = pd.concat([f[name] for f in frames], ignore_index=True)
+    return pd.DataFrame(data, index=pd.RangeIndex(sum(len(f) for f in frames)))
 
 
 # What a hostile document can make the decoder or the conversion raise (bad UTF-8 is a ValueError).
@@ -799,32 +817,75 @@ _LENIENT = CODEC.with_options(unicode_decode_error_handler="backslashreplace")
 
 
 def decode_batch(raw: bytes, cfg: ModelConfig, window: Window | None = None) -> Batch:
-    """One raw batch: decoded and converted as a whole (the fast path); on failure document by document,
-    each document that still fails quarantined as ``not_a_document`` with the error."""
+    """One raw batch: the documents of the batch's common layout decoded columnar (no dict per document,
+    :mod:`mlmon.tasks.columnar`), every other document by the exact path (:func:`decode_exact`), rows
+    in the order of the batch. The exact path alone decides what is quarantined."""
+    lo = hi = None
+    if window is not None:
+        lo, hi = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+    cols = columnar.decode(raw, cfg, columns_for(cfg), lo, hi, (_MIN_MS, _MAX_MS))
+    if cols is None:
+        return decode_exact(raw, cfg, window)
+    frame = columnar.frame(cols)
+    _finish_frame(frame, cfg)
+    n = cols.rows.size + cols.rest.size + cols.n_other_window
+    fast = Batch(frame=frame, unexpected_fields=cols.unexpected_fields, n_read=n,
+                 n_other_window=cols.n_other_window, rows=cols.rows)  # fmt: skip
+    if cols.rest.size == 0:
+        return fast
+    starts, ends = columnar.document_bounds(raw)  # type: ignore[misc]  # decode() read them already
+    rest = b"".join(raw[s : e + 1] for s, e in zip(starts[cols.rest], ends[cols.rest], strict=True))
+    exact = decode_exact(rest, cfg, window)
+    assert exact.rows is not None
+    positions = np.concatenate([cols.rows, cols.rest[exact.rows]])
+    order = np.argsort(positions, kind="stable")
+    both = pd.concat([frame, exact.frame], ignore_index=True) if len(exact.frame) else frame
+    unexpected = Counter(cols.unexpected_fields)
+    unexpected.update(exact.unexpected_fields)
+    return Batch(
+        frame=both.take(order).reset_index(drop=True) if len(exact.frame) else both,
+        quarantine=exact.quarantine,
+        unexpected_fields=dict(unexpected),
+        n_read=n,
+        n_other_window=cols.n_other_window + exact.n_other_window,
+        rows=positions[order],
+    )
+
+
+def decode_exact(raw: bytes, cfg: ModelConfig, window: Window | None = None) -> Batch:
+    """One raw batch through ``bson.decode_all`` and :func:`decode_documents` (the exact path); on failure
+    document by document, each document that still fails quarantined as ``not_a_document`` with the
+    error. ``rows``: each frame row's position in the batch."""
     try:
         return decode_documents(bson.decode_all(raw, CODEC), cfg, window)
     except _DOCUMENT_ERRORS:
         pass  # one bad document: find it below, keep the others
     docs: list[dict[str, Any]] = []
+    where: list[int] = []  # position in the batch of each decoded document
     rejected: list[QuarantinedDoc] = []
     for k, piece in enumerate(split_raw(raw)):
         try:
             docs.append(bson.decode(piece, CODEC))
+            where.append(k)
         except _DOCUMENT_ERRORS as e:
             rejected.append(_rejected(k, e, piece=piece))
     try:
         part = decode_documents(docs, cfg, window)
     except _DOCUMENT_ERRORS:  # a document that decodes but breaks the conversion: find it
-        kept = []
+        kept, kept_where = [], []
         for k, doc in enumerate(docs):
             try:
                 decode_documents([doc], cfg, window)
                 kept.append(doc)
+                kept_where.append(where[k])
             except _DOCUMENT_ERRORS as e:
                 rejected.append(_rejected(k, e, doc=doc))
+        docs, where = kept, kept_where
         part = decode_documents(kept, cfg, window)  # raises only if our own code is at fault
     part.quarantine[:0] = rejected
     part.n_read += len(rejected)
+    if part.rows is not None:
+        part.rows = np.asarray(where, dtype=np.int64)[part.rows]
     return part
 
 

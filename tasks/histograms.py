@@ -8,10 +8,12 @@ count) gives the picture, and the renderer draws a few dozen numbers instead of 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+from mlmon.tasks.checks.drift import value_counts
 from mlmon.tasks.checks.outcome import Histogram
 from mlmon.tasks.numbers import human
 from mlmon.tasks.profile import CategoricalProfile, NumericalProfile, Profile
@@ -21,23 +23,33 @@ TOP_K = 8
 
 
 def histograms(
-    profile: Profile, frame: pd.DataFrame, columns: list[str] | tuple[str, ...]
+    profile: Profile,
+    frame: pd.DataFrame,
+    columns: list[str] | tuple[str, ...],
+    sorted_columns: Mapping[str, object] | None = None,
 ) -> list[Histogram]:
-    """One :class:`Histogram` per profiled column of ``columns`` present in ``frame`` (whole window)."""
+    """One :class:`Histogram` per profiled column of ``columns`` present in ``frame`` (whole window).
+
+    ``sorted_columns``: numerical columns of ``frame`` already sorted (their finite values, e.g. the drift
+    checks' prepared arrays when no value was screened out), so they are not sorted a second time."""
     out = []
+    ready = sorted_columns or {}
     for name in columns:
         ref = profile.columns.get(name)
         if ref is None or name not in frame.columns:
             continue
         if isinstance(ref, NumericalProfile):
             if ref.n:
-                out.append(numerical(name, ref, frame[name]))
+                done = ready.get(name)
+                out.append(numerical(name, ref, frame[name], done if isinstance(done, np.ndarray) else None))
         else:
             out.append(categorical(name, ref, frame[name]))
     return out
 
 
-def numerical(name: str, ref: NumericalProfile, values: pd.Series | np.ndarray) -> Histogram:
+def numerical(
+    name: str, ref: NumericalProfile, values: pd.Series | np.ndarray, sorted_finite: np.ndarray | None = None
+) -> Histogram:
     """Counts in ``< min``, the reference's right-closed bins from its min to its max, and ``> max``.
 
     >>> from mlmon.tasks.reference import fit_numerical
@@ -46,8 +58,9 @@ def numerical(name: str, ref: NumericalProfile, values: pd.Series | np.ndarray) 
     (('< 0', '0 – 4', '4 – 9', '> 9'), (0, 5, 5, 0), (1, 1, 1, 2))
     """
     n_all = len(values)
-    x = np.sort(_finite(values))  # one sort (faster here than a binary search per value), then
-    # every count and median is a binary search per edge
+    # one sort (faster here than a binary search per value), then every count and median is a binary
+    # search per edge
+    x = np.sort(_finite(values)) if sorted_finite is None else sorted_finite
     below = int(np.searchsorted(x, ref.min, side="left"))
     above = int(x.size - np.searchsorted(x, ref.max, side="right"))
     cuts = np.searchsorted(x, ref.bin_edges, side="right")
@@ -84,9 +97,8 @@ def categorical(
     >>> h.labels, h.reference, h.current, h.new
     (('XX', 'a', 'other (1)'), (0, 6, 4), (2, 1, 0), (True, False, False))
     """
-    s = pd.Series(np.asarray(values, dtype=object), dtype=object, copy=False)
-    vc = s.value_counts(dropna=True)
-    cur = {str(key): int(n) for key, n in vc.items()}
+    keys, counts = value_counts(values)  # codes and bincount for a categorical column: no hash pass
+    cur = {k: int(n) for k, n in zip(keys, counts, strict=True)}
     refc = {c: int(n) for c, n in zip(ref.categories, ref.counts, strict=True)}
     n_ref, n_cur = max(sum(refc.values()), 1), max(sum(cur.values()), 1)
     names = sorted(
@@ -110,7 +122,7 @@ def categorical(
         current=tuple(w),
         new=tuple(new),
         reference_missing=ref.missing_share,
-        current_missing=(len(s) - int(vc.sum())) / len(s) if len(s) else None,
+        current_missing=(len(values) - int(counts.sum())) / len(values) if len(values) else None,
     )
 
 

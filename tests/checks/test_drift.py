@@ -79,7 +79,7 @@ def test_ks_equals_scipy_on_known_distributions(n_ref: int, n_cur: int, shift: f
     got = num(ref, cur, "ks")
     want = stats.ks_2samp(ref, cur)
     assert got.statistic == want.statistic  # same set of CDF differences: bit-identical
-    assert got.p_value == pytest.approx(want.pvalue, rel=1e-12, abs=1e-300)
+    assert got.p_value == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)  # see drift.kstwo_sf
 
 
 @pytest.mark.parametrize("seed", range(5))
