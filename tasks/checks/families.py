@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mlmon.tasks.profile import Profile
 
 # modules whose decorators register the built-in methods (imported once, on first use)
-BUILTIN_MODULES: tuple[str, ...] = ("mlmon.tasks.checks.outliers",)
+BUILTIN_MODULES: tuple[str, ...] = ("mlmon.tasks.checks.outliers", "mlmon.tasks.checks.versions")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class FamilyInput:
     ``frame`` holds the features by their configured names and the reserved columns (see
     :mod:`mlmon.tasks.contract`: prediction, score, probabilities, target, request id, model version,
     timestamp); ``fitted`` is what the method's ``fit`` returned on the (whole) reference, None without
-    a fit; ``reference`` is the reference frame when the caller has it.
+    a fit; ``reference`` is the reference frame when the caller has it; ``shadow`` holds the window's
+    (segment's) shadow predictions, rows not served (same columns; None when the model recognises none):
+    every other check sees only the served ``frame``.
     """
 
     frame: pd.DataFrame
@@ -51,6 +53,7 @@ class FamilyInput:
     fitted: Any = None
     reference: pd.DataFrame | None = None
     segment: str = ALL
+    shadow: pd.DataFrame | None = None
 
 
 Findings = tuple[list[CheckResult], list[Metric]]
@@ -169,6 +172,7 @@ def family_checks(
     *,
     reference: pd.DataFrame | None = None,
     segment: str = ALL,
+    shadow: pd.DataFrame | None = None,
 ) -> Findings:
     """Every enabled method on one window or segment. A method that raises gets one ``error`` check
     naming its exception; the other methods and the rest of the window are unaffected."""
@@ -180,7 +184,7 @@ def family_checks(
             msg = f"{m.name}: not fitted on the reference with the current settings (refit the profile)"
             checks.append(CheckResult(m.name, m.category, Status.ERROR, None, None, msg, "", segment))
             continue
-        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment)
+        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment, shadow)
         try:
             c, mt = m.run(inp)
         except Exception as e:  # one method's failure is its result, never the window's
