@@ -336,3 +336,20 @@ def test_labels_join_both_the_served_and_the_shadow_prediction(mongo_db: Any) ->
     assert batch.shadow[c.TARGET].notna().sum() == 30
     lab = batch.shadow[batch.shadow[c.TARGET].notna()]
     assert set(lab[c.REQUEST_ID]) == set(batch.frame[batch.frame[c.TARGET].notna()][c.REQUEST_ID])
+
+
+def test_the_report_has_a_versions_section_with_a_row_per_version(tmp_path) -> None:
+    from dataclasses import replace
+
+    from mlmon.reports.render import write_report
+    from tests import factories as fx
+
+    checks, metrics = version_checks(*window(3_000, 12, challenger_accuracy=0.72), cfg(champion="v1"))
+    r = fx.result()
+    r = replace(r, checks=(*r.checks, *checks), metrics=(*r.metrics, *metrics))
+    page = write_report(r, fx.config(), tmp_path, None).read_text()
+    section = page[page.index('id="versions"') : page.index('id="quarantine"')]
+    assert "v1</td>" not in section or "(champion)" in section
+    assert section.index("(champion)") < section.index(">v3")  # the champion's row first
+    assert "worse</td>" in section and "3,000" in section and "Version Quality" in section.title()
+    assert 'href="#versions"' in page
