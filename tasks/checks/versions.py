@@ -369,19 +369,22 @@ def version_checks(
     for s in scores:
         verdict, check = decide_version(s, vc, segment)
         checks += [check, decide_drift(s, segment)]
-        v = s.version
-        for name, value in (
-            ("version_agreement", s.agreement),
-            ("version_mean_abs_difference", s.mean_abs_difference),
-            ("version_paired_requests", float(s.n_pairs) if s.mode is Mode.SHADOW else None),
-            ("version_gain", s.gain),
-            ("version_p_value", s.p_value),
-            ("version_verdict", VERDICT_VALUE.get(verdict)),
-            ("version_drift_effect", check_value(s.drift, c.PREDICTION)),
-        ):
-            if value is not None and np.isfinite(value):
-                metrics.append(Metric(name, float(value), v, segment))
+        v, shadow_mode = s.version, s.mode is Mode.SHADOW
+        found = [
+            Metric("version_agreement", _num(s.agreement), v, segment),
+            Metric("version_mean_abs_difference", _num(s.mean_abs_difference), v, segment),
+            Metric("version_paired_requests", float(s.n_pairs) if shadow_mode else np.nan, v, segment),
+            Metric("version_gain", _num(s.gain), v, segment),
+            Metric("version_p_value", _num(s.p_value), v, segment),
+            Metric("version_verdict", _num(VERDICT_VALUE.get(verdict)), v, segment),
+            Metric("version_drift_effect", _num(check_value(s.drift, c.PREDICTION)), v, segment),
+        ]
+        metrics += [m for m in found if np.isfinite(m.value)]  # a number that does not apply is no row
     return checks, metrics
+
+
+def _num(x: float | None) -> float:
+    return np.nan if x is None else float(x)
 
 
 def check_value(drift: tuple[FeatureDrift, ...], column: str) -> float | None:
