@@ -118,23 +118,36 @@ def champion_of(cfg: VersionsConfig, served: pd.DataFrame) -> str | None:
         return cfg.champion
     if c.VERSION not in served or served.empty:
         return None
-    counts = served[c.VERSION].dropna().astype(str).value_counts()
+    counts = served[c.VERSION].dropna().value_counts()
+    counts.index = counts.index.astype(str)
     if counts.empty:
         return None
     top = counts[counts == counts.max()]
     return str(sorted(top.index)[0])
 
 
+_COLUMNS = (c.REQUEST_ID, c.VERSION, c.PREDICTION, c.SCORE, c.TARGET)
+
+
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a version and a prediction (a failed request has none)."""
+    """The family's columns of the rows with a version and a prediction (a failed request has none);
+    versions as text."""
     if c.VERSION not in frame or c.PREDICTION not in frame:
-        return frame.iloc[:0]
+        return pd.DataFrame({c.VERSION: pd.Series([], dtype=object), c.PREDICTION: []})
     keep = frame[c.VERSION].notna().to_numpy() & frame[c.PREDICTION].notna().to_numpy()
-    return frame[keep]
+    out = frame.loc[keep, [k for k in _COLUMNS if k in frame]]
+    if len(out) and not _all_str(out[c.VERSION]):
+        out = out.assign(**{c.VERSION: out[c.VERSION].astype(str)})
+    return out
+
+
+def _all_str(s: pd.Series) -> bool:
+    return bool(pd.api.types.infer_dtype(s, skipna=False) == "string")
 
 
 def _right(pred: pd.Series, target: pd.Series) -> np.ndarray:
-    return pred.astype(str).to_numpy() == target.astype(str).to_numpy()
+    """Predicted label equals the label (labels are text in the frame; a missing one never matches)."""
+    return np.asarray(pred.to_numpy(dtype=object) == target.to_numpy(dtype=object), dtype=bool)
 
 
 def _abs_error(pred: pd.Series, target: pd.Series) -> np.ndarray:
@@ -154,14 +167,14 @@ def score_versions(
     vc = cfg.versions
     served, shadow = _scored(served), _scored(shadow if shadow is not None else served.iloc[:0])
     rows = pd.concat([served, shadow], ignore_index=True) if len(shadow) else served
-    counts = rows[c.VERSION].astype(str).value_counts() if len(rows) else pd.Series(dtype=np.int64)
+    counts = rows[c.VERSION].value_counts() if len(rows) else pd.Series(dtype=np.int64)
     per_version = {str(k): int(v) for k, v in counts.items()}
     champion = champion_of(vc, served)
     if champion is None:
         return None, per_version, []
-    versions = rows[c.VERSION].astype(str).to_numpy() if len(rows) else np.array([], dtype=object)
+    versions = rows[c.VERSION].to_numpy(dtype=object)
     champ = rows[versions == champion]
-    shadow_versions = set(shadow[c.VERSION].astype(str)) if len(shadow) else set()
+    shadow_versions = set(shadow[c.VERSION].unique()) if len(shadow) else set()
     challengers = [v for v in counts.index if v != champion][: vc.max_challengers]
     out = []
     for version in challengers:
@@ -240,9 +253,14 @@ def _pairs(champ: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     label (a request's served and shadow rows carry the same one)."""
     if c.REQUEST_ID not in champ or c.REQUEST_ID not in other:
         return pd.DataFrame({"champion": [], "challenger": [], "target": []})
-    a = champ[champ[c.REQUEST_ID].notna().to_numpy()].drop_duplicates(c.REQUEST_ID)
-    b = other[other[c.REQUEST_ID].notna().to_numpy()].drop_duplicates(c.REQUEST_ID)
-    idx = pd.Index(a[c.REQUEST_ID].astype(str)).get_indexer(b[c.REQUEST_ID].astype(str))
+    a = champ[champ[c.REQUEST_ID].notna().to_numpy()]
+    b = other[other[c.REQUEST_ID].notna().to_numpy()]
+    ka, kb = pd.Index(a[c.REQUEST_ID]), pd.Index(b[c.REQUEST_ID])
+    if not ka.is_unique:
+        a, ka = a[~ka.duplicated()], ka[~ka.duplicated()]
+    if not kb.is_unique:
+        b, kb = b[~kb.duplicated()], kb[~kb.duplicated()]
+    idx = ka.get_indexer(kb)
     hit = idx >= 0
     a_rows, b_rows = a.iloc[idx[hit]], b[hit]
     target = a_rows[c.TARGET].to_numpy(dtype=object) if c.TARGET in a_rows else np.full(int(hit.sum()), None)
@@ -395,13 +413,13 @@ def _quality_by_version(
     served: pd.DataFrame, shadow: pd.DataFrame | None, cfg: ModelConfig, segment: str
 ) -> list[Metric]:
     """Accuracy (or MAE) and labelled rows of every version on all its labelled rows in the window."""
-    rows = _scored(served)
+    parts = [_labelled(_scored(served))]
     if shadow is not None and len(shadow):
-        rows = pd.concat([rows, _scored(shadow)], ignore_index=True)
-    lab = _labelled(rows)
+        parts.append(_labelled(_scored(shadow)))
+    lab = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     out = []
     regression = cfg.task is TaskType.REGRESSION
-    for version, part in lab.groupby(lab[c.VERSION].astype(str), sort=True):
+    for version, part in lab.groupby(c.VERSION, sort=True):
         out.append(Metric("version_labelled", float(len(part)), str(version), segment))
         if regression:
             err = _abs_error(part[c.PREDICTION], part[c.TARGET])
