@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", action="store_true", help="also the per-stage table (extract, store, report)")
     ap.add_argument("--reference-rows", type=int, default=100_000, help="reference rows of --stages")
     ap.add_argument("--no-store", action="store_true", help="skip the Postgres stage of --stages")
+    ap.add_argument("--no-versions", action="store_true", help="skip the versions family's cost")
     args = ap.parse_args(argv)
     if argv is None and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
         # Fixed glibc thresholds: big arrays are mmapped and returned to the OS when freed, so one
@@ -442,6 +443,11 @@ def main(argv: list[str] | None = None) -> None:
     small = target_small(max(args.repeats, 5)) if 2 in args.targets else None
     if args.stages:
         run_stages(args)
+    if not args.no_versions:  # the versions family at the target sizes (tests/benchmarks/bench_versions.py)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_versions
+
+        bench_versions.run(args.sizes)
 
     print("\nsummary (targets of the performance issue; absolute times are from a shared machine)")
     for r in checks:
