@@ -18,7 +18,10 @@ day     what happens
 6       service: p95 latency ~900 ms, 8% errors; v2 canary starts on 30% of traffic
 7       shadow challenger worse: ``v3-shadow``'s feature pipeline sends ``tenure_months`` in years and
         loses ``support_tickets`` (imputed): its accuracy drops ~13 points (v2 canary continues)
-8-10    clean (model-health episodes are added here, one day each)
+8       fairness: the model stops predicting churn for the ``south`` region (``customer.region``, a
+        logged field that is not a feature): its selection rate collapses, and the overall churn share
+        with it (class balance)
+8-10    otherwise clean (model-health episodes are added here, one day each)
 ======  ========================================================================================
 
 From day 1 on, a shadow challenger ``v3-shadow`` (v1's recipe retrained on other customers) scores every
@@ -63,6 +66,7 @@ _ERRORS = (
     "RuntimeError: model worker unavailable",
     "ValueError: could not convert request body",
 )
+REGIONS = {"north": 0.3, "south": 0.3, "east": 0.2, "west": 0.2}  # customer.region: logged, not a feature
 _INTEGER_FEATURES = frozenset({"age", "tenure_months", "sessions_last_7d", "support_tickets"})
 
 Progress = Callable[[int, int], None]
@@ -94,18 +98,17 @@ class Scenario:
     shadow_version: str | None = "v3-shadow"  # scores every successful request again, not served
     shadow_from_day: int = 1
     shadow_worse_day: int | None = 7  # its inputs are degraded that day (see _shadow)
+    bias_day: int | None = 8  # the served model stops predicting churn for one region
+    bias_region: str = "south"
+    bias_share: float = 1.0  # of that region's churn predictions turned into "stay"
 
     @classmethod
     def clean(cls) -> Scenario:
         """No incidents and no v2: every day looks like the reference."""
         return cls(
-            drift_days=None,
-            quality_day=None,
-            spike_day=None,
-            v2_from_day=None,
-            shadow_version=None,
-            shadow_worse_day=None,
-        )
+            drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None,
+            shadow_version=None, shadow_worse_day=None,
+        )  # fmt: skip
 
     def drift_shift(self, day: int, day_fraction: np.ndarray) -> np.ndarray:
         """Shift in σ for requests at ``day_fraction`` ∈ [0, 1) of ``day``."""
@@ -166,6 +169,14 @@ def _simulate_day(
         label2, p2 = dm.predict(_model("v2", seed), logged)
         label, p_churn = np.where(v2, label2, label), np.where(v2, p2, p_churn)
 
+    # the region comes from its own stream, so every other value of the day is what it was without it
+    region = _regions(np.random.default_rng([seed, day, 1]), n)
+    if day == sc.bias_day:
+        flip = (region == sc.bias_region) & (label == dm.POSITIVE)
+        flip &= np.random.default_rng([seed, day, 2]).random(n) < sc.bias_share
+        label = np.where(flip, dm.CLASSES[0], label)
+        p_churn = np.where(flip, p_churn * 0.45, p_churn)  # served as "stay": p(churn) below 0.5
+
     spike = day == sc.spike_day
     p95 = sc.spike_latency_p95_ms if spike else sc.latency_p95_ms
     latency = np.round(rng.lognormal(math.log(p95) - _Z95 * _LATENCY_SIGMA, _LATENCY_SIGMA, n), 2)
@@ -187,6 +198,7 @@ def _simulate_day(
             "model_version": "v2" if v2[i] else "v1",
             "timestamp": ts,
             "features": features[i],
+            "customer": {"region": str(region[i])},
         }
         if failed[i]:
             doc["prediction"] = {"value": None}
@@ -212,6 +224,10 @@ def _simulate_day(
     if day == sc.quality_day and sc.malformed:
         predictions += _malformed(day_start, rng)
     return predictions, labels
+
+
+def _regions(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice(np.array(list(REGIONS), dtype=object), size=n, p=list(REGIONS.values()))
 
 
 def _shadow(
@@ -249,6 +265,7 @@ def _shadow(
                 "latency_ms": float(latency[i]),
                 "status": "ok",
                 "served": False,
+                **({"customer": doc["customer"]} if "customer" in doc else {}),  # the request's context
             }
         )
     return docs

@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from mlmon.tasks.profile import Profile
 
 # modules whose decorators register the built-in methods (imported once, on first use)
-BUILTIN_MODULES: tuple[str, ...] = ("mlmon.tasks.checks.outliers", "mlmon.tasks.checks.versions")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "mlmon.tasks.checks.outliers",
+    "mlmon.tasks.checks.fairness",
+    "mlmon.tasks.checks.balance",
+    "mlmon.tasks.checks.estimated",
+    "mlmon.tasks.checks.versions",
+)
 
 
 @dataclass(frozen=True)
