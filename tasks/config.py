@@ -524,6 +524,8 @@ class VersionsConfig(Strict):
         if v is not None and (not v or v.startswith(".") or v.endswith(".") or ".." in v):
             raise ValueError(f"served_field {v!r}: a dotted path such as served or meta.served")
         return v
+
+
 class FairnessConfig(Strict):
     """Fairness (category ``fairness``): per window and group of each sensitive attribute, selection rate
     (and on labelled rows TPR, FPR, accuracy; regression: mean prediction and MAE) and the gaps between
@@ -648,6 +650,7 @@ class ModelConfig(Strict):
     )
     versions: VersionsConfig = Field(
         default_factory=lambda: VersionsConfig(), description="champion–challenger and shadow models"
+    )
     fairness: FairnessConfig = Field(
         default_factory=lambda: FairnessConfig(), description="gaps between groups of sensitive attributes"
     )
