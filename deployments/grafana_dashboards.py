@@ -1278,11 +1278,66 @@ def estimated_performance_rows() -> list[list[tuple[Json, int, int]]]:
     ]
 
 
+def versions_rows() -> list[list[tuple[Json, int, int]]]:
+    """Champion–challenger and shadow models (category ``versions``): quality and agreement per version,
+    and every challenger's verdict."""
+    window_level = " AND feature <> ''"
+    return [
+        [
+            (
+                timeseries(
+                    "Accuracy by model version",
+                    "Accuracy of each version on its labelled rows in the window (shadow versions on the "
+                    "requests they scored again). Late labels refill it when the window is re-evaluated.",
+                    metric_series(["version_accuracy"], by="feature", extra=window_level),
+                    unit="percentunit",
+                ),
+                12,
+                8,
+            ),
+            (
+                timeseries(
+                    "Agreement with the champion (shadow)",
+                    "Share of the requests a shadow challenger scored where it gave the champion's answer.",
+                    metric_series(["version_agreement"], by="feature", extra=window_level),
+                    unit="percentunit",
+                ),
+                12,
+                8,
+            ),
+        ],
+        [
+            (
+                table(
+                    "Challenger verdicts",
+                    "Each challenger against the champion: fail = significantly worse by at least the "
+                    "minimum effect, pass = better or indistinguishable at this sample size (the message "
+                    "says which), warn = insufficient labelled rows. Click a row for the HTML report.",
+                    sql(f"""
+                        SELECT c.window_start, c.status, c.feature AS version, c.value AS gain,
+                               c.message, r.report_path
+                        FROM mlmon.checks AS c
+                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'versions'
+                          AND c.check_name = 'version_quality' AND $__timeFilter(c.window_start)
+                        ORDER BY c.window_start DESC, c.feature
+                        LIMIT 500
+                    """),
+                    units={"gain": "percentunit"},
+                ),
+                24,
+                8,
+            )
+        ],
+    ]
+
+
 def family_rows() -> list[list[tuple[Json, int, int]]]:
     """The families' rows, in the order the dashboard shows them (each family adds its builder here)."""
     builders: list = [
         fairness_rows,
         estimated_performance_rows,
+        versions_rows,
     ]
     return [row for build in builders for row in build()]
 

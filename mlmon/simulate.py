@@ -16,12 +16,17 @@ day     what happens
 5       data quality: 40% of requests log ``avg_session_minutes`` in seconds (×60), 30% miss
         ``tenure_months``, a new country ``XX`` appears, and 8 malformed documents are logged
 6       service: p95 latency ~900 ms, 8% errors; v2 canary starts on 30% of traffic
-7       clean (v2 canary continues)
+7       shadow challenger worse: ``v3-shadow``'s feature pipeline sends ``tenure_months`` in years and
+        loses ``support_tickets`` (imputed): its accuracy drops ~13 points (v2 canary continues)
 8       fairness: the model stops predicting churn for the ``south`` region (``customer.region``, a
         logged field that is not a feature): its selection rate collapses, and the overall churn share
         with it (class balance)
 8-10    otherwise clean (model-health episodes are added here, one day each)
 ======  ========================================================================================
+
+From day 1 on, a shadow challenger ``v3-shadow`` (v1's recipe retrained on other customers) scores every
+successful request again; its documents carry the same request id and ``served: false`` and are drawn
+from their own random stream, so the served traffic is the same with or without them.
 
 Everything is a pure function of the seed (document ids included), so writing the same simulation twice
 adds nothing the second time.
@@ -90,6 +95,9 @@ class Scenario:
     v2_share: float = 0.3
     label_share: float = 0.6  # successful predictions that get a label
     label_delay_median_h: float = 20.0  # lognormal delay, clipped to [1 h, 7 d]
+    shadow_version: str | None = "v3-shadow"  # scores every successful request again, not served
+    shadow_from_day: int = 1
+    shadow_worse_day: int | None = 7  # its inputs are degraded that day (see _shadow)
     bias_day: int | None = 8  # the served model stops predicting churn for one region
     bias_region: str = "south"
     bias_share: float = 1.0  # of that region's churn predictions turned into "stay"
@@ -97,7 +105,10 @@ class Scenario:
     @classmethod
     def clean(cls) -> Scenario:
         """No incidents and no v2: every day looks like the reference."""
-        return cls(drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None)
+        return cls(
+            drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None,
+            shadow_version=None, shadow_worse_day=None,
+        )  # fmt: skip
 
     def drift_shift(self, day: int, day_fraction: np.ndarray) -> np.ndarray:
         """Shift in σ for requests at ``day_fraction`` ∈ [0, 1) of ``day``."""
@@ -208,6 +219,8 @@ def _simulate_day(
                     "timestamp": arrived,
                 }
             )
+    if sc.shadow_version is not None and day >= sc.shadow_from_day:
+        predictions += _shadow(predictions, logged, day, seed, sc)
     if day == sc.quality_day and sc.malformed:
         predictions += _malformed(day_start, rng)
     return predictions, labels
@@ -215,6 +228,47 @@ def _simulate_day(
 
 def _regions(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(np.array(list(REGIONS), dtype=object), size=n, p=list(REGIONS.values()))
+
+
+def _shadow(
+    served: list[dict[str, Any]], logged: pd.DataFrame, day: int, seed: int, sc: Scenario
+) -> list[dict[str, Any]]:
+    """The shadow challenger's documents for the day's successful requests (its own random stream: the
+    served documents are unchanged by it)."""
+    rng = np.random.default_rng([seed, day, 3])
+    inputs = logged.copy()
+    if day == sc.shadow_worse_day:  # the shadow's own feature pipeline breaks: a unit bug, a lost lookup
+        inputs["tenure_months"] = np.round(inputs["tenure_months"] / 12, 1)
+        inputs["support_tickets"] = np.nan
+    label, p_churn = dm.predict(_model("v3", seed), inputs)
+    latency = np.round(rng.lognormal(math.log(sc.latency_p95_ms) - _Z95 * _LATENCY_SIGMA, _LATENCY_SIGMA,
+                                     len(served)), 2)  # fmt: skip
+    entropy = rng.integers(0, 2**63, size=len(served))
+    features = _feature_dicts(inputs)
+    docs = []
+    for i, doc in enumerate(served):
+        if doc["status"] != "ok":
+            continue  # a failed request was never scored by anyone
+        p = round(float(p_churn[i]), 4)
+        docs.append(
+            {
+                "_id": _object_id(doc["timestamp"], int(entropy[i])),
+                "request_id": doc["request_id"],
+                "model_name": dm.MODEL_NAME,
+                "model_version": sc.shadow_version,
+                "timestamp": doc["timestamp"],
+                "features": features[i],
+                "prediction": {
+                    "value": str(label[i]),
+                    "probabilities": {dm.POSITIVE: p, dm.CLASSES[0]: round(1 - p, 4)},
+                },
+                "latency_ms": float(latency[i]),
+                "status": "ok",
+                "served": False,
+                **({"customer": doc["customer"]} if "customer" in doc else {}),  # the request's context
+            }
+        )
+    return docs
 
 
 def _diurnal_offsets_ms(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -382,6 +436,8 @@ def daily_summary(
     truth = {lab["request_id"]: lab["label"] for lab in labels}
     by_day: dict[int, list[dict[str, Any]]] = {}
     for doc in predictions:
+        if doc.get("served") is False:
+            continue  # shadow predictions: the day's traffic is what was served
         if isinstance(doc["timestamp"], datetime):
             by_day.setdefault((as_utc(doc["timestamp"]) - start).days, []).append(doc)
     rows = []

@@ -356,6 +356,7 @@ CATEGORY_TITLES = {
     Category.HEALTH: "Service health",
     Category.CUSTOM: "Custom checks",
     Category.OUTLIERS: "Outliers",
+    Category.VERSIONS: "Model versions",
     Category.FAIRNESS: "Fairness",
     Category.ESTIMATED_PERFORMANCE: "Estimated performance",
 }
@@ -490,6 +491,7 @@ def _report_context(
         "extra": links,
         "index_href": f"../{INDEX}",
         "max_doc": MAX_DOCUMENT_CHARS,
+        "versions_table": _versions_table(r),
     }
 
 
@@ -520,6 +522,43 @@ def _fairness_context(r: WindowResult) -> dict[str, Any]:
             (ch for ch in r.checks if ch.check in ("class_balance", "class_min_share")), key=_check_order
         ),
     }
+
+
+def _versions_table(r: WindowResult) -> list[dict[str, Any]]:
+    """The versions family's per-version rows of the whole window: the champion first, then each
+    challenger with its agreement, quality and verdict (from its ``version_quality`` check)."""
+    mm = _metric_map(r.metrics)
+    names = sorted({m.feature for m in r.metrics if m.metric == "version_rows" and m.segment == ALL})
+    verdicts = {ch.feature: ch for ch in r.checks if ch.check == "version_quality" and ch.segment == ALL}
+    rows = []
+    for v in names:
+        champion = (("version_champion", v, ALL)) in mm
+        check = verdicts.get(v)
+        if check is None:
+            verdict = "champion" if champion else "—"
+        elif check.status is Status.FAIL:
+            verdict = "worse"
+        elif check.status is Status.WARN:
+            verdict = "insufficient data"
+        else:
+            verdict = "better" if check.message.startswith("challenger better") else "indistinguishable"
+        rows.append(
+            {
+                "version": v,
+                "champion": champion,
+                "rows": mm.get(("version_rows", v, ALL)),
+                "labelled": mm.get(("version_labelled", v, ALL)),
+                "paired": mm.get(("version_paired_requests", v, ALL)),
+                "agreement": mm.get(("version_agreement", v, ALL)),
+                "accuracy": mm.get(("version_accuracy", v, ALL)),
+                "mae": mm.get(("version_mae", v, ALL)),
+                "gain": mm.get(("version_gain", v, ALL)),
+                "p_value": mm.get(("version_p_value", v, ALL)),
+                "verdict": verdict,
+                "status": check.status if check is not None else None,
+            }
+        )
+    return sorted(rows, key=lambda row: (not row["champion"], row["version"]))
 
 
 def _index_spark(own: Sequence[RunSummary]) -> Markup:

@@ -481,6 +481,51 @@ class OutliersConfig(Strict):
     seed: int = Field(0, description="seed of the samples and the forest")
 
 
+class VersionsConfig(Strict):
+    """Champion–challenger and shadow models (category ``versions``): per window, every other version
+    against the champion on the same requests (shadow) or on its own share of the traffic (split).
+
+    A *shadow* document is a prediction whose answer was not served: recognised by ``served_field``
+    (false) and/or by its version being one of ``shadow_versions``. Shadow documents are kept out of
+    every other check (drift, quality, health, model quality see the served predictions only) whenever
+    either is set, even with ``enabled: false``."""
+
+    enabled: bool = Field(False, description="compare every challenger version with the champion")
+    champion: str | None = Field(
+        None,
+        description="the champion's version name; null = the version that served most of the "
+        "window's requests (ties: the first name in sort order)",
+    )
+    served_field: str | None = Field(
+        None,
+        description="dotted path of a true/false field saying whether the prediction was served; "
+        "false = shadow (a missing value counts as served)",
+    )
+    shadow_versions: list[str] = Field(
+        default_factory=list, description="versions whose predictions are never served (shadow models)"
+    )
+    min_rows: int = Field(
+        200, ge=1, description="fewer labelled rows (pairs for shadow) => warn: insufficient data"
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="significance level of the test of the quality difference"
+    )
+    min_effect: float = Field(
+        0.01,
+        ge=0,
+        description="smallest difference that counts: accuracy (classification) or relative MAE "
+        "(regression, share of the champion's MAE)",
+    )
+    max_challengers: int = Field(5, ge=1, description="most-seen challengers compared per window")
+
+    @field_validator("served_field")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and (not v or v.startswith(".") or v.endswith(".") or ".." in v):
+            raise ValueError(f"served_field {v!r}: a dotted path such as served or meta.served")
+        return v
+
+
 class FairnessConfig(Strict):
     """Fairness (category ``fairness``): per window and group of each sensitive attribute, selection rate
     (and on labelled rows TPR, FPR, accuracy; regression: mean prediction and MAE) and the gaps between
@@ -603,6 +648,9 @@ class ModelConfig(Strict):
     outliers: OutliersConfig = Field(
         default_factory=lambda: OutliersConfig(), description="outlier detection against the reference"
     )
+    versions: VersionsConfig = Field(
+        default_factory=lambda: VersionsConfig(), description="champion–challenger and shadow models"
+    )
     fairness: FairnessConfig = Field(
         default_factory=lambda: FairnessConfig(), description="gaps between groups of sensitive attributes"
     )
@@ -625,6 +673,17 @@ class ModelConfig(Strict):
                 raise ValueError(
                     f"business_fields: {name!r} clashes with a feature or a reserved name; rename it"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _versions_fields(self) -> ModelConfig:
+        v = self.versions
+        if (v.enabled or v.shadow_versions) and not self.fields.model_version:
+            raise ValueError("versions: needs fields.model_version (the logged version of each prediction)")
+        if v.enabled and self.task is TaskType.NONE:
+            raise ValueError("versions: needs a task (regression, binary or multiclass) to compare versions")
+        if v.champion is not None and v.champion in v.shadow_versions:
+            raise ValueError(f"versions: the champion {v.champion!r} is also listed in shadow_versions")
         return self
 
     @model_validator(mode="after")

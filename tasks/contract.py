@@ -37,6 +37,7 @@ LATENCY = "__latency_ms"  # float64
 STATUS = "__status"  # str or None
 IS_ERROR = "__is_error"  # bool: status not in ok_statuses
 PROBA_PREFIX = "__proba::"  # multiclass: one float64 column per class, "__proba::<class>"
+SERVED = "__served"  # float64 1/0/NaN from versions.served_field; 0 = a shadow prediction (not served)
 
 RESERVED = (ID, REQUEST_ID, TIMESTAMP, VERSION, PREDICTION, SCORE, TARGET, LATENCY, STATUS, IS_ERROR)
 

@@ -128,7 +128,9 @@ def evaluate(
         w_checks, w_metrics = window_checks(
             cfg, part, reference=reference, profile=seg_profile, segment=segment
         )
-        f_checks, f_metrics = family_checks(cfg, part, profile, reference=reference, segment=segment)
+        f_checks, f_metrics = family_checks(
+            cfg, part, profile, reference=reference, segment=segment, shadow=_shadow_of(batch, part, whole)
+        )
         w_checks, w_metrics = w_checks + f_checks, w_metrics + f_metrics
         seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]
         if not whole:
@@ -157,6 +159,15 @@ def evaluate(
         notes=notes,
         histograms=tuple(histograms(profile, frame, list(specs), sorted_columns)),
     )
+
+
+def _shadow_of(batch: Batch, part: pd.DataFrame, whole: bool) -> pd.DataFrame | None:
+    """The shadow predictions of a segment's requests (the batch's shadow rows whose request id is one
+    of the segment's served rows): a shadow prediction belongs to the segment of the request it shadows."""
+    shadow = batch.shadow
+    if shadow is None or whole or shadow.empty or c.REQUEST_ID not in shadow or c.REQUEST_ID not in part:
+        return shadow
+    return shadow[shadow[c.REQUEST_ID].isin(part[c.REQUEST_ID]).to_numpy()]
 
 
 def _category_codes(frame: pd.DataFrame, cfg: ModelConfig) -> pd.DataFrame:

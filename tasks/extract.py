@@ -59,7 +59,11 @@ class Column:
 
 @dataclass
 class Batch:
-    """What extraction produced for a window."""
+    """What extraction produced for a window.
+
+    ``frame`` holds the served predictions, the only rows every check except the versions family sees;
+    ``shadow`` the predictions whose answer was not served (see :func:`split_shadow`), None when the
+    model configures no way to recognise them."""
 
     frame: pd.DataFrame
     quarantine: list[QuarantinedDoc] = field(default_factory=list)
@@ -70,6 +74,7 @@ class Batch:
     n_labels_joined: int = 0
     seconds: float = 0.0
     rows: np.ndarray | None = None  # position of each frame row among the documents decoded (when known)
+    shadow: pd.DataFrame | None = None
 
     @property
     def n_quarantined(self) -> int:
@@ -101,6 +106,8 @@ def columns_for(cfg: ModelConfig) -> list[Column]:
     for name, biz in cfg.business_fields.items():  # for window checks (KPIs); never required
         kind = {"numerical": "number", "categorical": "category", "boolean": "boolean"}[biz.type]
         cols.append(Column(name, _split(biz.path), kind))
+    if cfg.versions.served_field:  # shadow predictions: split off the served frame (split_shadow)
+        cols.append(Column(c.SERVED, _split(cfg.versions.served_field), "boolean"))
     return cols
 
 
@@ -475,7 +482,9 @@ def _doc_json(doc: Any) -> str:
     return text if len(text) <= MAX_DOC_JSON else text[: MAX_DOC_JSON - 1] + "…"
 
 
-def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Window | None = None) -> Batch:
+def decode_documents(
+    docs: list[dict[str, Any]], cfg: ModelConfig, window: Window | None = None, *, split: bool = True
+) -> Batch:
     """Validate and convert decoded documents into the typed window frame (pure, no I/O).
 
     Every document becomes one row of ``Batch.frame``, one ``QuarantinedDoc`` (with the first reason as
@@ -548,15 +557,37 @@ def decode_documents(docs: list[dict[str, Any]], cfg: ModelConfig, window: Windo
         frame = frame.drop(index=drop).reset_index(drop=True)
     left = set(elsewhere)
     kept = docs if not left else [d for i, d in enumerate(docs) if i not in left]
+    # shadow rows leave the frame last (``split=False``: the batch path splits once, after joining)
+    frame, shadow = split_shadow(frame, cfg) if split else (frame, None)
     return Batch(
         frame=frame,
+        shadow=shadow,
         quarantine=quarantine,
         unexpected_fields=_unexpected(kept, cfg),
         n_read=n,
         n_other_window=len(elsewhere),
         seconds=time.perf_counter() - t0,
-        rows=np.delete(np.arange(n, dtype=np.int64), drop),
+        rows=np.delete(np.arange(n, dtype=np.int64), drop) if shadow is None else None,
     )
+
+
+def split_shadow(frame: pd.DataFrame, cfg: ModelConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(served rows, shadow rows) of a decoded frame; shadow is None when the model configures no way to
+    recognise shadow predictions (``versions.served_field`` / ``versions.shadow_versions``).
+
+    A shadow row is a prediction whose answer was not served: its ``served_field`` is false, or its
+    version is a configured shadow version. A missing served flag counts as served (older loggers)."""
+    v = cfg.versions
+    if not v.served_field and not v.shadow_versions:
+        return frame, None
+    hidden = np.zeros(len(frame), dtype=bool)
+    if c.SERVED in frame:
+        hidden |= frame[c.SERVED].to_numpy(dtype=np.float64, na_value=np.nan) == 0.0
+    if v.shadow_versions and c.VERSION in frame:
+        hidden |= frame[c.VERSION].isin(v.shadow_versions).to_numpy()
+    if not hidden.any():
+        return frame, frame.iloc[:0].reset_index(drop=True)
+    return frame[~hidden].reset_index(drop=True), frame[hidden].reset_index(drop=True)
 
 
 def _failed_requests(data: dict[str, Any], cfg: ModelConfig) -> np.ndarray:
@@ -779,8 +810,10 @@ def decode_batches(
     for p in parts:
         unexpected.update(p.unexpected_fields)
     frame = parts[0].frame if len(parts) == 1 else _concat([p.frame for p in parts])
+    frame, shadow = split_shadow(frame, cfg)  # once, on the joined frame (batches decode unsplit)
     return Batch(
         frame=frame,
+        shadow=shadow,
         quarantine=[q for p in parts for q in p.quarantine],
         unexpected_fields=dict(unexpected),
         n_read=n,
@@ -857,7 +890,7 @@ def decode_exact(raw: bytes, cfg: ModelConfig, window: Window | None = None) -> 
     document by document, each document that still fails quarantined as ``not_a_document`` with the
     error. ``rows``: each frame row's position in the batch."""
     try:
-        return decode_documents(bson.decode_all(raw, CODEC), cfg, window)
+        return decode_documents(bson.decode_all(raw, CODEC), cfg, window, split=False)
     except _DOCUMENT_ERRORS:
         pass  # one bad document: find it below, keep the others
     docs: list[dict[str, Any]] = []
@@ -870,18 +903,18 @@ def decode_exact(raw: bytes, cfg: ModelConfig, window: Window | None = None) -> 
         except _DOCUMENT_ERRORS as e:
             rejected.append(_rejected(k, e, piece=piece))
     try:
-        part = decode_documents(docs, cfg, window)
+        part = decode_documents(docs, cfg, window, split=False)
     except _DOCUMENT_ERRORS:  # a document that decodes but breaks the conversion: find it
         kept, kept_where = [], []
         for k, doc in enumerate(docs):
             try:
-                decode_documents([doc], cfg, window)
+                decode_documents([doc], cfg, window, split=False)
                 kept.append(doc)
                 kept_where.append(where[k])
             except _DOCUMENT_ERRORS as e:
                 rejected.append(_rejected(k, e, doc=doc))
         docs, where = kept, kept_where
-        part = decode_documents(kept, cfg, window)  # raises only if our own code is at fault
+        part = decode_documents(kept, cfg, window, split=False)  # raises only if our own code is at fault
     part.quarantine[:0] = rejected
     part.n_read += len(rejected)
     if part.rows is not None:
@@ -933,7 +966,7 @@ def read_window(
         batch = decode_batches(raw, cfg, window, progress)
         batch.n_unreadable_timestamps = count_unreadable_timestamps(coll, cfg, window)
         if cfg.source.labels and not cfg.fields.target and len(batch.frame):
-            batch.n_labels_joined = join_labels(db, cfg, batch.frame)
+            batch.n_labels_joined = join_labels(db, cfg, batch.frame, shadow=batch.shadow)
     except PyMongoError as e:
         raise SourceUnavailable(
             f"MongoDB read of {cfg.source.database}.{cfg.source.collection} for model {cfg.name!r} window {window} "
@@ -943,13 +976,21 @@ def read_window(
     return batch
 
 
-def join_labels(db: Any, cfg: ModelConfig, frame: pd.DataFrame, chunk: int = 5000) -> int:
-    """Fill ``__target`` from the labels collection (latest label per request id); returns rows labelled."""
+def join_labels(
+    db: Any, cfg: ModelConfig, frame: pd.DataFrame, chunk: int = 5000, *, shadow: pd.DataFrame | None = None
+) -> int:
+    """Fill ``__target`` from the labels collection (latest label per request id); returns rows labelled.
+
+    ``shadow`` (the window's shadow predictions) gets the same labels in the same pass: a request's
+    served and shadow predictions share its request id, so both are labelled by one lookup."""
     src = cfg.source.labels
     assert src is not None
     if c.REQUEST_ID not in frame:
         return 0
     ids = [i for i in pd.unique(frame[c.REQUEST_ID].dropna()) if i]
+    if shadow is not None and len(shadow) and c.REQUEST_ID in shadow:
+        known = set(ids)
+        ids += [i for i in pd.unique(shadow[c.REQUEST_ID].dropna()) if i and i not in known]
     if not ids:
         return 0
     coll = db[src.collection]
@@ -975,6 +1016,12 @@ def join_labels(db: Any, cfg: ModelConfig, frame: pd.DataFrame, chunk: int = 500
     if not latest:
         return 0
     labels = {k: v for k, (_, v) in latest.items()}
+    if shadow is not None and len(shadow) and c.REQUEST_ID in shadow:
+        _fill_target(shadow, labels, cfg)
+    return _fill_target(frame, labels, cfg)
+
+
+def _fill_target(frame: pd.DataFrame, labels: dict[str, Any], cfg: ModelConfig) -> int:
     mapped = frame[c.REQUEST_ID].map(labels)
     if cfg.task is TaskType.REGRESSION:
         target = pd.to_numeric(mapped, errors="coerce")

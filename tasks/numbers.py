@@ -153,6 +153,11 @@ _COUNTS = frozenset(
 )
 
 
+# the versions family (tasks/checks/versions.py): version_quality's value is its accuracy gain
+_SHARES = _SHARES | {"version_quality", "version_agreement", "version_accuracy", "version_gain"}
+_COUNTS = _COUNTS | {"version_rows", "version_labelled", "version_paired_requests"}
+
+
 def unit_of(name: str) -> Unit:
     """The unit of a stable metric or check name (``missing_share`` → share, ``latency_p95_ms`` → ms).
 

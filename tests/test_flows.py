@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.prefect]
 
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 2, 2, tzinfo=UTC)
-DAYS = 8  # day 0 = reference, days 1-7 monitored
+DAYS = 8  # day 0 = reference, days 1-7 monitored (day 7: the shadow challenger is worse)
 PER_DAY = 900
 WEBHOOK_ENV = "MLMON_TEST_FLOWS_WEBHOOK"
 
@@ -150,9 +150,24 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
     def failed_on(i: int) -> set[str]:
         return {ch for ws, ch in failed if ws == day(i)[0]}
 
-    for clean in (1, 2, 7):
+    for clean in (1, 2):
         assert failed_on(clean) == set(), (clean, failed_on(clean))
         assert status[day(clean)[0]] in ("pass", "warn")
+    # day 7: the shadow challenger v3-shadow is worse, and only that fails: its documents (every day) are
+    # kept out of every other check
+    assert failed_on(7) == {"version_quality"}, failed_on(7)
+    verdicts = rows(
+        pg,
+        "select window_start, feature, status from mlmon.checks where model = %s and check_name = "
+        "'version_quality' and segment = 'all' and category = 'versions'",
+        "demo_classifier",
+    )
+    assert {(ws, f, st) for ws, f, st in verdicts if ws in (day(1)[0], day(2)[0], day(7)[0])} == {
+        (day(1)[0], "v3-shadow", "pass"),
+        (day(2)[0], "v3-shadow", "pass"),
+        (day(7)[0], "v3-shadow", "fail"),
+        (day(7)[0], "v2", "warn"),
+    }
     assert "dataset_drift" in failed_on(4)  # the drift episode at its height
     assert failed_on(5) & {"missing_share", "unseen_categories", "out_of_range"}  # the quality incident
     assert failed_on(6) & {"latency_p95", "latency_p99", "error_rate"}  # the latency / error spike

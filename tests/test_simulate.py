@@ -21,8 +21,35 @@ PREDICTION_KEYS = {"_id", "request_id", "model_name", "model_version", "timestam
 
 @pytest.fixture(scope="module")
 def week():
-    """Day 0 (reference) + 7 monitored days with the default scenario."""
-    return simulate(START, days=8, per_day=PER_DAY, seed=3)
+    """Day 0 (reference) + 7 monitored days with the default scenario: the served traffic (the shadow
+    challenger's documents are tested apart, in test_shadow_challenger_*)."""
+    predictions, labels = simulate(START, days=8, per_day=PER_DAY, seed=3)
+    return [d for d in predictions if d.get("served") is not False], labels
+
+
+def test_shadow_challenger_scores_every_successful_request_and_is_worse_on_day_7():
+    predictions, labels = simulate(START, days=8, per_day=300, seed=3)
+    served = [d for d in predictions if d.get("served") is not False]
+    shadow = [d for d in predictions if d.get("served") is False]
+    canonical = [d for d in served if _canonical(d)]
+    without = simulate(START, days=8, per_day=300, seed=3, scenario=Scenario(shadow_version=None))
+    assert served == without[0] and labels == without[1]  # the served traffic is unchanged by the shadow
+    assert {d["model_version"] for d in shadow} == {"v3-shadow"} and {_day(d) for d in shadow} == set(
+        range(1, 8)
+    )
+    ok = {d["request_id"]: d for d in canonical if d["status"] == "ok" and _day(d) >= 1}
+    assert sorted(d["request_id"] for d in shadow) == sorted(ok)  # one shadow answer per scored request
+    assert all(set(d) == PREDICTION_KEYS | {"served"} and d["timestamp"] == ok[d["request_id"]]["timestamp"]
+               for d in shadow)  # fmt: skip
+    truth = {lab["request_id"]: lab["label"] for lab in labels}
+
+    def accuracy(docs, day):
+        hits = [d["prediction"]["value"] == truth[d["request_id"]] for d in docs
+                if _day(d) == day and d["request_id"] in truth and d["status"] == "ok"]  # fmt: skip
+        return np.mean(hits)
+
+    assert accuracy(shadow, 7) < accuracy(canonical, 7) - 0.06
+    assert all(abs(accuracy(shadow, day) - accuracy(canonical, day)) < 0.04 for day in (1, 2, 3))
 
 
 def _day(doc) -> int:
@@ -62,7 +89,7 @@ def test_deterministic_for_a_seed():
     assert a != simulate(START, days=3, per_day=150, seed=12)
     # Day d depends only on (seed, d): a shorter run is a prefix of a longer one.
     shorter = simulate(START, days=2, per_day=150, seed=11)
-    assert shorter[0] == a[0][:300]
+    assert shorter[0] == a[0][: len(shorter[0])]
 
 
 def test_models_are_realistic():
@@ -189,13 +216,14 @@ def test_write_is_idempotent_and_readable(mongo_db):
     counts = write(
         mongo_db, predictions, labels, batch_size=150, progress=lambda done, total: seen.append(done)
     )
-    assert counts == {"predictions": 400, "labels": len(labels), "existing": 0}
-    assert seen[-1] == 400 + len(labels) and seen == sorted(seen)
+    n = len(predictions)  # 400 served and day 1's shadow predictions
+    assert counts == {"predictions": n, "labels": len(labels), "existing": 0}
+    assert seen[-1] == n + len(labels) and seen == sorted(seen)
     again = write(mongo_db, predictions, labels)
-    assert again == {"predictions": 0, "labels": 0, "existing": 400 + len(labels)}
+    assert again == {"predictions": 0, "labels": 0, "existing": n + len(labels)}
     day1 = {"$gte": START + timedelta(days=1), "$lt": START + timedelta(days=2)}
     found = list(mongo_db.predictions.find({"model_name": {"$eq": dm.MODEL_NAME}, "timestamp": day1}))
-    assert len(found) == 200
+    assert len([d for d in found if d.get("served") is not False]) == 200
     by_id = {d["_id"]: d for d in predictions}
     assert all(doc == by_id[doc["_id"]] for doc in found)  # round trip is exact (ms timestamps, UTC)
 
@@ -203,8 +231,9 @@ def test_write_is_idempotent_and_readable(mongo_db):
 @pytest.mark.integration
 def test_run_simulation_seeds_a_database(mongo_uri, mongo_db):
     summary = run_simulation(mongo_uri, mongo_db.name, start=START, days=2, per_day=100, seed=1)
-    assert summary["predictions"] == 200 and summary["labels"] > 0 and summary["existing"] == 0
+    assert summary["labels"] > 0 and summary["existing"] == 0
     assert [row["day"] for row in summary["daily"]] == [0, 1]
-    assert mongo_db.predictions.count_documents({}) == 200
+    assert [row["predictions"] for row in summary["daily"]] == [100, 100]  # served; day 1 also has shadows
+    assert mongo_db.predictions.count_documents({}) == summary["predictions"] > 200
     keys = {tuple(ix["key"]) for ix in mongo_db.predictions.list_indexes()}
     assert {("timestamp",), ("model_name", "timestamp"), ("request_id",)} <= keys

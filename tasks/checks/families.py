@@ -37,6 +37,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "mlmon.tasks.checks.fairness",
     "mlmon.tasks.checks.balance",
     "mlmon.tasks.checks.estimated",
+    "mlmon.tasks.checks.versions",
 )
 
 
@@ -47,7 +48,9 @@ class FamilyInput:
     ``frame`` holds the features by their configured names and the reserved columns (see
     :mod:`mlmon.tasks.contract`: prediction, score, probabilities, target, request id, model version,
     timestamp); ``fitted`` is what the method's ``fit`` returned on the (whole) reference, None without
-    a fit; ``reference`` is the reference frame when the caller has it.
+    a fit; ``reference`` is the reference frame when the caller has it; ``shadow`` holds the window's
+    (segment's) shadow predictions, rows not served (same columns; None when the model recognises none):
+    every other check sees only the served ``frame``.
     """
 
     frame: pd.DataFrame
@@ -56,6 +59,7 @@ class FamilyInput:
     fitted: Any = None
     reference: pd.DataFrame | None = None
     segment: str = ALL
+    shadow: pd.DataFrame | None = None
 
 
 Findings = tuple[list[CheckResult], list[Metric]]
@@ -174,6 +178,7 @@ def family_checks(
     *,
     reference: pd.DataFrame | None = None,
     segment: str = ALL,
+    shadow: pd.DataFrame | None = None,
 ) -> Findings:
     """Every enabled method on one window or segment. A method that raises gets one ``error`` check
     naming its exception; the other methods and the rest of the window are unaffected."""
@@ -185,7 +190,7 @@ def family_checks(
             msg = f"{m.name}: not fitted on the reference with the current settings (refit the profile)"
             checks.append(CheckResult(m.name, m.category, Status.ERROR, None, None, msg, "", segment))
             continue
-        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment)
+        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment, shadow)
         try:
             c, mt = m.run(inp)
         except Exception as e:  # one method's failure is its result, never the window's

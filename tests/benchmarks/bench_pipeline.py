@@ -547,6 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", action="store_true", help="also the older per-stage table")
     ap.add_argument("--reference-rows", type=int, default=100_000, help="reference rows of --stages")
     ap.add_argument("--no-store", action="store_true", help="skip the Postgres stage of --stages")
+    ap.add_argument("--no-versions", action="store_true", help="skip the versions family's cost")
     args = ap.parse_args(argv)
     sizes = args.sizes or ([100_000] if args.quick else [100_000, 1_000_000])
     rows = args.rows or (100_000 if args.quick else 1_000_000)
@@ -567,6 +568,11 @@ def main(argv: list[str] | None = None) -> None:
     e2e = target_end_to_end(rows) if 4 in want else None
     if args.stages:
         run_stages(args)
+    if not args.no_versions:  # the versions family at the target sizes (tests/benchmarks/bench_versions.py)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_versions
+
+        bench_versions.run(args.sizes)
 
     print(f"\nsummary (targets of the performance issue; load average now {os.getloadavg()[0]:.1f})")
     for r in checks:

@@ -180,6 +180,11 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
             ),
         ]
     checks.append(CheckResult("volume", Category.QUALITY, Status.PASS, 500.0, 1500.0, "rows", "", ALL))
+    for seg in SEGMENTS:  # the versions family: a champion and a shadow challenger
+        metrics += [Metric("version_accuracy", 0.8, "v1", seg), Metric("version_accuracy", 0.79, "v3", seg),
+                    Metric("version_agreement", 0.96, "v3", seg)]  # fmt: skip
+        checks.append(CheckResult("version_quality", Category.VERSIONS, Status.PASS, -0.01, 0.01,
+                                  "indistinguishable", "v3", seg))  # fmt: skip
     return replace(base, metrics=tuple(metrics), checks=tuple(checks), drift=tuple(drift))
 
 
