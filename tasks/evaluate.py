@@ -125,7 +125,9 @@ def evaluate(
         w_checks, w_metrics = window_checks(
             cfg, part, reference=reference, profile=seg_profile, segment=segment
         )
-        f_checks, f_metrics = family_checks(cfg, part, profile, reference=reference, segment=segment)
+        f_checks, f_metrics = family_checks(
+            cfg, part, profile, reference=reference, segment=segment, drift=tuple(table)
+        )
         w_checks, w_metrics = w_checks + f_checks, w_metrics + f_metrics
         seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]
         if not whole:

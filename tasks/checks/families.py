@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
     from mlmon.tasks.profile import Profile
 
 # modules whose decorators register the built-in methods (imported once, on first use)
-BUILTIN_MODULES: tuple[str, ...] = ("mlmon.tasks.checks.outliers",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "mlmon.tasks.checks.outliers",
+    "mlmon.tasks.checks.multivariate",
+    "mlmon.tasks.checks.explanations",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,8 @@ class FamilyInput:
     ``frame`` holds the features by their configured names and the reserved columns (see
     :mod:`mlmon.tasks.contract`: prediction, score, probabilities, target, request id, model version,
     timestamp); ``fitted`` is what the method's ``fit`` returned on the (whole) reference, None without
-    a fit; ``reference`` is the reference frame when the caller has it.
+    a fit; ``reference`` is the reference frame when the caller has it; ``drift`` is the window's (or
+    segment's) drift table when the caller computed it (None: not given).
     """
 
     frame: pd.DataFrame
@@ -51,6 +56,7 @@ class FamilyInput:
     fitted: Any = None
     reference: pd.DataFrame | None = None
     segment: str = ALL
+    drift: tuple[FeatureDrift, ...] | None = None
 
 
 Findings = tuple[list[CheckResult], list[Metric]]
@@ -169,8 +175,9 @@ def family_checks(
     *,
     reference: pd.DataFrame | None = None,
     segment: str = ALL,
+    drift: tuple[FeatureDrift, ...] | None = None,
 ) -> Findings:
-    """Every enabled method on one window or segment. A method that raises gets one ``error`` check
+    """Every enabled method on one window or segment (``drift``: its drift table, when computed). A method that raises gets one ``error`` check
     naming its exception; the other methods and the rest of the window are unaffected."""
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
@@ -180,7 +187,7 @@ def family_checks(
             msg = f"{m.name}: not fitted on the reference with the current settings (refit the profile)"
             checks.append(CheckResult(m.name, m.category, Status.ERROR, None, None, msg, "", segment))
             continue
-        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment)
+        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment, drift)
         try:
             c, mt = m.run(inp)
         except Exception as e:  # one method's failure is its result, never the window's
