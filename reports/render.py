@@ -400,6 +400,28 @@ def _drift_row(d: FeatureDrift) -> dict[str, Any]:
     }
 
 
+def impact_rows(r: WindowResult) -> list[dict[str, Any]]:
+    """The window's drifted features ranked by impact (importance × effect / threshold), from the
+    explanations family's metrics (empty when the family is off): the drift section's ranking."""
+    mm = _metric_map(r.metrics)
+    rows = []
+    for d in r.drift:
+        impact = mm.get(("drift_impact", d.feature, ALL))
+        if d.segment != ALL or not d.drifted or impact is None:
+            continue
+        rows.append(
+            {
+                "d": d,
+                "label": column_label(d.feature),
+                "importance": mm.get(("feature_importance", d.feature, ALL)),
+                "ratio": _effect_ratio(d),
+                "impact": impact,
+                "attribution": mm.get(("prediction_shift_attribution", d.feature, ALL)),
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["impact"], row["d"].feature))
+
+
 def _segment_sort(seg: str) -> tuple[bool, str]:
     return (seg != ALL, seg)
 
@@ -473,6 +495,7 @@ def _report_context(
         "drift_all": [_drift_row(d) for d in drift_all],
         "drifted": drifted,
         "drift_segments": drift_segments,
+        "impact_rows": impact_rows(r),
         "quality_features": quality_features,
         "quality_window": quality_window,
         "segments": segments,
