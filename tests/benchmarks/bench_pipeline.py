@@ -428,6 +428,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", action="store_true", help="also the per-stage table (extract, store, report)")
     ap.add_argument("--reference-rows", type=int, default=100_000, help="reference rows of --stages")
     ap.add_argument("--no-store", action="store_true", help="skip the Postgres stage of --stages")
+    ap.add_argument(
+        "--no-multivariate", action="store_true", help="skip the multivariate-drift and drift-impact costs"
+    )
     args = ap.parse_args(argv)
     if argv is None and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
         # Fixed glibc thresholds: big arrays are mmapped and returned to the OS when freed, so one
@@ -442,6 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     small = target_small(max(args.repeats, 5)) if 2 in args.targets else None
     if args.stages:
         run_stages(args)
+    if not args.no_multivariate:
+        multivariate_costs(args.sizes)
 
     print("\nsummary (targets of the performance issue; absolute times are from a shared machine)")
     for r in checks:
@@ -494,6 +499,16 @@ def run_stages(args: argparse.Namespace) -> None:
             ev = by["evidently DataDriftPreset"]
             line += f"; checks {chk.seconds:.2f}s vs Evidently DataDriftPreset {ev.seconds:.2f}s = {ev.seconds / chk.seconds:.1f}× faster"
         print(line)
+
+
+def multivariate_costs(sizes: list[int]) -> None:
+    """The multivariate-drift and drift-impact families at each size, beside the univariate rule
+    (tests/benchmarks/bench_multivariate.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_multivariate
+
+    print("\nmultivariate drift and drift impact (bench_multivariate.py)")
+    bench_multivariate.main(["--sizes", *map(str, sizes)])
 
 
 if __name__ == "__main__":
