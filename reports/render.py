@@ -355,6 +355,8 @@ CATEGORY_TITLES = {
     Category.HEALTH: "Service health",
     Category.CUSTOM: "Custom checks",
     Category.OUTLIERS: "Outliers",
+    Category.MULTIVARIATE_DRIFT: "Multivariate drift",
+    Category.EXPLANATIONS: "Drift impact",
 }
 HEALTH_METRICS = ("requests_per_minute", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate")
 QUALITY_FEATURE_METRICS = ("missing_share", "out_of_range_share", "unseen_share", "mean", "std", "p50")

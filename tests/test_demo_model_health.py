@@ -24,10 +24,14 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "models.yaml"
 
 
+def demo_config():
+    # segments off: the whole window is what the acceptance is about (segments have their own tests)
+    return load_config(CONFIG).model("demo_classifier").model_copy(update={"segments": []})
+
+
 @pytest.fixture(scope="module")
 def days() -> dict[int, WindowResult]:
-    # segments off: the whole window is what the acceptance is about (segments have their own tests)
-    cfg = load_config(CONFIG).model("demo_classifier").model_copy(update={"segments": []})
+    cfg = demo_config()
     assert cfg.multivariate_drift.enabled and cfg.explanations.enabled
     predictions, _ = simulate(START, days=10, per_day=2_500, seed=0)
 
@@ -83,3 +87,15 @@ def test_the_drift_day_ranks_drifted_features_by_impact(days) -> None:
         assert all(
             ch.status is Status.PASS for ch in days[d].checks if ch.category is Category.EXPLANATIONS
         ), d
+
+
+def test_the_drift_day_report_shows_the_ranking_and_day_9_the_multivariate_failure(days, tmp_path) -> None:
+    from mlmon.reports.render import write_report
+
+    page = write_report(days[3], demo_config(), tmp_path / "d3", None).read_text()
+    ranking = page[page.index('id="impact"') : page.index("</table>", page.index('id="impact"'))]
+    assert ranking.index("sessions_last_7d") < ranking.index("income")
+    assert "tenure_months" not in ranking  # not drifted: not ranked
+    page = write_report(days[9], demo_config(), tmp_path / "d9", None).read_text()
+    section = page[page.index('<section id="multivariate">') :]
+    assert "joint distribution changed" in section[: section.index("</section>")]
