@@ -28,6 +28,8 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/bench_pipeline.py
+	$(BIN)/python tests/benchmarks/bench_workers.py
+	$(BIN)/python tests/benchmarks/bench_fairness.py
 
 calibrate: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/calibrate_drift.py

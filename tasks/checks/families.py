@@ -36,6 +36,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "mlmon.tasks.checks.outliers",
     "mlmon.tasks.checks.multivariate",
     "mlmon.tasks.checks.explanations",
+    "mlmon.tasks.checks.fairness",
+    "mlmon.tasks.checks.balance",
+    "mlmon.tasks.checks.estimated",
 )
 
 
