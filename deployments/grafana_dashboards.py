@@ -1175,6 +1175,101 @@ def model_health() -> Json:
     )
 
 
+def _family_checks_table(title: str, description: str, category: str) -> Json:
+    """The family's checks that did not pass, newest first, each row linking to its report."""
+    return table(
+        title,
+        description,
+        sql(f"""
+            SELECT c.window_start, c.status, c.check_name AS "check", c.feature, c.value, c.threshold,
+                   c.message, r.report_path
+            FROM mlmon.checks AS c
+            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = '{category}'
+              AND c.status <> 'pass' AND $__timeFilter(c.window_start)
+            ORDER BY c.window_start DESC, c.check_name, c.feature
+            LIMIT 500
+        """),
+    )
+
+
+def multivariate_drift_rows() -> list[list[tuple[Json, int, int]]]:
+    """Multivariate drift (tasks/checks/multivariate.py): the domain classifier's AUC and what it uses."""
+    window_level = " AND feature = ''"
+    return [
+        [
+            (
+                timeseries(
+                    "Multivariate drift: domain classifier AUC",
+                    "Out-of-fold ROC AUC of a classifier telling window rows from reference rows (0.5 = "
+                    "indistinguishable). Fails when significantly above 0.5 AND at least min_auc (dashed).",
+                    metric_series(["multivariate_auc"], by="metric", extra=window_level),
+                    threshold=0.55,
+                ),
+                8,
+                8,
+            ),
+            (
+                timeseries(
+                    "Features the domain classifier relies on",
+                    "AUC lost when the feature is shuffled in the held-out folds: the features whose joint "
+                    "behaviour changed.",
+                    metric_series(["multivariate_importance"], by="feature"),
+                ),
+                8,
+                8,
+            ),
+            (
+                _family_checks_table(
+                    "Multivariate drift not passing",
+                    "multivariate_drift checks with status warn, fail or error, newest first. Click a row for "
+                    "the HTML report.",
+                    "multivariate_drift",
+                ),
+                8,
+                8,
+            ),
+        ]
+    ]
+
+
+def explanations_rows() -> list[list[tuple[Json, int, int]]]:
+    """Drift impact (tasks/checks/explanations.py): importance × drift per feature, attributed shifts."""
+    return [
+        [
+            (
+                timeseries(
+                    "Drift impact per feature",
+                    "Importance to the model's output (surrogate of the logged predictions) × drift effect "
+                    "relative to its threshold: which drift can move the predictions.",
+                    metric_series(["drift_impact"], by="feature"),
+                ),
+                8,
+                8,
+            ),
+            (
+                timeseries(
+                    "Prediction shift attributed to each feature",
+                    "How much the mean model output moves when only this feature takes the window's values.",
+                    metric_series(["prediction_shift_attribution"], by="feature"),
+                ),
+                8,
+                8,
+            ),
+            (
+                _family_checks_table(
+                    "Drift that matters",
+                    "Drifted features the model relies on (feature_impact) and prediction drift with the "
+                    "features that explain it (prediction_drift_attribution). Click a row for the report.",
+                    "explanations",
+                ),
+                8,
+                8,
+            ),
+        ]
+    ]
+
+
 def _wide(metrics: list[str]) -> str:
     """One column per metric (named as the metric) by window: the overrides style each by name."""
     columns = ",\n        ".join(f"MAX(value) FILTER (WHERE metric = '{m}') AS \"{m}\"" for m in metrics)
@@ -1335,6 +1430,8 @@ def versions_rows() -> list[list[tuple[Json, int, int]]]:
 def family_rows() -> list[list[tuple[Json, int, int]]]:
     """The families' rows, in the order the dashboard shows them (each family adds its builder here)."""
     builders: list = [
+        multivariate_drift_rows,
+        explanations_rows,
         fairness_rows,
         estimated_performance_rows,
         versions_rows,

@@ -21,6 +21,8 @@ day     what happens
 8       fairness: the model stops predicting churn for the ``south`` region (``customer.region``, a
         logged field that is not a feature): its selection rate collapses, and the overall churn share
         with it (class balance)
+9       correlation change: ``age`` and ``income`` (independent in the reference) become strongly
+        related (rank correlation ~0.8), each keeping exactly its day's values (marginals unchanged)
 8-10    otherwise clean (model-health episodes are added here, one day each)
 ======  ========================================================================================
 
@@ -93,6 +95,9 @@ class Scenario:
     error_rate: float = 0.005
     v2_from_day: int | None = 6  # v2 canary from this day on
     v2_share: float = 0.3
+    correlation_day: int | None = 9  # two features become related, marginals unchanged (multivariate drift)
+    correlation_features: tuple[str, str] = ("age", "income")
+    correlation_rho: float = 0.8  # Gaussian-copula correlation the pair is re-paired with on that day
     label_share: float = 0.6  # successful predictions that get a label
     label_delay_median_h: float = 20.0  # lognormal delay, clipped to [1 h, 7 d]
     shadow_version: str | None = "v3-shadow"  # scores every successful request again, not served
@@ -106,7 +111,7 @@ class Scenario:
     def clean(cls) -> Scenario:
         """No incidents and no v2: every day looks like the reference."""
         return cls(
-            drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None,
+            drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None, correlation_day=None,
             shadow_version=None, shadow_worse_day=None,
         )  # fmt: skip
 
@@ -151,6 +156,10 @@ def _simulate_day(
     rng = np.random.default_rng([seed, day])
     offsets_ms = _diurnal_offsets_ms(rng, n)
     truth = dm.customers(rng, n, shift=sc.drift_shift(day, offsets_ms / 86_400_000))
+    if day == sc.correlation_day:
+        truth = _related(
+            truth, sc.correlation_features, sc.correlation_rho, np.random.default_rng([seed, day, 9])
+        )
     outcome = dm.sample_churn(rng, truth)
 
     logged = truth.copy()  # what serving received (and logged): differs from the truth on day 5
@@ -224,6 +233,20 @@ def _simulate_day(
     if day == sc.quality_day and sc.malformed:
         predictions += _malformed(day_start, rng)
     return predictions, labels
+
+
+def _related(
+    frame: pd.DataFrame, names: tuple[str, str], rho: float, rng: np.random.Generator
+) -> pd.DataFrame:
+    """``frame`` with the two columns re-paired along a Gaussian copula of correlation ``rho``: each
+    column keeps exactly its values (its marginal), only which rows they sit in changes. Its own
+    generator, so the rest of the day's traffic is what it would have been."""
+    z = rng.multivariate_normal([0.0, 0.0], [[1.0, rho], [rho, 1.0]], len(frame))
+    out = frame.copy()
+    for k, name in enumerate(names):
+        values = np.sort(frame[name].to_numpy())
+        out[name] = values[np.argsort(np.argsort(z[:, k], kind="stable"), kind="stable")]
+    return out
 
 
 def _regions(rng: np.random.Generator, n: int) -> np.ndarray:

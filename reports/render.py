@@ -357,6 +357,8 @@ CATEGORY_TITLES = {
     Category.CUSTOM: "Custom checks",
     Category.OUTLIERS: "Outliers",
     Category.VERSIONS: "Model versions",
+    Category.MULTIVARIATE_DRIFT: "Multivariate drift",
+    Category.EXPLANATIONS: "Drift impact",
     Category.FAIRNESS: "Fairness",
     Category.ESTIMATED_PERFORMANCE: "Estimated performance",
 }
@@ -402,6 +404,28 @@ def _drift_row(d: FeatureDrift) -> dict[str, Any]:
         "bar": None if ratio is None else max(1.0, min(100.0, 50.0 * ratio)),
         "extras": sorted(d.scores.items()),
     }
+
+
+def impact_rows(r: WindowResult) -> list[dict[str, Any]]:
+    """The window's drifted features ranked by impact (importance × effect / threshold), from the
+    explanations family's metrics (empty when the family is off): the drift section's ranking."""
+    mm = _metric_map(r.metrics)
+    rows = []
+    for d in r.drift:
+        impact = mm.get(("drift_impact", d.feature, ALL))
+        if d.segment != ALL or not d.drifted or impact is None:
+            continue
+        rows.append(
+            {
+                "d": d,
+                "label": column_label(d.feature),
+                "importance": mm.get(("feature_importance", d.feature, ALL)),
+                "ratio": _effect_ratio(d),
+                "impact": impact,
+                "attribution": mm.get(("prediction_shift_attribution", d.feature, ALL)),
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["impact"], row["d"].feature))
 
 
 def _segment_sort(seg: str) -> tuple[bool, str]:
@@ -477,6 +501,7 @@ def _report_context(
         "drift_all": [_drift_row(d) for d in drift_all],
         "drifted": drifted,
         "drift_segments": drift_segments,
+        "impact_rows": impact_rows(r),
         "quality_features": quality_features,
         "quality_window": quality_window,
         "segments": segments,

@@ -526,6 +526,62 @@ class VersionsConfig(Strict):
         return v
 
 
+class MultivariateDriftConfig(Strict):
+    """Multivariate drift (category ``multivariate_drift``): a domain classifier cross-validated on seeded
+    samples of the reference and the window; fails when its out-of-fold ROC AUC is significantly above
+    0.5 (one-sided Mann–Whitney p < alpha) and at least ``min_auc``."""
+
+    enabled: bool = Field(
+        False, description="test every window for a change in the features' joint distribution"
+    )
+    alpha: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="significance level of the AUC test (default: drift.alpha, the univariate rule's)",
+    )
+    min_auc: float = Field(
+        0.55,
+        gt=0.5,
+        le=1,
+        description="fail only from this out-of-fold AUC on (0.55 = what one normal feature shifted by "
+        "0.18σ gives; a flip of a 0.3 correlation gives about 0.56)",
+    )
+    max_rows: int = Field(
+        5_000, ge=100, description="seeded sample of each side (reference, window) the classifier sees"
+    )
+    min_rows: int = Field(200, ge=20, description="fewer rows on either side => warn: insufficient data")
+    folds: int = Field(
+        3, ge=2, le=10, description="stratified cross-validation folds (every row scored out of fold)"
+    )
+    max_iter: int = Field(30, ge=5, description="boosting iterations of each fold's classifier")
+    top_k: int = Field(3, ge=0, description="features the classifier relies on most, named in the message")
+    seed: int = Field(0, description="seed of the samples, folds and classifier")
+
+
+class ExplanationsConfig(Strict):
+    """Impact of drift (category ``explanations``): each feature's importance to the model's output, from
+    a surrogate fitted once to the reference's logged predictions; per window the drifted features ranked
+    by impact (importance × effect / threshold) and the prediction's drift attributed to them."""
+
+    enabled: bool = Field(False, description="rank drifted features by impact and attribute prediction drift")
+    min_importance: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="a drifted feature with at least this share of the importance fails feature_impact",
+    )
+    max_fit_rows: int = Field(
+        20_000, ge=200, description="seeded reference sample the surrogate is fitted on"
+    )
+    max_rows: int = Field(
+        2_000, ge=100, description="seeded sample of reference rows the importances and attributions use"
+    )
+    n_repeats: int = Field(5, ge=1, description="shuffles per feature in the permutation importance")
+    top_k: int = Field(3, ge=1, description="features named in the messages")
+    seed: int = Field(0, description="seed of the samples, the surrogate and the shuffles")
+
+
 class FairnessConfig(Strict):
     """Fairness (category ``fairness``): per window and group of each sensitive attribute, selection rate
     (and on labelled rows TPR, FPR, accuracy; regression: mean prediction and MAE) and the gaps between
@@ -650,6 +706,14 @@ class ModelConfig(Strict):
     )
     versions: VersionsConfig = Field(
         default_factory=lambda: VersionsConfig(), description="champion–challenger and shadow models"
+    )
+    multivariate_drift: MultivariateDriftConfig = Field(
+        default_factory=lambda: MultivariateDriftConfig(),
+        description="domain-classifier test of the features' joint distribution",
+    )
+    explanations: ExplanationsConfig = Field(
+        default_factory=lambda: ExplanationsConfig(),
+        description="feature importance from the logged predictions; drift ranked by impact",
     )
     fairness: FairnessConfig = Field(
         default_factory=lambda: FairnessConfig(), description="gaps between groups of sensitive attributes"

@@ -129,7 +129,13 @@ def evaluate(
             cfg, part, reference=reference, profile=seg_profile, segment=segment
         )
         f_checks, f_metrics = family_checks(
-            cfg, part, profile, reference=reference, segment=segment, shadow=_shadow_of(batch, part, whole)
+            cfg,
+            part,
+            profile,
+            reference=reference,
+            segment=segment,
+            drift=tuple(table),
+            shadow=_shadow_of(batch, part, whole),
         )
         w_checks, w_metrics = w_checks + f_checks, w_metrics + f_metrics
         seg_checks = [*drift_checks(table), dataset, *q_checks, *h_checks, *p_checks, *w_checks]

@@ -237,3 +237,25 @@ def test_run_simulation_seeds_a_database(mongo_uri, mongo_db):
     assert mongo_db.predictions.count_documents({}) == summary["predictions"] > 200
     keys = {tuple(ix["key"]) for ix in mongo_db.predictions.list_indexes()}
     assert {("timestamp",), ("model_name", "timestamp"), ("request_id",)} <= keys
+
+
+def test_correlation_change_on_day_9_keeps_marginals_and_other_days():
+    """Day 9 re-pairs age and income (independent elsewhere) along a 0.8 copula: each keeps exactly its
+    values; the other days are byte-identical to a scenario without the episode."""
+    from scipy import stats
+
+    on = simulate(START, days=10, per_day=600, seed=4)[0]
+    off = simulate(START, days=10, per_day=600, seed=4, scenario=Scenario(correlation_day=None))[0]
+    day9 = [isinstance(d["timestamp"], datetime) and _day(d) == 9 for d in on]
+    assert [d for d, x in zip(on, day9, strict=True) if not x] == [
+        d for d in off if not (isinstance(d["timestamp"], datetime) and _day(d) == 9)
+    ]
+
+    def pair(docs, day):
+        rows = [d["features"] for d in docs if isinstance(d["timestamp"], datetime) and _day(d) == day]
+        return np.array([r["age"] for r in rows]), np.array([r["income"] for r in rows])
+
+    (age, income), (age0, income0) = pair(on, 9), pair(off, 9)
+    assert sorted(age) == sorted(age0) and sorted(income) == sorted(income0)
+    assert stats.spearmanr(age, income).statistic > 0.7 > 0.1 > abs(stats.spearmanr(age0, income0).statistic)
+    assert Scenario.clean().correlation_day is None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 # modules whose decorators register the built-in methods (imported once, on first use)
 BUILTIN_MODULES: tuple[str, ...] = (
     "mlmon.tasks.checks.outliers",
+    "mlmon.tasks.checks.multivariate",
+    "mlmon.tasks.checks.explanations",
     "mlmon.tasks.checks.fairness",
     "mlmon.tasks.checks.balance",
     "mlmon.tasks.checks.estimated",
@@ -51,6 +53,8 @@ class FamilyInput:
     a fit; ``reference`` is the reference frame when the caller has it; ``shadow`` holds the window's
     (segment's) shadow predictions, rows not served (same columns; None when the model recognises none):
     every other check sees only the served ``frame``.
+    a fit; ``reference`` is the reference frame when the caller has it; ``drift`` is the window's (or
+    segment's) drift table when the caller computed it (None: not given).
     """
 
     frame: pd.DataFrame
@@ -60,6 +64,7 @@ class FamilyInput:
     reference: pd.DataFrame | None = None
     segment: str = ALL
     shadow: pd.DataFrame | None = None
+    drift: tuple[FeatureDrift, ...] | None = None
 
 
 Findings = tuple[list[CheckResult], list[Metric]]
@@ -179,8 +184,9 @@ def family_checks(
     reference: pd.DataFrame | None = None,
     segment: str = ALL,
     shadow: pd.DataFrame | None = None,
+    drift: tuple[FeatureDrift, ...] | None = None,
 ) -> Findings:
-    """Every enabled method on one window or segment. A method that raises gets one ``error`` check
+    """Every enabled method on one window or segment (``drift``: its drift table, when computed). A method that raises gets one ``error`` check
     naming its exception; the other methods and the rest of the window are unaffected."""
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
@@ -190,7 +196,9 @@ def family_checks(
             msg = f"{m.name}: not fitted on the reference with the current settings (refit the profile)"
             checks.append(CheckResult(m.name, m.category, Status.ERROR, None, None, msg, "", segment))
             continue
-        inp = FamilyInput(frame, cfg, profile, state[1] if state else None, reference, segment, shadow)
+        inp = FamilyInput(
+            frame, cfg, profile, state[1] if state else None, reference, segment, shadow=shadow, drift=drift
+        )
         try:
             c, mt = m.run(inp)
         except Exception as e:  # one method's failure is its result, never the window's

@@ -548,6 +548,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reference-rows", type=int, default=100_000, help="reference rows of --stages")
     ap.add_argument("--no-store", action="store_true", help="skip the Postgres stage of --stages")
     ap.add_argument("--no-versions", action="store_true", help="skip the versions family's cost")
+    ap.add_argument(
+        "--no-multivariate", action="store_true", help="skip the multivariate-drift and drift-impact costs"
+    )
     args = ap.parse_args(argv)
     sizes = args.sizes or ([100_000] if args.quick else [100_000, 1_000_000])
     rows = args.rows or (100_000 if args.quick else 1_000_000)
@@ -568,6 +571,8 @@ def main(argv: list[str] | None = None) -> None:
     e2e = target_end_to_end(rows) if 4 in want else None
     if args.stages:
         run_stages(args)
+    if not args.no_multivariate:
+        multivariate_costs(args.sizes)
     if not args.no_versions:  # the versions family at the target sizes (tests/benchmarks/bench_versions.py)
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_versions
@@ -646,6 +651,16 @@ def run_stages(args: argparse.Namespace) -> None:
             ev = by["evidently DataDriftPreset"]
             line += f"; checks {chk.seconds:.2f}s vs Evidently DataDriftPreset {ev.seconds:.2f}s = {ev.seconds / chk.seconds:.1f}× faster"
         print(line)
+
+
+def multivariate_costs(sizes: list[int]) -> None:
+    """The multivariate-drift and drift-impact families at each size, beside the univariate rule
+    (tests/benchmarks/bench_multivariate.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_multivariate
+
+    print("\nmultivariate drift and drift impact (bench_multivariate.py)")
+    bench_multivariate.main(["--sizes", *map(str, sizes)])
 
 
 if __name__ == "__main__":

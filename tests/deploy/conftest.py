@@ -185,7 +185,34 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
                     Metric("version_agreement", 0.96, "v3", seg)]  # fmt: skip
         checks.append(CheckResult("version_quality", Category.VERSIONS, Status.PASS, -0.01, 0.01,
                                   "indistinguishable", "v3", seg))  # fmt: skip
+    metrics, checks = _multivariate_and_impact(metrics, checks, failing)
     return replace(base, metrics=tuple(metrics), checks=tuple(checks), drift=tuple(drift))
+
+
+def _multivariate_and_impact(
+    metrics: list[Metric], checks: list[CheckResult], failing: bool
+) -> tuple[list[Metric], list[CheckResult]]:
+    """The multivariate-drift and drift-impact families' rows (tasks/checks/multivariate.py,
+    explanations.py): the first feature drifted and relied on in a failing window."""
+    bad = Status.FAIL if failing else Status.PASS
+    for seg in SEGMENTS:
+        metrics += [Metric("multivariate_auc", 0.71 if failing else 0.5, "", seg)]
+        for i, f in enumerate(FEATURES):
+            metrics += [
+                Metric("multivariate_importance", 0.1 / (i + 1), f, seg),
+                Metric("drift_impact", 2.0 if failing and i == 0 else 0.01 * i, f, seg),
+                Metric("prediction_shift_attribution", 0.05 if failing and i == 0 else 0.0, f, seg),
+            ]
+        checks += [
+            CheckResult("multivariate_drift", Category.MULTIVARIATE_DRIFT, bad, 0.71 if failing else 0.5,
+                        0.55, "auc", "", seg),
+            CheckResult("prediction_drift_attribution", Category.EXPLANATIONS, bad, 0.9, None, "why", "", seg),
+        ]  # fmt: skip
+        if failing:
+            checks.append(
+                CheckResult("feature_impact", Category.EXPLANATIONS, bad, 2.0, 0.05, "x", FEATURES[0], seg)
+            )
+    return metrics, checks
 
 
 @dataclass(frozen=True)
