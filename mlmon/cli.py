@@ -580,7 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
              "Start the embedded servers (unless URIs are set), seed a week of simulated traffic for the "
              "demo model (with a drift episode, a data-quality incident and a latency spike), build its "
              "reference, backfill every day and print where the reports and tables are.")  # fmt: skip
-    sp.add_argument("--days", type=int, default=10, help="monitored days after the reference day (default 10)")
+    sp.add_argument(
+        "--days", type=int, default=10, help="monitored days after the reference day (default 10)"
+    )
     sp.add_argument("--per-day", type=int, default=2500, help="predictions per day (default 2500)")
     sp.add_argument("--fresh", action="store_true", help="drop the demo data and seed again")
 
