@@ -1138,3 +1138,123 @@ def evaluate_summary(
         notes=(*notes, *text),
         histograms=tuple(hist),
     )
+
+
+# --------------------------------------------------------------------------- shards of a window
+
+MAX_QUARANTINE_KEPT = 100
+"""Quarantined documents a shard hands back for inspection (all are counted)."""
+
+
+@dataclass(frozen=True)
+class ShardOutput:
+    """What one shard task returns to the driver: its summary (bytes: small to ship), its part of the
+    seeded sample and the first quarantined documents."""
+
+    shard: Window
+    summary: bytes
+    n_rows: int
+    sample: pd.DataFrame
+    quarantine: tuple[Any, ...] = ()
+
+
+def shard_windows(window: Window, cfg: ModelConfig) -> list[Window]:
+    """The window cut into ``shards.shard``-long pieces (the last one shorter), in time order."""
+    from mlmon.tasks.window import parse_duration
+
+    step = parse_duration(cfg.shards.shard)
+    out, t = [], window.start
+    while t < window.end:
+        out.append(Window(t, min(t + step, window.end)))
+        t += step
+    return out
+
+
+def use_shards(cfg: ModelConfig, estimated_rows: int) -> bool:
+    """Whether a window of about ``estimated_rows`` rows takes the sharded path."""
+    return estimated_rows > cfg.shards.max_in_memory_rows
+
+
+def estimate_rows(collection: Any, cfg: ModelConfig, window: Window) -> int:
+    """Documents of the window, counted only when the whole collection is bigger than the in-memory
+    limit (``estimated_document_count`` reads metadata; a window count is a query)."""
+    from mlmon.tasks.extract import window_filter
+
+    total = int(collection.estimated_document_count())
+    if total <= cfg.shards.max_in_memory_rows:
+        return total
+    return int(collection.count_documents(window_filter(cfg, window)))
+
+
+def sample_rate(cfg: ModelConfig, estimated_rows: int) -> float:
+    """Per-row keep probability so the cross-shard sample holds about ``shards.sample_rows`` rows (a
+    little more, cut to size by :func:`draw_sample`)."""
+    if estimated_rows <= 0:
+        return 1.0
+    return min(1.0, 1.2 * cfg.shards.sample_rows / estimated_rows)
+
+
+def summarise_batch(
+    batch: Any, plan: Plan, cfg: ModelConfig, shard: Window, *, rate: float, index: int
+) -> ShardOutput:
+    """A shard's extracted :class:`~mlmon.tasks.extract.Batch` reduced to its :class:`ShardOutput`."""
+    s = summarise(
+        batch.frame,
+        plan,
+        cfg,
+        shard,
+        n_quarantined=batch.n_quarantined,
+        unexpected_fields=batch.unexpected_fields,
+        n_unreadable=batch.n_unreadable_timestamps,
+    )
+    sample = shard_sample(batch.frame, rate, cfg.shards.seed, index)
+    return ShardOutput(
+        shard, to_bytes(s), s.n_rows, sample.copy(), tuple(batch.quarantine[:MAX_QUARANTINE_KEPT])
+    )
+
+
+def covering(window: Window, stored: Sequence[tuple[Window, str, bytes]], plan: Plan) -> Summary:
+    """The merge of stored shard summaries that tile ``window`` exactly; a :class:`SummaryError` that names
+    the gaps, overlaps or summaries of another plan otherwise."""
+    if not stored:
+        raise SummaryError(
+            f"no stored shard summaries in {window}: run the window through the sharded path first"
+        )
+    problems: list[str] = []
+    t = window.start
+    for shard, key, _ in stored:
+        if shard.start > t:
+            problems.append(f"gap {Window(t, shard.start)}")
+        elif shard.start < t:
+            problems.append(f"overlap at {shard}")
+        if key != plan.key:
+            problems.append(f"{shard} was binned against plan {key}, not {plan.key}")
+        t = max(t, shard.end)
+    if t < window.end:
+        problems.append(f"gap {Window(t, window.end)}")
+    if problems:
+        raise SummaryError(f"stored shard summaries do not tile {window}: " + "; ".join(problems[:10]))
+    return merge_all(from_bytes(data) for _, _, data in stored)
+
+
+def with_shard_details(result: WindowResult, outputs: Sequence[ShardOutput]) -> WindowResult:
+    """The result with the quarantined documents the shards kept (each shard counts all of its own)."""
+    docs = tuple(q for o in outputs for q in o.quarantine)
+    kept = len(docs) < result.n_quarantined
+    note = (f"{len(docs):,} of {result.n_quarantined:,} quarantined documents kept for inspection "
+            f"(at most {MAX_QUARANTINE_KEPT} per shard).",) if kept else ()  # fmt: skip
+    return replace(result, quarantine=docs, notes=(*result.notes, *note))
+
+
+def with_evidently(result: WindowResult, evid: Any, sample_rows: int, shards: int) -> WindowResult:
+    """The result with Evidently's rows and a note that it ran on the cross-shard sample."""
+    if evid is None:
+        return replace(result, notes=(*result.notes, "Evidently report disabled in the config."))
+    notes = (
+        *result.notes,
+        *evid.notes,
+        *(f"Evidently: {e}" for e in evid.errors),
+        f"Evidently ran on a seeded sample of {evid.rows_used:,} of {result.n_rows:,} rows drawn across "
+        f"{shards} shards (shards.sample_rows {sample_rows:,}); mlmon's own checks used every row's summary.",
+    )
+    return replace(result, evidently_rows=evid.rows_used, notes=notes)
