@@ -236,3 +236,32 @@ def test_empty_shards_merge_and_an_empty_window_fails_volume():
 
 _SETUP = setup()
 _WINDOW = fx.frame(3000, seed=11)
+
+
+@pytest.mark.integration
+def test_a_longer_window_from_stored_shorter_ones(pg_schema_uri):
+    """Day summaries stored in Postgres merge into the week's; a gap or another plan is refused."""
+    from mlmon.tasks.store import store
+    from mlmon.tasks.window import Window
+
+    cfg, _, _, plan = _SETUP
+    days = [fx.window(i) for i in range(7)]
+    frames = [fx.frame(400, seed=50 + i) for i in range(7)]
+    store.migrate(pg_schema_uri)
+    rows = [
+        (d, plan.key, len(f), sm.to_bytes(sm.summarise(f, plan, cfg, d)))
+        for d, f in zip(days, frames, strict=True)
+    ]
+    assert store.write_summaries(pg_schema_uri, cfg.name, rows) == 7
+    assert store.write_summaries(pg_schema_uri, cfg.name, rows[:1]) == 1  # a re-run replaces its shard
+    week = Window(days[0].start, days[-1].end)
+    merged = sm.covering(week, store.read_summaries(pg_schema_uri, cfg.name, week), plan)
+    assert_same_counts(merged, sm.summarise(pd.concat(frames, ignore_index=True), plan, cfg, week))
+    assert merged.shards == 7
+    with pytest.raises(sm.SummaryError, match="gap"):
+        sm.covering(
+            week, [r for r in store.read_summaries(pg_schema_uri, cfg.name, week) if r[0] != days[3]], plan
+        )
+    other = replace(plan, key="another")
+    with pytest.raises(sm.SummaryError, match="binned against plan"):
+        sm.covering(week, store.read_summaries(pg_schema_uri, cfg.name, week), other)

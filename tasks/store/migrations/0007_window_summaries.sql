@@ -23,3 +23,7 @@ COMMENT ON COLUMN mlmon.window_summaries.plan_key IS
 COMMENT ON COLUMN mlmon.window_summaries.n_rows IS 'Rows of the shard (accepted documents).';
 COMMENT ON COLUMN mlmon.window_summaries.summary IS
     'The summary: zlib-compressed JSON (mlmon.tasks.summary.to_bytes), versioned; never pickle.';
+COMMENT ON COLUMN mlmon.window_summaries.model IS 'Model name from the models config. Not used by Grafana.';
+COMMENT ON COLUMN mlmon.window_summaries.shard_start IS 'Start (inclusive, UTC) of the shard. Not used by Grafana.';
+COMMENT ON COLUMN mlmon.window_summaries.shard_end IS 'End (exclusive, UTC) of the shard. Not used by Grafana.';
+COMMENT ON COLUMN mlmon.window_summaries.computed_at IS 'When the shard was summarised. Not used by Grafana.';
