@@ -742,10 +742,12 @@ def _version() -> str:
 
 
 def exit_code(error: BaseException) -> Exit:
-    """The exit code of an error: config and usage errors are 2, everything else that stops a run is 3."""
+    """The exit code of an error: config and usage errors (a query ``mlmon sql`` refuses or the server
+    rejects is the user's to fix) are 2, everything else that stops a run is 3."""
     from mlmon.tasks.errors import ConfigError, ReferenceDataError
+    from mlmon.tasks.store.query import QueryError
 
-    return Exit.USAGE if isinstance(error, ConfigError | ReferenceDataError) else Exit.RUNTIME
+    return Exit.USAGE if isinstance(error, ConfigError | ReferenceDataError | QueryError) else Exit.RUNTIME
 
 
 def main(argv: list[str] | None = None) -> int:
