@@ -376,10 +376,11 @@ def _quality(frame: pd.DataFrame, cfg: ModelConfig) -> Quality:
     confusion = {(str(a), str(b)): int(v) for (a, b), v in dict(pairs).items()}
     pos_hist = neg_hist = None
     ll, n_scored = 0.0, 0
-    if cfg.task is TaskType.BINARY and c.SCORE in frame and cfg.positive_class is not None:
+    positive = positive_label(cfg)
+    if cfg.task is TaskType.BINARY and c.SCORE in frame and positive is not None:
         s = frame[c.SCORE].to_numpy(dtype=np.float64, na_value=np.nan)[usable]
         ok = np.isfinite(s)
-        is_pos = t[ok] == str(cfg.positive_class)
+        is_pos = t[ok] == positive
         s = s[ok]
         b = np.clip((s * SCORE_BINS).astype(np.int64), 0, SCORE_BINS - 1)
         pos_hist = np.bincount(b[is_pos], minlength=SCORE_BINS).astype(np.int64)
@@ -388,6 +389,17 @@ def _quality(frame: pd.DataFrame, cfg: ModelConfig) -> Quality:
         ll = float(-np.log(np.clip(np.where(is_pos, s, 1.0 - s), eps, 1 - eps)).sum())
         n_scored = int(s.size)
     return Quality(n_labelled, int(usable.sum()), confusion, pos_hist, neg_hist, ll, n_scored)
+
+
+def positive_label(cfg: ModelConfig) -> str | None:
+    """The positive class of a binary model as the shards see it: ``positive_class``, else the second
+    of two configured ``classes`` (the in-memory path may also guess it from the labels it sees; a shard
+    cannot, so the sharded path then leaves the binary metrics undefined and says why)."""
+    if cfg.positive_class is not None:
+        return str(cfg.positive_class)
+    if cfg.classes and len(cfg.classes) == 2:
+        return str(cfg.classes[1])
+    return None
 
 
 def merge(a: Summary, b: Summary) -> Summary:
@@ -967,11 +979,7 @@ def summary_scores(cfg: ModelConfig, qs: Quality) -> Scores:
     pred_sum, true_sum = cm.sum(axis=0), cm.sum(axis=1)
     values["accuracy"] = float(tp.sum() / qs.n)
     if cfg.task is TaskType.BINARY:
-        pos = (
-            cfg.positive_class
-            if cfg.positive_class is not None
-            else (cfg.classes[1] if cfg.classes else None)
-        )
+        pos = positive_label(cfg)
         if pos is None:
             reason = "positive class unknown: set positive_class (sharded path)"
             undefined.update(dict.fromkeys(("precision", "recall", "f1", "roc_auc", "log_loss"), reason))
