@@ -34,14 +34,19 @@ def task_runner(cfg: ModelConfig) -> Any:
     address = os.environ.get(cfg.shards.dask_address_env)
     if address:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(
-        cluster_kwargs={
-            "n_workers": cfg.shards.workers,
-            "threads_per_worker": 1,
-            "memory_limit": cfg.shards.worker_memory,
-            "processes": True,
-        }
-    )
+    from prefect.settings import PREFECT_API_URL
+
+    cluster: dict[str, Any] = {
+        "n_workers": cfg.shards.workers,
+        "threads_per_worker": 1,
+        "memory_limit": cfg.shards.worker_memory,
+        "processes": True,
+        "dashboard_address": None,  # no web dashboard: it would take port 8787 (and clash with another cluster)
+    }
+    api = PREFECT_API_URL.value()
+    if api:  # the workers report to the same Prefect API (without it each would boot a temporary server)
+        cluster["env"] = {"PREFECT_API_URL": str(api)}
+    return DaskTaskRunner(cluster_kwargs=cluster)
 
 
 @task(

@@ -259,16 +259,30 @@ def run(rows: int, shard_rows: int, workers: int) -> None:
         flush=True,
     )
     print("  source: raw BSON batches generated in each worker (no MongoDB: see the module docstring)")
+    # One temporary Prefect server for the driver and every worker (each worker process would otherwise
+    # boot its own: 15-60 s each on this machine, and time-outs under load).
+    server = None
+    if "PREFECT_API_URL" not in os.environ:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start(timeout=180)
+        os.environ["PREFECT_API_URL"] = server.api_url
     runner = DaskTaskRunner(
         cluster_kwargs={
             "n_workers": workers,
             "threads_per_worker": 1,
             "memory_limit": "2GB",
             "processes": True,
+            "dashboard_address": None,
         }
     )
     t = time.perf_counter()
-    parts = bench.with_options(task_runner=runner)()
+    try:
+        parts = bench.with_options(task_runner=runner)()
+    finally:
+        if server is not None:
+            server.stop()
     wall = time.perf_counter() - t
     t = time.perf_counter()
     merged = summary.merge_all(summary.from_bytes(p["out"].summary) for p in parts)
