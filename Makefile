@@ -31,6 +31,8 @@ BENCH_SHARD_ROWS ?= 20000000
 bench: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/bench_pipeline.py
 	$(BIN)/python tests/benchmarks/bench_shards.py --rows $(BENCH_SHARD_ROWS)
+	$(BIN)/python tests/benchmarks/bench_workers.py
+	$(BIN)/python tests/benchmarks/bench_fairness.py
 
 calibrate: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/calibrate_drift.py

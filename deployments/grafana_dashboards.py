@@ -1175,10 +1175,155 @@ def model_health() -> Json:
     )
 
 
+def _wide(metrics: list[str]) -> str:
+    """One column per metric (named as the metric) by window: the overrides style each by name."""
+    columns = ",\n        ".join(f"MAX(value) FILTER (WHERE metric = '{m}') AS \"{m}\"" for m in metrics)
+    names = ", ".join(f"'{m}'" for m in metrics)
+    return sql(f"""
+        SELECT window_start AS "time",
+        {columns}
+        FROM mlmon.metrics
+        WHERE {MODEL} AND {SEGMENT} AND feature = '' AND metric IN ({names})
+          AND {IN_RANGE}
+        GROUP BY 1
+        ORDER BY 1
+    """)
+
+
+def _estimated_panel(metric: str, label: str) -> Json:
+    """Estimate (CBPE), its band (filled between its bounds) and the realized value, on one panel."""
+    est = f"estimated_{metric}"
+
+    def prop(name: str, *props: tuple[str, Any]) -> Json:
+        return {
+            "matcher": {"id": "byName", "options": name},
+            "properties": [{"id": k, "value": v} for k, v in props],
+        }
+
+    overrides = [
+        prop(
+            est, ("displayName", f"{label} (estimated)"), ("color", {"mode": "fixed", "fixedColor": "blue"})
+        ),
+        prop(
+            f"{est}_upper",
+            ("displayName", "band (upper)"),
+            ("custom.lineWidth", 0),
+            ("custom.showPoints", "never"),
+            ("custom.fillBelowTo", f"{est}_lower"),
+            ("custom.fillOpacity", 20),
+            ("color", {"mode": "fixed", "fixedColor": "blue"}),
+        ),
+        prop(
+            f"{est}_lower",
+            ("displayName", "band (lower)"),
+            ("custom.lineWidth", 0),
+            ("custom.showPoints", "never"),
+            ("color", {"mode": "fixed", "fixedColor": "blue"}),
+        ),
+        prop(
+            f"{est}_reference",
+            ("displayName", "reference (estimated)"),
+            ("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
+            ("custom.showPoints", "never"),
+            ("color", {"mode": "fixed", "fixedColor": "text"}),
+        ),
+        prop(
+            metric,
+            ("displayName", f"{label} (realized, once labelled)"),
+            ("color", {"mode": "fixed", "fixedColor": "orange"}),
+        ),
+    ]
+    return timeseries(
+        f"{label}: estimated vs realized",
+        f"{label} estimated from the calibrated probabilities (CBPE) before any label, with its band "
+        "(where the realized value is expected), the reference's estimate, and the realized value the "
+        "late-label re-evaluation writes for the same window.",
+        _wide([est, f"{est}_lower", f"{est}_upper", f"{est}_reference", metric]),
+        unit="percentunit",
+        overrides=overrides,
+    )
+
+
+def estimated_performance_rows() -> list[list[tuple[Json, int, int]]]:
+    """Estimated performance (tasks/checks/estimated.py): estimate, band and realized per metric, and the
+    family's checks."""
+    panels = [
+        _estimated_panel(m, label)
+        for m, label in (
+            ("accuracy", "Accuracy"),
+            ("roc_auc", "ROC AUC"),
+            ("f1", "F1"),
+            ("precision", "Precision"),
+            ("recall", "Recall"),
+        )
+    ]
+    checks = table(
+        "Estimated-performance checks",
+        "A check fails when an estimate is below the reference's estimate by more than its noise and "
+        "min_drop (README: Estimated performance). Click a row for the HTML report.",
+        sql(f"""
+            SELECT c.window_start, c.status, c.check_name AS "check", c.value, c.threshold, c.message,
+                   r.report_path
+            FROM mlmon.checks AS c
+            JOIN mlmon.runs AS r USING (model, window_start, window_end)
+            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'estimated_performance'
+              AND $__timeFilter(c.window_start)
+            ORDER BY c.window_start DESC, c.status = 'pass', c.check_name
+            LIMIT 500
+        """),
+    )
+    return [
+        [(panels[0], 8, 8), (panels[1], 8, 8), (panels[2], 8, 8)],
+        [(panels[3], 8, 8), (panels[4], 8, 8), (checks, 8, 8)],
+    ]
+
+
 def family_rows() -> list[list[tuple[Json, int, int]]]:
     """The families' rows, in the order the dashboard shows them (each family adds its builder here)."""
-    builders: list = []
+    builders: list = [
+        fairness_rows,
+        estimated_performance_rows,
+    ]
     return [row for build in builders for row in build()]
+
+
+def fairness_rows() -> list[list[tuple[Json, int, int]]]:
+    """Fairness (category ``fairness``): the selection rate per group, and every gap with its limit."""
+    return [
+        [
+            (
+                timeseries(
+                    "Fairness: selection rate per group",
+                    "Share of each group's predictions in the positive class (multiclass: per class), one "
+                    "series per attribute=value. The gaps between these are the demographic-parity checks.",
+                    metric_series(["fairness_selection_rate"], by="feature"),
+                    unit="percentunit",
+                ),
+                12,
+                9,
+            ),
+            (
+                table(
+                    "Fairness gaps and their limits",
+                    "Each gap (demographic parity difference / ratio, equal opportunity, equalized odds …) per "
+                    "attribute with its limit; a gap fails only when its one-sided bound is beyond the limit. "
+                    "Not passing first; click a row for the HTML report.",
+                    sql(f"""
+                        SELECT c.window_start, c.status, c.check_name AS "check", c.feature AS attribute,
+                               c.value, c.threshold AS "limit", c.message, r.report_path
+                        FROM mlmon.checks AS c
+                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'fairness'
+                          AND $__timeFilter(c.window_start)
+                        ORDER BY c.window_start DESC, c.status = 'pass', c.check_name, c.feature
+                        LIMIT 500
+                    """),
+                ),
+                12,
+                9,
+            ),
+        ]
+    ]
 
 
 # ------------------------------------------------------------------------------------------- live
@@ -1364,6 +1509,20 @@ def live() -> Json:
                     ),
                     12,
                     9,
+                ),
+            ],
+            [
+                (
+                    live_timeseries(
+                        "Live drift (Jensen–Shannon distance, last 15 min)",
+                        "Jensen–Shannon distance (base 2, 0 = same shares, 1 = no bin in common) of each "
+                        "feature and output over the last 15 minutes against the reference's bins; bounded "
+                        "and needs no floor for empty bins, where PSI grows without limit. Dashed: 0.1.",
+                        [promql(f"{n['jensen_shannon']}{{{m}}}", "{{role}} {{column}}")],
+                        threshold=0.1,
+                    ),
+                    24,
+                    8,
                 ),
             ],
             [

@@ -17,7 +17,10 @@ day     what happens
         ``tenure_months``, a new country ``XX`` appears, and 8 malformed documents are logged
 6       service: p95 latency ~900 ms, 8% errors; v2 canary starts on 30% of traffic
 7       clean (v2 canary continues)
-8-10    clean (model-health episodes are added here, one day each)
+8       fairness: the model stops predicting churn for the ``south`` region (``customer.region``, a
+        logged field that is not a feature): its selection rate collapses, and the overall churn share
+        with it (class balance)
+8-10    otherwise clean (model-health episodes are added here, one day each)
 ======  ========================================================================================
 
 Everything is a pure function of the seed (document ids included), so writing the same simulation twice
@@ -58,6 +61,7 @@ _ERRORS = (
     "RuntimeError: model worker unavailable",
     "ValueError: could not convert request body",
 )
+REGIONS = {"north": 0.3, "south": 0.3, "east": 0.2, "west": 0.2}  # customer.region: logged, not a feature
 _INTEGER_FEATURES = frozenset({"age", "tenure_months", "sessions_last_7d", "support_tickets"})
 
 Progress = Callable[[int, int], None]
@@ -86,11 +90,14 @@ class Scenario:
     v2_share: float = 0.3
     label_share: float = 0.6  # successful predictions that get a label
     label_delay_median_h: float = 20.0  # lognormal delay, clipped to [1 h, 7 d]
+    bias_day: int | None = 8  # the served model stops predicting churn for one region
+    bias_region: str = "south"
+    bias_share: float = 1.0  # of that region's churn predictions turned into "stay"
 
     @classmethod
     def clean(cls) -> Scenario:
         """No incidents and no v2: every day looks like the reference."""
-        return cls(drift_days=None, quality_day=None, spike_day=None, v2_from_day=None)
+        return cls(drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None)
 
     def drift_shift(self, day: int, day_fraction: np.ndarray) -> np.ndarray:
         """Shift in σ for requests at ``day_fraction`` ∈ [0, 1) of ``day``."""
@@ -151,6 +158,14 @@ def _simulate_day(
         label2, p2 = dm.predict(_model("v2", seed), logged)
         label, p_churn = np.where(v2, label2, label), np.where(v2, p2, p_churn)
 
+    # the region comes from its own stream, so every other value of the day is what it was without it
+    region = _regions(np.random.default_rng([seed, day, 1]), n)
+    if day == sc.bias_day:
+        flip = (region == sc.bias_region) & (label == dm.POSITIVE)
+        flip &= np.random.default_rng([seed, day, 2]).random(n) < sc.bias_share
+        label = np.where(flip, dm.CLASSES[0], label)
+        p_churn = np.where(flip, p_churn * 0.45, p_churn)  # served as "stay": p(churn) below 0.5
+
     spike = day == sc.spike_day
     p95 = sc.spike_latency_p95_ms if spike else sc.latency_p95_ms
     latency = np.round(rng.lognormal(math.log(p95) - _Z95 * _LATENCY_SIGMA, _LATENCY_SIGMA, n), 2)
@@ -172,6 +187,7 @@ def _simulate_day(
             "model_version": "v2" if v2[i] else "v1",
             "timestamp": ts,
             "features": features[i],
+            "customer": {"region": str(region[i])},
         }
         if failed[i]:
             doc["prediction"] = {"value": None}
@@ -195,6 +211,10 @@ def _simulate_day(
     if day == sc.quality_day and sc.malformed:
         predictions += _malformed(day_start, rng)
     return predictions, labels
+
+
+def _regions(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice(np.array(list(REGIONS), dtype=object), size=n, p=list(REGIONS.values()))
 
 
 def _diurnal_offsets_ms(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -212,3 +212,43 @@ def sparkline(
     if len(seg) > 1:
         body.insert(0, f'<polyline class="line" points="{" ".join(seg)}"/>')
     return _svg(width, height, body, title, "spark")
+
+
+def estimated_band(
+    values: Sequence[tuple[str, float, float, float, float | None, float | None]], title: str
+) -> Markup:
+    """Estimated performance: per metric ``(name, estimate, lower, upper, reference, realized)`` on a
+    0–1 scale: the band shaded, the estimate a dot, the reference a tick, the realized value (once the
+    labels are in) a diamond."""
+    width, row_h, left, right = 360, 22, 64, 40
+    height = max(len(values), 1) * row_h + 8
+    inner = width - left - right
+    body = []
+    for i, (name, v, lo, hi, ref, real) in enumerate(values):
+        y = 4 + i * row_h
+
+        def x(t: float) -> float:
+            return left + inner * min(max(t, 0.0), 1.0)
+
+        body.append(f'<text class="tick" x="{left - 4}" y="{y + 13}" text-anchor="end">{escape(name)}</text>')
+        body.append(f'<line class="axis" x1="{left}" y1="{y + 9}" x2="{width - right}" y2="{y + 9}"/>')
+        body.append(
+            f'<rect class="band" x="{_f(x(lo))}" y="{y + 2}" width="{_f(max(x(hi) - x(lo), 1))}" height="14">'
+            f"<title>{escape(f'band {human(lo)} – {human(hi)}')}</title></rect>"
+        )
+        if ref is not None and math.isfinite(ref):
+            body.append(
+                f'<line class="refmark" x1="{_f(x(ref))}" y1="{y}" x2="{_f(x(ref))}" y2="{y + 18}">'
+                f"<title>{escape(f'reference {human(ref)}')}</title></line>"
+            )
+        body.append(
+            f'<circle class="cur" cx="{_f(x(v))}" cy="{y + 9}" r="4.5"><title>{escape(f"estimated {name} {human(v)}")}</title></circle>'
+        )
+        if real is not None and math.isfinite(real):
+            rx, ry = x(real), y + 9
+            body.append(
+                f'<path class="bad" d="M{_f(rx)} {_f(ry - 5)} L{_f(rx + 5)} {_f(ry)} L{_f(rx)} {_f(ry + 5)} L{_f(rx - 5)} {_f(ry)} Z">'
+                f"<title>{escape(f'realized {name} {human(real)}')}</title></path>"
+            )
+        body.append(f'<text class="val" x="{width - right + 4}" y="{y + 13}">{escape(human(v))}</text>')
+    return _svg(width, height, body, title, "vsref")

@@ -168,6 +168,7 @@ def write_report(
     if incidents is None:
         incidents = inc.fresh(inc.group(result), result.window)
     context = _report_context(result, cfg, evid.name if evid.exists() else None, extra or {})
+    context.update(_fairness_context(result))
     context.update(_incident_context(result, cfg, incidents, history, context))
     html = _render_page("report.html.j2", context)
     _write_atomic(folder / f"{slug}{RESULT_SUFFIX}", json.dumps(result_to_json(result)) + "\n")
@@ -355,6 +356,8 @@ CATEGORY_TITLES = {
     Category.HEALTH: "Service health",
     Category.CUSTOM: "Custom checks",
     Category.OUTLIERS: "Outliers",
+    Category.FAIRNESS: "Fairness",
+    Category.ESTIMATED_PERFORMANCE: "Estimated performance",
 }
 HEALTH_METRICS = ("requests_per_minute", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate")
 QUALITY_FEATURE_METRICS = ("missing_share", "out_of_range_share", "unseen_share", "mean", "std", "p50")
@@ -487,6 +490,35 @@ def _report_context(
         "extra": links,
         "index_href": f"../{INDEX}",
         "max_doc": MAX_DOCUMENT_CHARS,
+    }
+
+
+FAIRNESS_RATES = (
+    "fairness_rows",
+    "fairness_labelled",
+    "fairness_selection_rate",
+    "fairness_tpr",
+    "fairness_fpr",
+    "fairness_accuracy",
+    "fairness_mean_prediction",
+    "fairness_mae",
+)
+
+
+def _fairness_context(r: WindowResult) -> dict[str, Any]:
+    """The fairness section: one row per group (``attribute=value[;class=k]``, whole window) with its
+    rates, the gap checks with their limits, and the class-balance checks for the model section."""
+    rows: dict[str, dict[str, float]] = {}
+    for m in r.metrics:
+        if m.segment == ALL and m.metric in FAIRNESS_RATES:
+            rows.setdefault(m.feature, {})[m.metric] = m.value
+    shown = [k for k in FAIRNESS_RATES if any(k in v for v in rows.values())]
+    return {
+        "fairness_groups": [{"group": g, "values": v} for g, v in sorted(rows.items())],
+        "fairness_rates": shown,
+        "balance_checks": sorted(
+            (ch for ch in r.checks if ch.check in ("class_balance", "class_min_share")), key=_check_order
+        ),
     }
 
 
@@ -720,7 +752,24 @@ def _incident_context(
         "score_svg": charts.histogram(score, "confidence: reference vs this window") if score else None,
         "latency_svg": _latency_picture(cfg, mm),
         "quality_svg": _quality_picture(r, cfg, mm),
+        "estimated_svg": _estimated_picture(mm),
     }
+
+
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")  # tasks/checks/estimated.py
+
+
+def _estimated_picture(mm: dict[tuple[str, str, str], float]) -> Markup | None:
+    """Estimated performance (CBPE) of the whole window: estimate, band, reference, realized when known."""
+    rows = []
+    for m in ESTIMATED_METRICS:
+        est, lo, hi = (mm.get((f"estimated_{m}{s}", "", ALL)) for s in ("", "_lower", "_upper"))
+        if est is None or lo is None or hi is None:
+            continue
+        rows.append((m, est, lo, hi, mm.get((f"estimated_{m}_reference", "", ALL)), mm.get((m, "", ALL))))
+    if not rows:
+        return None
+    return charts.estimated_band(rows, "estimated performance: band, reference (tick), realized (diamond)")
 
 
 # --------------------------------------------------------------------------- the saved result

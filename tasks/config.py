@@ -505,6 +505,90 @@ class ShardsConfig(Strict):
     _s = field_validator("shard")(_duration)
 
 
+class FairnessConfig(Strict):
+    """Fairness (category ``fairness``): per window and group of each sensitive attribute, selection rate
+    (and on labelled rows TPR, FPR, accuracy; regression: mean prediction and MAE) and the gaps between
+    groups, each failing only when it exceeds its limit significantly (see ``mlmon.tasks.checks.fairness``)."""
+
+    enabled: bool = Field(False, description="compute the fairness gaps of every window")
+    attributes: list[str] = Field(
+        default_factory=list,
+        description="sensitive attributes by their configured name: a business field (any logged field, "
+        "mapped by dotted path) or a categorical feature",
+    )
+    metrics: dict[str, float | None] | None = Field(
+        None,
+        description="gap metrics to check with their limits (null limit = the metric's default); default: "
+        "demographic_parity_difference 0.1, demographic_parity_ratio 0.8, equal_opportunity_difference 0.1, "
+        "equalized_odds_difference 0.1 (regression: name mean_prediction_difference and/or "
+        "mean_absolute_error_difference with limits in the target's unit)",
+    )
+    min_group_rows: int = Field(
+        100, ge=1, description="a group with fewer rows is not compared (warn: insufficient data)"
+    )
+    min_group_labelled: int = Field(
+        30, ge=1, description="fewer labelled rows behind a group's TPR / FPR / error => not compared"
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="one-sided significance level of 'gap beyond its limit' per check"
+    )
+    max_groups: int = Field(20, ge=2, description="largest groups of an attribute compared; the rest ignored")
+
+
+class ClassBalanceConfig(Strict):
+    """Class balance (category ``drift``, on the prediction): warns when the predicted-class shares move
+    beyond their noise band against the reference or a class falls under its minimum share."""
+
+    enabled: bool = Field(False, description="check the predicted-class balance of every window")
+    alpha: float = Field(0.01, gt=0, lt=1, description="significance level across the classes (Bonferroni)")
+    min_shift: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="warn only when a class's share moves at least this much (absolute) from the reference",
+    )
+    min_share: dict[str, float] = Field(
+        default_factory=dict,
+        description="minimum predicted share per class, e.g. {churn: 0.05}: warn when significantly below",
+    )
+    min_rows: int = Field(200, ge=1, description="fewer predictions => warn: insufficient data")
+
+
+class EstimatedPerformanceConfig(Strict):
+    """Estimated performance (category ``estimated_performance``): CBPE, a classifier's accuracy,
+    precision, recall, F1 and ROC AUC estimated per window from its calibrated probabilities, before the
+    labels arrive (tasks/checks/estimated.py)."""
+
+    enabled: bool = Field(
+        False,
+        description="estimate every window's quality from its probabilities (calibrates on the reference)",
+    )
+    metrics: list[Literal["accuracy", "precision", "recall", "f1", "roc_auc"]] = Field(
+        default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"],
+        min_length=1,
+        description="metrics estimated (binary: of the positive class; multiclass: one-vs-rest macro)",
+    )
+    calibration: Literal["auto", "isotonic", "none"] = Field(
+        "auto",
+        description="auto: isotonic regression when the reference shows miscalibration (held-out ECE)",
+    )
+    band_sigmas: float = Field(
+        3.0, gt=0, description="confidence band: estimate ± this many sampling errors of the metric"
+    )
+    alert_sigmas: float = Field(
+        3.0, gt=0, description="fail when the estimate is this many σ of its noise below the reference"
+    )
+    min_drop: float = Field(
+        0.02, ge=0, le=1, description="... and at least this much below it (absolute, e.g. 0.02 = 2 points)"
+    )
+    min_rows: int = Field(200, ge=1, description="fewer usable rows => warn: insufficient data")
+    resamples: int = Field(
+        200, ge=20, description="bootstrap chunks of the reference the sampling errors use"
+    )
+    resample_rows: int = Field(1_000, ge=50, description="rows per bootstrap chunk (errors scale as 1/√n)")
+    seed: int = Field(0, description="seed of the bootstrap and the calibration cross-fit")
+
+
 class ModelConfig(Strict):
     """Everything mlmon needs to know about one model."""
 
@@ -545,6 +629,17 @@ class ModelConfig(Strict):
     )
     shards: ShardsConfig = Field(
         default_factory=lambda: ShardsConfig(), description="the sharded path for windows past one process"
+    )
+    fairness: FairnessConfig = Field(
+        default_factory=lambda: FairnessConfig(), description="gaps between groups of sensitive attributes"
+    )
+    class_balance: ClassBalanceConfig = Field(
+        default_factory=lambda: ClassBalanceConfig(),
+        description="predicted-class balance against the reference",
+    )
+    estimated_performance: EstimatedPerformanceConfig = Field(
+        default_factory=lambda: EstimatedPerformanceConfig(),
+        description="performance estimated from probabilities before the labels arrive (CBPE)",
     )
 
     _w = field_validator("window")(_duration)
@@ -591,6 +686,36 @@ class ModelConfig(Strict):
                 raise ValueError(
                     f"segments: {seg!r} is neither model_version nor a feature ({sorted(known)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _fairness_settings(self) -> ModelConfig:
+        if self.fairness.enabled:
+            from mlmon.tasks.checks.fairness import validate_fairness
+
+            validate_fairness(self)
+        return self
+
+    @model_validator(mode="after")
+    def _class_balance_settings(self) -> ModelConfig:
+        bc = self.class_balance
+        if bc.enabled and self.task not in (TaskType.BINARY, TaskType.MULTICLASS):
+            raise ValueError("class_balance: needs a classifier (task binary or multiclass)")
+        wrong = [k for k in bc.min_share if self.classes and k not in self.classes]
+        if wrong:
+            raise ValueError(f"class_balance.min_share: {wrong} not in classes {self.classes}")
+        bad = [k for k, v in bc.min_share.items() if not 0 <= v <= 1]
+        if bad:
+            raise ValueError(f"class_balance.min_share: shares of {bad} must lie in [0, 1]")
+        return self
+
+    @model_validator(mode="after")
+    def _estimated_needs_classifier(self) -> ModelConfig:
+        if self.estimated_performance.enabled and self.task not in (TaskType.BINARY, TaskType.MULTICLASS):
+            raise ValueError(
+                f"estimated_performance: needs task binary or multiclass (with probabilities logged), "
+                f"got {self.task.value}; set enabled: false"
+            )
         return self
 
     @property

@@ -125,6 +125,8 @@ def _key(ch: CheckResult) -> tuple[str, Kind, str]:
         return "volume", Kind.VOLUME, "volume"
     if ch.category.value == "custom":
         return f"check:{ch.check}", Kind.CUSTOM, ch.check
+    if ch.category is Category.ESTIMATED_PERFORMANCE:  # one incident: the estimates drop together
+        return "estimated_performance", Kind.CUSTOM, "estimated performance"
     if ch.category is Category.HEALTH:
         return "service", Kind.SERVICE, "service"
     if ch.category is Category.PERFORMANCE:

@@ -132,10 +132,24 @@ _SHARES = frozenset(
         "prediction_share",
         "dataset_drift",
         "drifted_share",
+        "fairness_selection_rate",
+        "fairness_tpr",
+        "fairness_fpr",
+        "fairness_accuracy",
     }
 )
 _COUNTS = frozenset(
-    {"volume", "row_count", "n_rows", "n_labelled", "model_quality", "unexpected_fields", "n_quarantined"}
+    {
+        "volume",
+        "row_count",
+        "n_rows",
+        "n_labelled",
+        "model_quality",
+        "unexpected_fields",
+        "n_quarantined",
+        "fairness_rows",
+        "fairness_labelled",
+    }
 )
 
 

@@ -289,3 +289,28 @@ def test_hourly_windows_are_labelled_with_times(tmp_path: Path) -> None:
     write_report(fx.small_result("m", later), fx.config(), tmp_path, None)
     html = write_index(tmp_path, scan_index(tmp_path)).read_text()
     assert html.index("2026-01-06 01:00 → 02:00 UTC") < html.index("2026-01-06 00:00 → 01:00 UTC")
+
+
+def test_the_fairness_section_shows_the_gaps_with_limits_and_a_row_per_group(tmp_path: Path) -> None:
+    from mlmon.tasks.checks.fairness import fairness_checks
+    from mlmon.tasks.config import model_from_dict
+    from tests.checks.test_fairness import binary_frame
+
+    cfg = model_from_dict({
+        "task": "binary", "classes": ["stay", "churn"], "positive_class": "churn",
+        "features": {"x": {"type": "numerical"}, "plan": {"type": "categorical"}},
+        "business_fields": {"region": {"path": "customer.region", "type": "categorical"}},
+        "fairness": {"enabled": True, "attributes": ["region"]},
+    })  # fmt: skip
+    checks, metrics = fairness_checks(binary_frame(4_000, 1, {"north": 0.4, "<b>south</b>": 0.1}), cfg)
+    r = fx.result()
+    r = replace(r, checks=(*r.checks, *checks), metrics=(*r.metrics, *metrics))
+    page = write_report(r, fx.config(), tmp_path, None).read_text()
+    assert '<a href="#fairness">' in page
+    section = page[page.index('id="fairness"') : page.index('id="quarantine"')]
+    assert "demographic parity ratio" in section and ">0.8<" in section  # the gap with its limit
+    assert section.count('class="badge fail"') >= 2  # difference and ratio fail on a 30-point gap
+    assert "region=north" in section and "region=&lt;b&gt;south&lt;/b&gt;" in section  # escaped
+    assert "Selection rate" in section or "selection rate" in section
+    plain = write_report(fx.result(), fx.config(), tmp_path / "plain", None).read_text()
+    assert 'id="fairness"' not in plain  # no family, no section

@@ -16,7 +16,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 PER_DAY = 1_000
 CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "models.yaml"
 PREDICTION_KEYS = {"_id", "request_id", "model_name", "model_version", "timestamp", "features", "prediction",
-                   "latency_ms", "status"}  # fmt: skip
+                   "latency_ms", "status", "customer"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,12 @@ if TYPE_CHECKING:
     from mlmon.tasks.profile import Profile
 
 # modules whose decorators register the built-in methods (imported once, on first use)
-BUILTIN_MODULES: tuple[str, ...] = ("mlmon.tasks.checks.outliers",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "mlmon.tasks.checks.outliers",
+    "mlmon.tasks.checks.fairness",
+    "mlmon.tasks.checks.balance",
+    "mlmon.tasks.checks.estimated",
+)
 
 
 @dataclass(frozen=True)

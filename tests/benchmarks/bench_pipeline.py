@@ -465,6 +465,10 @@ def main(argv: list[str] | None = None) -> None:
             f"  target 2, 2,500 rows + labels + 3 segments: {w:.3f} s (first window of a process {cold:.3f} s); "
             f"target ≤ 0.3 s -> {'MET' if max(w, cold) <= 0.3 else 'NOT MET'}"
         )
+    if 1 in args.targets:  # model-health families: their cost at the same sizes
+        from bench_cbpe import cbpe_cost
+
+        cbpe_cost(tuple(args.sizes))
 
 
 def run_stages(args: argparse.Namespace) -> None:

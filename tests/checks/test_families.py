@@ -17,6 +17,7 @@ from mlmon.tasks.config import ModelConfig, model_from_dict
 from mlmon.tasks.profile import Profile
 
 FAMILY_CATEGORIES = {
+    Category.DRIFT,  # class_balance: on the prediction (tasks/checks/balance.py)
     Category.OUTLIERS,
     Category.MULTIVARIATE_DRIFT,
     Category.EXPLANATIONS,

@@ -123,8 +123,22 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
         }.items()]  # fmt: skip
         if seg == ALL:
             metrics.append(Metric("quarantined_share", 2 / 502, "", seg))
+        metrics += [  # estimated performance (CBPE): estimate, band, reference
+            Metric(f"estimated_{m}{suffix}", v, "", seg)
+            for m in ("accuracy", "precision", "recall", "f1", "roc_auc")
+            for suffix, v in (("", 0.8), ("_lower", 0.76), ("_upper", 0.84), ("_reference", 0.81))
+        ]
+        checks.append(
+            CheckResult(
+                "estimated_accuracy", Category.ESTIMATED_PERFORMANCE, Status.PASS, 0.8, 0.79, "ok", "", seg
+            )
+        )
         metrics += [
             Metric("prediction_share", share, cls, seg) for cls, share in (("churn", 0.2), ("stay", 0.8))
+        ]
+        metrics += [  # fairness: per-group selection rates (tasks/checks/fairness.py)
+            Metric("fairness_selection_rate", rate, f"region={g}", seg)
+            for g, rate in (("n", 0.3), ("s", 0.25))
         ]
         for i, f in enumerate(FEATURES):
             drifted = failing and i == 0
@@ -154,6 +168,16 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
             CheckResult("model_quality", Category.PERFORMANCE, Status.PASS, 400.0, 200.0, "ok", "", seg),
             CheckResult("roc_auc", Category.PERFORMANCE, Status.PASS, 0.84, 0.75, "ok", "", seg),
             CheckResult("label_coverage", Category.PERFORMANCE, Status.WARN, 0.8, 0.9, "low", "", seg),
+            CheckResult(
+                "demographic_parity_difference",
+                Category.FAIRNESS,
+                Status.PASS,
+                0.05,
+                0.1,
+                "ok",
+                "region",
+                seg,
+            ),
         ]
     checks.append(CheckResult("volume", Category.QUALITY, Status.PASS, 500.0, 1500.0, "rows", "", ALL))
     return replace(base, metrics=tuple(metrics), checks=tuple(checks), drift=tuple(drift))
