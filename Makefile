@@ -26,8 +26,11 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# the sharded path (issue 12 target 5): BENCH_SHARD_ROWS=2000000 for a shorter run
+BENCH_SHARD_ROWS ?= 20000000
 bench: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/bench_pipeline.py $(BENCH_ARGS)
+	$(BIN)/python tests/benchmarks/bench_shards.py --rows $(BENCH_SHARD_ROWS)
 	$(BIN)/python tests/benchmarks/bench_workers.py
 	$(BIN)/python tests/benchmarks/bench_fairness.py
 

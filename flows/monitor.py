@@ -23,6 +23,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from mlmon.flows import sharded
 from mlmon.reports import render
 from mlmon.settings import Settings
 from mlmon.tasks import alerts, extract, incidents, reference
@@ -33,6 +34,7 @@ from mlmon.tasks.config import ModelConfig, load_config
 from mlmon.tasks.errors import SourceUnavailable, StoreError
 from mlmon.tasks.evaluate import evaluate
 from mlmon.tasks.store import store
+from mlmon.tasks.summary import use_shards
 from mlmon.tasks.window import Window, as_utc
 
 # Database I/O is retried with backoff; a bad config or bad data is not (retrying cannot fix it).
@@ -225,6 +227,9 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     staging = None
     try:
         store.mark_running(pg_uri, model, window, run_id)
+        estimated = sharded.size_task(cfg, window, mongo_uri)
+        if use_shards(cfg, estimated):  # past shards.max_in_memory_rows: the sharded path
+            return sharded.run_sharded(model, start, end, config, estimated)
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir, window)
         history = store.volume_history(pg_uri, model, window)

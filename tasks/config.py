@@ -582,6 +582,30 @@ class ExplanationsConfig(Strict):
     seed: int = Field(0, description="seed of the samples, the surrogate and the shuffles")
 
 
+class ShardsConfig(Strict):
+    """Windows too big for one process: extracted and summarised per time shard on a Dask cluster, the
+    mergeable summaries merged, the same decision rules run on the merge (``mlmon.tasks.summary``)."""
+
+    max_in_memory_rows: int = Field(
+        5_000_000, gt=0, description="windows estimated above this many rows take the sharded path"
+    )
+    shard: Duration = Field("1h", description="length of one time shard of a big window")
+    fine_bins: int = Field(
+        2048, ge=16, le=65_536, description="reference-quantile bins per numerical column in a shard summary"
+    )
+    sample_rows: int = Field(
+        50_000, ge=0, description="seeded sample drawn across shards for analyses that need rows (Evidently)"
+    )
+    seed: int = Field(0, description="seed of the cross-shard sample")
+    dask_address_env: str = Field(
+        "MLMON_DASK_ADDRESS", description="env var holding an existing Dask scheduler's address; unset: local"
+    )
+    workers: int = Field(2, ge=1, description="workers of the local Dask cluster")
+    worker_memory: str = Field("2GB", description="memory limit of each local Dask worker")
+
+    _s = field_validator("shard")(_duration)
+
+
 class FairnessConfig(Strict):
     """Fairness (category ``fairness``): per window and group of each sensitive attribute, selection rate
     (and on labelled rows TPR, FPR, accuracy; regression: mean prediction and MAE) and the gaps between
@@ -714,6 +738,9 @@ class ModelConfig(Strict):
     explanations: ExplanationsConfig = Field(
         default_factory=lambda: ExplanationsConfig(),
         description="feature importance from the logged predictions; drift ranked by impact",
+    )
+    shards: ShardsConfig = Field(
+        default_factory=lambda: ShardsConfig(), description="the sharded path for windows past one process"
     )
     fairness: FairnessConfig = Field(
         default_factory=lambda: FairnessConfig(), description="gaps between groups of sensitive attributes"

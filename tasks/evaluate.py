@@ -280,3 +280,8 @@ def _dedupe(metrics: list[Metric]) -> list[Metric]:
     for m in metrics:
         seen[(m.metric, m.feature, m.segment)] = m
     return list(seen.values())
+
+
+def drift_metrics(table: list[FeatureDrift]) -> list[Metric]:
+    """The drift table's metric rows (the sharded path, ``mlmon.tasks.summary``, writes the same ones)."""
+    return _drift_metrics(table)

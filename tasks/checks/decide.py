@@ -142,6 +142,18 @@ def drift_table(
             scored = list(pool.map(score, plans))
     else:
         scored = [score(plan) for plan in plans]
+    return decide_scored(scored, cfg)
+
+
+def decide_scored(
+    scored: list[tuple[FeatureDrift, tuple[str, ...] | None]], cfg: DriftConfig
+) -> list[FeatureDrift]:
+    """Correct the p-values of the scored rows across the family and decide each one.
+
+    ``scored``: each column's row with its notes, or ``None`` notes when the row is already final (warn /
+    error). The in-memory path (:func:`drift_table`) and the sharded path (``mlmon.tasks.summary``, which
+    scores from merged binned counts) both end here, so one rule decides both.
+    """
     rows: list[FeatureDrift] = []
     pending: list[tuple[int, tuple[str, ...]]] = []  # scored rows awaiting a verdict, with notes
     for row, notes in scored:

@@ -119,12 +119,12 @@ def _numerical(
     values = _as_float(frame[name]) if name in frame else np.full(rows, np.nan)
     n_present = int(np.count_nonzero(~np.isnan(values)))
     ref_missing = col.missing_share if isinstance(col, NumericalProfile) else 0.0
-    checks = [missing_share(name, rows - n_present, rows, ref_missing, _allowed_missing(spec, cfg), segment)]
+    checks = [missing_share(name, rows - n_present, rows, ref_missing, allowed_missing(spec, cfg), segment)]
     metrics = [Metric("missing_share", checks[0].value or 0.0, name, segment)]
     if n_present == 0:
         return checks, metrics
 
-    bounds, source = _bounds(spec, col)
+    bounds, source = feature_bounds(spec, col)
     if bounds is not None:
         check = out_of_range(
             name, values, n_present, bounds, source, cfg.quality.max_out_of_range_share, segment
@@ -155,7 +155,7 @@ def _categorical(
     counts = _value_counts(frame[name]) if name in frame else pd.Series([], dtype="int64")
     n_present = int(counts.sum())
     ref_missing = col.missing_share if isinstance(col, CategoricalProfile) else 0.0
-    checks = [missing_share(name, rows - n_present, rows, ref_missing, _allowed_missing(spec, cfg), segment)]
+    checks = [missing_share(name, rows - n_present, rows, ref_missing, allowed_missing(spec, cfg), segment)]
     metrics = [Metric("missing_share", checks[0].value or 0.0, name, segment)]
     if n_present == 0:
         return checks, metrics
@@ -241,6 +241,23 @@ def out_of_range(
     """
     lo, hi = bounds
     n_out = int(np.count_nonzero((values < lo) | (values > hi)))
+    observed = (float(np.nanmin(values)), float(np.nanmax(values))) if n_out else None
+    return out_of_range_counts(name, n_out, n_present, bounds, source, allowed, observed, segment)
+
+
+def out_of_range_counts(
+    name: str,
+    n_out: int,
+    n_present: int,
+    bounds: tuple[float, float],
+    source: str,
+    allowed: float,
+    observed: tuple[float, float] | None = None,
+    segment: str = ALL,
+) -> CheckResult:
+    """:func:`out_of_range` from counts: ``n_out`` of ``n_present`` values outside ``bounds``; ``observed``
+    is the observed [min, max] shown when any is out (the sharded path merges these per shard)."""
+    lo, hi = bounds
     share = n_out / n_present
     over = share > allowed
     failed = over and significant_excess(n_out, n_present, allowed)
@@ -248,8 +265,8 @@ def out_of_range(
         f"{name}: {_pct(share)} of values outside {source} range [{lo:g}, {hi:g}] "
         f"{'>' if over else '≤'} {_pct(allowed)} allowed"
     ) + _noise(over, failed, n_present)
-    if n_out:
-        message += f" (observed [{np.nanmin(values):g}, {np.nanmax(values):g}])"
+    if n_out and observed is not None:
+        message += f" (observed [{observed[0]:g}, {observed[1]:g}])"
     return CheckResult(
         check="out_of_range",
         category=Category.QUALITY,
@@ -458,17 +475,25 @@ def implausible_values(
 ) -> CheckResult:
     """Count the implausible values per numerical column (see :func:`plausible_bounds`); warn when any,
     fail when a column's share is significantly above ``quality.max_out_of_range_share``."""
-    found: dict[str, int] = {}
-    failed = False
+    found: dict[str, tuple[int, int]] = {}
     for name, col in profile.columns.items():
         if name not in frame or not isinstance(col, NumericalProfile) or frame[name].dtype != np.float64:
             continue
         values = frame[name].to_numpy()
         k = int(np.count_nonzero(~plausible_mask(values, col) & ~np.isnan(values)))
         if k:
-            found[name] = k
-            n = int(np.count_nonzero(~np.isnan(values)))
-            failed |= significant_excess(k, n, cfg.quality.max_out_of_range_share)
+            found[name] = (k, int(np.count_nonzero(~np.isnan(values))))
+    return implausible_counts(found, cfg, segment)
+
+
+def implausible_counts(
+    found_present: dict[str, tuple[int, int]], cfg: ModelConfig, segment: str = ALL
+) -> CheckResult:
+    """:func:`implausible_values` from counts: column -> (implausible values, non-missing values)."""
+    found = {k: v[0] for k, v in found_present.items() if v[0]}
+    failed = any(
+        significant_excess(k, n, cfg.quality.max_out_of_range_share) for k, n in found_present.values() if k
+    )
     if not found:
         return CheckResult(
             "implausible_values", Category.QUALITY, Status.PASS, 0.0, IMPLAUSIBLE_FACTOR,
@@ -491,11 +516,11 @@ def implausible_values(
 # --------------------------------------------------------------------------- small pieces
 
 
-def _allowed_missing(spec: FeatureSpec, cfg: ModelConfig) -> float:
+def allowed_missing(spec: FeatureSpec, cfg: ModelConfig) -> float:
     return spec.max_missing_share if spec.max_missing_share is not None else cfg.quality.max_missing_share
 
 
-def _bounds(spec: FeatureSpec, col: ColumnProfile | None) -> tuple[tuple[float, float] | None, str]:
+def feature_bounds(spec: FeatureSpec, col: ColumnProfile | None) -> tuple[tuple[float, float] | None, str]:
     if spec.range is not None:
         return (float(spec.range[0]), float(spec.range[1])), "configured"
     if isinstance(col, NumericalProfile) and col.n and np.isfinite(col.min) and np.isfinite(col.max):

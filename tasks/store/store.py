@@ -890,3 +890,33 @@ def metric_history(
             },
         )
         return [HistoryPoint(*row) for row in cur.fetchall()]
+
+
+# --------------------------------------------------------------------------- shard summaries (0007)
+
+
+def write_summaries(target: Target, model: str, rows: Iterable[tuple[Window, str, int, bytes]]) -> int:
+    """Store per-shard summaries ``(shard, plan_key, n_rows, bytes)``; a re-run replaces its shards."""
+    n = 0
+    with _transaction(target, f"writing the shard summaries of {model!r}") as cur:
+        for shard, plan_key, n_rows, data in rows:
+            cur.execute(
+                "INSERT INTO mlmon.window_summaries (model, shard_start, shard_end, plan_key, n_rows, summary)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model, shard_start, shard_end) DO UPDATE SET"
+                " plan_key = EXCLUDED.plan_key, n_rows = EXCLUDED.n_rows, summary = EXCLUDED.summary,"
+                " computed_at = now()",
+                (model, shard.start, shard.end, plan_key, n_rows, psycopg2.Binary(data)),
+            )
+            n += 1
+    return n
+
+
+def read_summaries(target: Target, model: str, window: Window) -> list[tuple[Window, str, bytes]]:
+    """The stored shard summaries inside ``window``, in time order: ``(shard, plan_key, bytes)``."""
+    with _transaction(target, f"reading the shard summaries of {model!r} {window}") as cur:
+        cur.execute(
+            "SELECT shard_start, shard_end, plan_key, summary FROM mlmon.window_summaries"
+            " WHERE model = %s AND shard_start >= %s AND shard_end <= %s ORDER BY shard_start",
+            (model, window.start, window.end),
+        )
+        return [(Window(a, b), key, bytes(data)) for a, b, key, data in cur.fetchall()]
