@@ -16,9 +16,16 @@ day     what happens
 5       data quality: 40% of requests log ``avg_session_minutes`` in seconds (×60), 30% miss
         ``tenure_months``, a new country ``XX`` appears, and 8 malformed documents are logged
 6       service: p95 latency ~900 ms, 8% errors; v2 canary starts on 30% of traffic
-7       clean (v2 canary continues)
-8-10    clean (model-health episodes are added here, one day each)
+7       versions: a shadow challenger scores worse than the champion (v2 canary continues)
+8       fairness: a bias episode against one group (and class imbalance)
+9       multivariate drift: the correlation of two features flips, their marginals unchanged
+10      outliers: a burst of 2% of requests with one value far outside the reference (income ×8–15,
+        avg_session_minutes 150–400, support_tickets 12–25 or sessions_last_7d 25–40; a quarter of
+        the burst each, so no single feature's out-of-range share reaches the quality limit of 1%)
 ======  ========================================================================================
+
+Days 7-9 are the episodes of the versions, fairness and multivariate-drift families (each added by its
+own ``Scenario`` field); without them those days are clean.
 
 Everything is a pure function of the seed (document ids included), so writing the same simulation twice
 adds nothing the second time.
@@ -84,13 +91,15 @@ class Scenario:
     error_rate: float = 0.005
     v2_from_day: int | None = 6  # v2 canary from this day on
     v2_share: float = 0.3
+    outlier_day: int | None = 10  # a burst of outlying requests on this day (outliers family)
+    outlier_share: float = 0.02  # share of that day's requests in the burst
     label_share: float = 0.6  # successful predictions that get a label
     label_delay_median_h: float = 20.0  # lognormal delay, clipped to [1 h, 7 d]
 
     @classmethod
     def clean(cls) -> Scenario:
         """No incidents and no v2: every day looks like the reference."""
-        return cls(drift_days=None, quality_day=None, spike_day=None, v2_from_day=None)
+        return cls(drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, outlier_day=None)
 
     def drift_shift(self, day: int, day_fraction: np.ndarray) -> np.ndarray:
         """Shift in σ for requests at ``day_fraction`` ∈ [0, 1) of ``day``."""
@@ -143,6 +152,8 @@ def _simulate_day(
         )
         logged.loc[rng.random(n) < sc.missing_tenure_share, "tenure_months"] = np.nan
         logged.loc[rng.random(n) < sc.new_country_share, "country"] = sc.new_country
+    if day == sc.outlier_day:
+        logged = _outlier_burst(logged, np.random.default_rng([seed, day, 10]), sc.outlier_share)
 
     canary = sc.v2_from_day is not None and day >= sc.v2_from_day
     v2 = rng.random(n) < (sc.v2_share if canary else 0.0)
@@ -195,6 +206,31 @@ def _simulate_day(
     if day == sc.quality_day and sc.malformed:
         predictions += _malformed(day_start, rng)
     return predictions, labels
+
+
+_BURST = (  # (feature, low, high, multiply?): one value far outside the reference, a quarter each
+    ("income", 8.0, 15.0, True),
+    ("avg_session_minutes", 150.0, 400.0, False),
+    ("support_tickets", 12.0, 25.0, False),
+    ("sessions_last_7d", 25.0, 40.0, False),
+)
+
+
+def _outlier_burst(logged: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
+    """``logged`` with ``share`` of its rows given one far-out value each (own generator: the day's
+    other draws, and so the rest of its traffic, are unchanged)."""
+    out = logged.copy()
+    rows = rng.choice(len(out), round(share * len(out)), replace=False)
+    for k, i in enumerate(rows):
+        name, low, high, multiply = _BURST[k % len(_BURST)]
+        value = rng.uniform(low, high)
+        col = out.columns.get_loc(name)
+        if multiply:
+            value *= out.iat[i, col]
+        out.iat[i, col] = (
+            round(value, 2) if name in ("income", "avg_session_minutes") else float(round(value))
+        )
+    return out
 
 
 def _diurnal_offsets_ms(rng: np.random.Generator, n: int) -> np.ndarray:

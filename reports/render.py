@@ -487,7 +487,15 @@ def _report_context(
         "extra": links,
         "index_href": f"../{INDEX}",
         "max_doc": MAX_DOCUMENT_CHARS,
+        "outlier_top": _outlier_top(r),
     }
+
+
+def _outlier_top(r: WindowResult) -> list[Any]:
+    """The whole window's top outliers (request id, score, the features that made them outliers)."""
+    from mlmon.tasks.checks.outliers import top_table
+
+    return top_table(r.metrics)
 
 
 def _index_spark(own: Sequence[RunSummary]) -> Markup:

@@ -456,7 +456,8 @@ def _resolve_checks(checks: dict[str, CheckSpec]) -> dict[str, CheckSpec]:
 
 class OutliersConfig(Strict):
     """Outliers (category ``outliers``): an IsolationForest fitted once on the reference; per window the
-    share of rows scored as outliers against the reference's own share (one-sided binomial test)."""
+    share of rows scored as outliers against the reference's own share (one-sided Fisher exact test
+    against the held-out reference rows' count)."""
 
     enabled: bool = Field(
         False, description="score every window for outliers (fits a forest on the reference)"
@@ -464,7 +465,9 @@ class OutliersConfig(Strict):
     contamination: float = Field(
         0.01, gt=0, lt=0.5, description="share of held-out reference rows scored as outliers (sets the cut)"
     )
-    alpha: float = Field(0.01, gt=0, lt=1, description="significance level of the one-sided binomial test")
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="significance level of the one-sided test of the excess"
+    )
     min_excess: float = Field(
         0.005,
         ge=0,

@@ -208,3 +208,20 @@ def test_run_simulation_seeds_a_database(mongo_uri, mongo_db):
     assert mongo_db.predictions.count_documents({}) == 200
     keys = {tuple(ix["key"]) for ix in mongo_db.predictions.list_indexes()}
     assert {("timestamp",), ("model_name", "timestamp"), ("request_id",)} <= keys
+
+
+def test_day_10_carries_a_two_percent_outlier_burst_and_nothing_else_changes():
+    with_burst = simulate(START, days=11, per_day=500, seed=5)
+    without = simulate(START, days=11, per_day=500, seed=5, scenario=Scenario(outlier_day=None))
+    days, clean = _by_day(with_burst[0]), _by_day(without[0])
+    assert all(days[d] == clean[d] for d in range(10))  # other days byte-identical
+    ref = days[0]
+    far = 0
+    for a, b in zip(days[10], clean[10], strict=True):
+        changed = [n for n in dm.NUMERICAL if a["features"].get(n) != b["features"].get(n)]
+        if changed:
+            (name,) = changed  # one far-out value per burst row
+            assert a["features"][name] > _feature(ref, name).max()
+            far += 1
+    assert far == round(0.02 * len(days[10]))
+    assert Scenario.clean().outlier_day is None
