@@ -421,7 +421,8 @@ def small_window(n: int, seed: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", type=int, nargs="+", default=[1, 2], choices=[1, 2])
+    ap.add_argument("--targets", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3],
+                    help="1: checks vs Evidently, 2: a small window, 3: model-health families")  # fmt: skip
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="target 1 sizes")
     ap.add_argument("--repeats", type=int, default=3, help="runs per measurement at sizes ≤ 100k (1 above)")
     ap.add_argument("--no-evidently", action="store_true")
@@ -459,12 +460,25 @@ def main(argv: list[str] | None = None) -> None:
                 f"drifted = the shifted columns: {r['drifted'] == list(SHIFTED)} -> {'MET' if ok else 'NOT MET'}"
             )
         print(line)
+    if 3 in args.targets:
+        family_costs(args.sizes)
     if small is not None:
         w, cold = small["warm"].median, small["cold"].median
         print(
             f"  target 2, 2,500 rows + labels + 3 segments: {w:.3f} s (first window of a process {cold:.3f} s); "
             f"target ≤ 0.3 s -> {'MET' if max(w, cold) <= 0.3 else 'NOT MET'}"
         )
+
+
+def family_costs(sizes: list[int]) -> None:
+    """Seconds each model-health family adds to a window (its own calibration script measures it)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from calibrate_outliers import cost
+
+    for n in sizes:
+        seconds, scored = cost(n, 3 if n <= 100_000 else 1)
+        sampled = f"a seeded sample of {scored:,} rows" if scored < n else "every row"
+        print(f"  target 3, outliers at {n:>9,} rows (20 features): {seconds:.2f} s, scoring {sampled}")
 
 
 def run_stages(args: argparse.Namespace) -> None:
