@@ -118,8 +118,8 @@ def test_a_weekly_season_fails_against_the_fixed_reference_and_passes_against_la
 
 @pytest.mark.integration
 def test_the_last_windows_and_the_cache(mongo_db, mongo_uri: str, tmp_path) -> None:
-    """``windows: 2`` on a Sunday is Friday and Saturday: half the season, so drift still fails; on
-    Monday after a weekend, against Saturday and Sunday, too. The rolling profile is fitted once."""
+    """``windows: 1`` on a Sunday is the Saturday before it: no drift. The rolling profile is fitted
+    once and reused by a second run of the same window."""
     for i in range(7):
         mongo_db["predictions"].insert_many(docs(i))
     path = str(tmp_path / "monday.parquet")

@@ -16,7 +16,7 @@ Liu, Ting & Zhou (2008), "Isolation forest", ICDM.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from mlmon.tasks.config import Kind, ModelConfig, OutliersConfig
 
 Z_EXPLAIN = 3.0  # a numerical value this many robust σ from the reference median names its feature
 RARE = 0.01  # a category rarer than this in the reference names its feature
+MIN_SEGMENT_ROWS = 100  # held-out reference rows of a segment needed to use its own outlier share
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class OutlierModel:
     threshold: float  # score_samples below this = outlier
     reference_share: float  # held-out reference rows below the cut
     n_holdout: int
+    # per segment ("plan=pro"): (outliers, rows) among the held-out reference rows of that segment; a
+    # segment's base rate differs from the whole's (a rare plan is more often isolated by the forest)
+    segment_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def baseline(self, segment: str = ALL) -> tuple[float, int]:
+        """The reference share and held-out rows a window (or segment) is compared with: the segment's
+        own when the held-out reference has at least ``MIN_SEGMENT_ROWS`` of it, else the whole's."""
+        k, n = self.segment_counts.get(segment, (0, 0))
+        return (k / n, n) if n >= MIN_SEGMENT_ROWS else (self.reference_share, self.n_holdout)
 
 
 @dataclass(frozen=True)
@@ -133,12 +143,22 @@ def fit_outliers(frame: pd.DataFrame, cfg: ModelConfig) -> OutlierModel:
     forest = IsolationForest(n_estimators=oc.n_estimators, random_state=oc.seed).fit(encode(model, fit_rows))
     held = forest.score_samples(encode(model, hold_rows))
     cut = float(np.quantile(held, oc.contamination))
-    share = float(((held < cut) | _outside(model, hold_rows).any(axis=1)).mean())
+    flagged = (held < cut) | _outside(model, hold_rows).any(axis=1)
+    counts = {}
+    for name in cfg.segments:
+        col = c.VERSION if name == "model_version" else name
+        if col in hold_rows:
+            keys = hold_rows[col].astype(str).to_numpy()
+            for value in np.unique(keys):
+                mask = keys == value
+                counts[f"{name}={value}"] = (int(flagged[mask].sum()), int(mask.sum()))
     return OutlierModel(num, cat, model.medians, model.scales, model.lows, model.highs, freqs, forest, cut,
-                        share, len(held))  # fmt: skip
+                        float(flagged.mean()), len(held), counts)  # fmt: skip
 
 
-def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -> OutlierScore:
+def score_window(
+    model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig, segment: str = ALL
+) -> OutlierScore:
     """Count the window's outliers (sampled above ``max_score_rows``) and rank the most outlying rows.
 
     A row is an outlier when the forest scores it below the cut OR a numerical value lies outside its
@@ -154,7 +174,8 @@ def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -
     flagged = (scores < model.threshold) | outside.any(axis=1)
     k = int(flagged.sum())
     n = len(part)
-    p = excess_p_value(k, n, model.reference_share, model.n_holdout)
+    ref_share, n_ref = model.baseline(segment)
+    p = excess_p_value(k, n, ref_share, n_ref)
     top = []
     ids = part[c.REQUEST_ID].astype(str).to_numpy() if c.REQUEST_ID in part else np.arange(n).astype(str)
     # most outlying first: rows outside a bound (by their largest |z|), then by forest score
@@ -166,7 +187,7 @@ def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -
             break
         top.append(TopOutlier(str(ids[i]), float(scores[i]), _why(model, part.iloc[i], x[i])))
     bounds = {name: float(outside[:, j].mean()) if n else 0.0 for j, name in enumerate(model.numerical)}
-    return OutlierScore(n, n_window, k, k / n if n else 0.0, model.reference_share, p, tuple(top), bounds)
+    return OutlierScore(n, n_window, k, k / n if n else 0.0, ref_share, p, tuple(top), bounds)
 
 
 def excess_p_value(k: int, n: int, reference_share: float, n_reference: int) -> float:
@@ -299,7 +320,7 @@ def outlier_checks(
     (see :func:`top_metrics`)."""
     if model is None or not oc.enabled:
         return [], []
-    s = score_window(model, frame, oc)
+    s = score_window(model, frame, oc, segment)
     metrics = [
         Metric("outlier_share", s.share, "", segment),
         Metric("outlier_reference_share", s.reference_share, "", segment),

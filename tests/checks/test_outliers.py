@@ -172,3 +172,30 @@ def test_the_excess_test_counts_the_reference_as_a_sample() -> None:
     assert small > 0.01 > big
     assert big == pytest.approx(stats.binomtest(52, 1500, 0.0187, alternative="greater").pvalue, rel=0.3)
     assert excess_p_value(0, 0, 0.02, 100) == 1.0
+
+
+def test_a_segment_is_compared_with_the_same_segment_of_the_reference() -> None:
+    """Rows of a rare city are spread wider: their own outlier share is higher than the whole's. A null
+    window of that segment passes against the segment's held-out share (it failed against the whole's)."""
+    m = model_from_dict(
+        {
+            "features": {"a": {"type": "numerical"}, "city": {"type": "categorical"}},
+            "segments": ["city"],
+            "outliers": {"enabled": True},
+        }
+    )
+
+    def frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
+        city = rng.choice(["paris", "nice"], n, p=[0.9, 0.1])
+        return pd.DataFrame({"a": rng.normal(0, np.where(city == "nice", 4.0, 1.0)), "city": city})
+
+    model = fit_outliers(frame(40_000, np.random.default_rng(0)), m)
+    share, n = model.baseline("city=nice")
+    assert share > 2 * model.reference_share and n > 1_000
+    window = frame(30_000, np.random.default_rng(1))
+    nice = window[window["city"] == "nice"]
+    (check,), _ = outlier_checks(nice, model, m.outliers, segment="city=nice")
+    assert check.status is Status.PASS, check.message
+    (against_whole,), _ = outlier_checks(nice, model, m.outliers)
+    assert against_whole.status is Status.FAIL
+    assert model.baseline("city=lyon") == (model.reference_share, model.n_holdout)  # unseen: the whole's
