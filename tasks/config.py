@@ -309,9 +309,10 @@ class DriftConfig(Strict):
         "sharper on windows of 1k-10k rows, about 1 s per column at 1M rows)",
     )
     discrete_test: str | None = Field(
-        None,
+        "anderson",
         description="significance test for numerical columns with few distinct values in the reference "
-        "(count-like, many ties; e.g. chisquare_binned or anderson); None: numerical_test",
+        "(count-like, many ties, where ks is conservative; anderson: midrank Anderson-Darling, "
+        "chisquare_binned); None: numerical_test for every numerical column",
     )
     discrete_max_values: int = Field(
         50,
