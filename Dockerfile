@@ -23,9 +23,10 @@ COPY flows ./flows
 COPY reports ./reports
 COPY deployments/models.yaml deployments/automations.yaml ./deployments/
 
-# The project and its pinned dependencies. The state folders exist in the image, owned by mlmon, so
+# The project and its pinned dependencies, with the `live` extra (prometheus-client: the compose stack's
+# serving-demo exposes live metrics from this image). The state folders exist in the image, owned by mlmon, so
 # Docker initialises the named volumes mounted on them with that owner.
-RUN pip install . \
+RUN pip install '.[live]' \
  && mkdir -p /app/reference_data /var/lib/mlmon/home /var/lib/mlmon/reports \
  && chown -R mlmon:mlmon /app/reference_data /var/lib/mlmon
 

@@ -28,6 +28,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/bench_pipeline.py
+	$(BIN)/python tests/benchmarks/bench_workers.py
 
 calibrate: $(BIN)/.installed
 	$(BIN)/python tests/benchmarks/calibrate_drift.py

@@ -1441,6 +1441,20 @@ def live() -> Json:
             ],
             [
                 (
+                    live_timeseries(
+                        "Live drift (Jensen–Shannon distance, last 15 min)",
+                        "Jensen–Shannon distance (base 2, 0 = same shares, 1 = no bin in common) of each "
+                        "feature and output over the last 15 minutes against the reference's bins; bounded "
+                        "and needs no floor for empty bins, where PSI grows without limit. Dashed: 0.1.",
+                        [promql(f"{n['jensen_shannon']}{{{m}}}", "{{role}} {{column}}")],
+                        threshold=0.1,
+                    ),
+                    24,
+                    8,
+                ),
+            ],
+            [
+                (
                     live_distribution(
                         "Score distribution: last 15 min against the reference",
                         "Share of predictions in each bin of the reference's score distribution.",

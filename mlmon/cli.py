@@ -167,11 +167,31 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _check_bounds(cfg, args.start, args.end)
     _check_reference(cfg)
     _prefect_for_flows(s)
+    if getattr(args, "pool", None):
+        return _backfill_on_pool(args, s)
     from mlmon.flows.monitor import backfill
 
     results = backfill(args.model, args.start, args.end, str(s.config_path))
     _print_results(results, s)
     return _judged([r["status"] for r in results])
+
+
+def _backfill_on_pool(args: argparse.Namespace, s: Any) -> int:
+    """``backfill --pool``: one deployment run per window on a process work pool (mlmon.fanout)."""
+    import time
+
+    from mlmon import fanout
+
+    t0 = time.monotonic()
+    runs = fanout.fan_out(
+        args.model, args.start, args.end, str(s.config_path), args.pool, timeout=args.timeout
+    )
+    print(f"\n{'window':<20} {'flow run state':<15} worker")
+    for r in runs:
+        print(f"{r.window_start.isoformat()[:16]:<20} {r.state:<15} {r.worker or '-'}")
+    workers = {r.worker for r in runs if r.worker}
+    print(f"{len(runs)} windows on {len(workers)} worker(s) in {time.monotonic() - t0:.0f} s")
+    return Exit.OK if all(r.state == "COMPLETED" for r in runs) else Exit.RUNTIME
 
 
 def check_range(start: datetime, end: datetime, now: datetime, *, what: str) -> None:
@@ -575,12 +595,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("model", help="model name from the config")
     sp.add_argument("--start", type=_time, required=True, help="range start (UTC ISO date/time)")
     sp.add_argument("--end", type=_time, required=True, help="range end, exclusive")
+    sp.add_argument(
+        "--pool", help="fan the windows out as deployment runs on this Prefect process work pool (created if "
+        "missing); workers: `prefect worker start --pool POOL --type process`",
+    )  # fmt: skip
+    sp.add_argument("--timeout", type=float, default=3600.0, help="with --pool: seconds to wait for the runs")
 
     sp = add("demo", "seed simulated traffic, backfill it and show where the results are", cmd_demo,
              "Start the embedded servers (unless URIs are set), seed a week of simulated traffic for the "
              "demo model (with a drift episode, a data-quality incident and a latency spike), build its "
              "reference, backfill every day and print where the reports and tables are.")  # fmt: skip
-    sp.add_argument("--days", type=int, default=10, help="monitored days after the reference day (default 10)")
+    sp.add_argument(
+        "--days", type=int, default=10, help="monitored days after the reference day (default 10)"
+    )
     sp.add_argument("--per-day", type=int, default=2500, help="predictions per day (default 2500)")
     sp.add_argument("--fresh", action="store_true", help="drop the demo data and seed again")
 
@@ -740,10 +767,12 @@ def _version() -> str:
 
 
 def exit_code(error: BaseException) -> Exit:
-    """The exit code of an error: config and usage errors are 2, everything else that stops a run is 3."""
+    """The exit code of an error: config and usage errors (a query ``mlmon sql`` refuses or the server
+    rejects is the user's to fix) are 2, everything else that stops a run is 3."""
     from mlmon.tasks.errors import ConfigError, ReferenceDataError
+    from mlmon.tasks.store.query import QueryError
 
-    return Exit.USAGE if isinstance(error, ConfigError | ReferenceDataError) else Exit.RUNTIME
+    return Exit.USAGE if isinstance(error, ConfigError | ReferenceDataError | QueryError) else Exit.RUNTIME
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ Grafana can show it within minutes. :class:`LiveMetrics` is handed to
   ``score``): the profile's right-closed quantile bins for a numerical column, its categories plus
   ``(other)`` for a categorical one. Missing values are not counted in a bin (as in the batch PSI);
 * ``mlmon_live_reference_share{model, role, column, bin}``: the reference's share of each bin (a gauge,
-  set once; empty bins floored at the batch PSI's ``EPS``), so PSI is computed in PromQL
+  set once; 0 for an empty bin), so PSI and the Jensen–Shannon distance are computed in PromQL
   (:mod:`mlmon.promql`) from the counters and these shares;
 * ``mlmon_logger_queue_depth{model}`` and ``mlmon_logger_documents_total{model, outcome}`` (``written``,
   ``dropped``, ``rejected``): the logging helper's own health.
@@ -39,12 +39,14 @@ Requires the ``live`` extra: ``pip install 'mlmon[live]'``.
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import json
 import logging
 import math
 import os
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -56,10 +58,16 @@ import prometheus_client as pc
 log = logging.getLogger(__name__)
 
 EPS = 1e-4
-"""Share given to an empty bin, as :data:`mlmon.tasks.checks.drift.EPS` (a test keeps them equal)."""
+"""Share PSI gives an empty bin, as :data:`mlmon.tasks.checks.drift.EPS` (a test keeps them equal)."""
 MAX_CATEGORIES = 50
 MAX_LABEL_VALUES = 20
 OTHER = "(other)"
+MAX_DEFERRED = 50_000
+"""Predictions taken but not yet binned beyond which ``observe`` bins inline (memory stays bounded)."""
+DRAIN_CHUNK = 16
+"""Predictions binned per hold of the GIL by the sync thread (~0.2 ms here)."""
+DRAIN_INTERVAL_S = 0.05
+"""How often the sync thread bins what ``observe`` took."""
 FEATURE, OUTPUT = "feature", "output"
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 NUMERICAL, CATEGORICAL = "numerical", "categorical"
@@ -77,7 +85,7 @@ class ColumnBins:
     kind: str  # NUMERICAL or CATEGORICAL
     edges: tuple[float, ...]  # numerical: interior right-closed edges (bin i is (e[i-1], e[i]])
     categories: tuple[str, ...]  # categorical: reference categories; one more bin, OTHER, follows
-    reference_shares: tuple[float, ...]  # per bin, floored at EPS
+    reference_shares: tuple[float, ...]  # per bin (0 for an empty one)
 
     @property
     def bins(self) -> tuple[str, ...]:
@@ -167,8 +175,9 @@ class LiveSpec:
 
 
 def _shares(counts: list[int]) -> tuple[float, ...]:
+    """Each bin's share; an empty bin's is 0 (PSI in PromQL floors it at EPS, Jensen–Shannon needs none)."""
     total = sum(counts)
-    return tuple((n / total if total else 0.0) or EPS for n in counts)
+    return tuple(n / total if total else 0.0 for n in counts)
 
 
 def _num(x: float) -> str:
@@ -184,11 +193,13 @@ class LiveMetrics:
     ``registry``: where the metrics are registered (prometheus_client's global one by default; tests
     and apps exposing several models pass their own). :meth:`observe` never raises.
 
-    Why the counts are kept here first: incrementing ~25 prometheus_client children per prediction
-    (each takes its own lock, and an mmap write in multiprocess mode) cost ~40 µs a call here. So
-    :meth:`observe` only adds to plain lists under one lock, and :meth:`sync` moves the deltas into the
-    Prometheus metrics: every ``sync_interval`` seconds from a daemon thread, and before every scrape
-    served by :func:`asgi_app` / :func:`wsgi_app` / :func:`generate`. A scrape may lag that much behind.
+    Why the counts are not written into prometheus_client per call: incrementing ~25 of its children per
+    prediction (each takes its own lock, and an mmap write in multiprocess mode) cost ~40 µs a call here,
+    and binning 20 values in Python another ~12 µs. So :meth:`observe` only appends the call's values to
+    a deque; the sync thread bins them into plain lists and moves the deltas into the Prometheus metrics
+    (:meth:`sync`): every ``sync_interval`` seconds, and before every scrape served by :func:`asgi_app` /
+    :func:`wsgi_app` / :func:`generate`. A scrape may lag that much behind. The binning still costs the
+    process the same CPU, only not on the request path (``bench_logger.py`` prints both).
     """
 
     def __init__(
@@ -201,6 +212,7 @@ class LiveMetrics:
         self.spec = spec
         self.registry = registry
         self.sync_interval = sync_interval
+        self.uncounted = 0  # predictions whose values could not be binned (a bug: logged once)
         m = spec.model
         self._predictions = pc.Counter(
             "mlmon_live_predictions", "Predictions logged, by model version, status and outcome (ok/error)",
@@ -215,7 +227,7 @@ class LiveMetrics:
             ["model", "role", "column", "bin"], registry=registry,
         )  # fmt: skip
         share = pc.Gauge(
-            "mlmon_live_reference_share", "The reference's share of each bin (empty bins floored at 1e-4)",
+            "mlmon_live_reference_share", "The reference's share of each bin (0 when empty)",
             ["model", "role", "column", "bin"], registry=registry, multiprocess_mode="max",
         )  # fmt: skip
         self._queue_depth = pc.Gauge(
@@ -267,6 +279,7 @@ class LiveMetrics:
         self._counts = [0] * len(self._bin_children)
         self._pending: dict[tuple[Any, Any], int] = {}
         self._latencies: dict[tuple[Any, Any], list[float]] = {}  # (version, status) -> [sum, counts…]
+        self._deferred: collections.deque[tuple[Any, ...]] = collections.deque()  # taken, not yet binned
         self._stopped = threading.Event()
         threading.Thread(target=self._sync_loop, name="mlmon-live-metrics", daemon=True).start()
 
@@ -279,47 +292,87 @@ class LiveMetrics:
         latency_ms: float | None,
         status: Any,
     ) -> None:
-        """Count one prediction (called by ``PredictionLogger.log_prediction``)."""
+        """Take one prediction (called by ``PredictionLogger.log_prediction``); counted at the next sync.
+
+        Only a tuple is appended to a deque here (no lock, no binning): the request path pays well under a
+        microsecond, and the sync thread bins the values. ``features`` and ``probabilities`` are kept by
+        reference until then: pass mappings the caller does not change afterwards (the logger passes its
+        own copies). When the sync thread is :data:`MAX_DEFERRED` predictions behind, the call counts
+        inline instead, so memory stays bounded and nothing is dropped.
+        """
         if self._pid != os.getpid():
             self._start()  # forked: the parent's deltas are the parent's, and its thread is gone
+        item = (version, features, prediction, probabilities, latency_ms, status)
+        if len(self._deferred) < MAX_DEFERRED:
+            self._deferred.append(item)
+        else:
+            with self._lock:
+                self._count(item)
+
+    def _drain(self) -> None:
+        """Bin every deferred prediction into the pending counts, a chunk at a time.
+
+        Between chunks the GIL is handed back (``sleep(0)``) so a request thread waiting for it is not held
+        up for a whole backlog. A prediction whose values cannot be counted is skipped and logged, never
+        the chunk.
+        """
+        deferred, pop = self._deferred, self._deferred.popleft
+        while deferred:
+            with self._lock:
+                for _ in range(DRAIN_CHUNK):
+                    try:
+                        item = pop()  # thread-safe; a scrape's sync may drain at the same time
+                    except IndexError:
+                        break
+                    try:
+                        self._count(item)
+                    except Exception:
+                        self.uncounted += 1
+                        if self.uncounted == 1:
+                            log.exception("mlmon live metrics: a prediction could not be counted")
+            time.sleep(0)
+
+    def _count(self, item: tuple[Any, ...]) -> None:
+        """Count one prediction into the pending deltas (the caller holds ``_lock``)."""
+        version, features, prediction, probabilities, latency_ms, status = item
         score = None
         if probabilities and self._score is not None and "score" in self._outputs:
             score = self._score(probabilities)
-        with self._lock:
-            counts = self._counts
-            key = (version, status)
-            self._pending[key] = self._pending.get(key, 0) + 1
-            if type(latency_ms) in (float, int) and 0 <= latency_ms < math.inf:
-                seconds = latency_ms / 1000
-                hist = self._latencies.get(key)
-                if hist is None:
-                    hist = self._latencies[key] = [0.0] + [0] * (len(LATENCY_BUCKETS_S) + 1)
-                hist[0] += seconds  # the sum, then one count per bucket (the last one is +Inf)
-                hist[1 + bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
-            get = features.get
-            for name, edges, offset in self._numerical:  # _count, inlined for the common types
-                value = get(name)
-                t = type(value)
-                if t is float or t is int:
-                    if -_INF < value < _INF:  # False for NaN too
-                        counts[offset + _bisect(edges, value)] += 1
-                elif value is not None:
-                    _count(counts, edges, offset, value)
-            for name, categories, offset, other in self._categorical:
-                value = get(name)
-                if type(value) is str:
-                    counts[offset + categories.get(value, other)] += 1
-                elif value is not None:
-                    _count(counts, categories, offset, value)
-            out = self._outputs
-            if prediction is not None and "prediction" in out:
-                _count(counts, *out["prediction"], prediction)
-            if score is not None:
-                _count(counts, *out["score"], score)
+        counts = self._counts
+        key = (version, status)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        if type(latency_ms) in (float, int) and 0 <= latency_ms < math.inf:
+            seconds = latency_ms / 1000
+            hist = self._latencies.get(key)
+            if hist is None:
+                hist = self._latencies[key] = [0.0] + [0] * (len(LATENCY_BUCKETS_S) + 1)
+            hist[0] += seconds  # the sum, then one count per bucket (the last one is +Inf)
+            hist[1 + bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        get = features.get
+        for name, edges, offset in self._numerical:  # _count_value, inlined for the common types
+            value = get(name)
+            t = type(value)
+            if t is float or t is int:
+                if -_INF < value < _INF:  # False for NaN too
+                    counts[offset + _bisect(edges, value)] += 1
+            elif value is not None:
+                _count_value(counts, edges, offset, value)
+        for name, categories, offset, other in self._categorical:
+            value = get(name)
+            if type(value) is str:
+                counts[offset + categories.get(value, other)] += 1
+            elif value is not None:
+                _count_value(counts, categories, offset, value)
+        out = self._outputs
+        if prediction is not None and "prediction" in out:
+            _count_value(counts, *out["prediction"], prediction)
+        if score is not None:
+            _count_value(counts, *out["score"], score)
 
     def sync(self) -> None:
         """Move the counts kept since the last sync into the Prometheus metrics."""
         with self._sync_lock:
+            self._drain()
             with self._lock:
                 counts, self._counts = self._counts, [0] * len(self._counts)
                 pending, self._pending = self._pending, {}
@@ -333,10 +386,18 @@ class LiveMetrics:
                 _add_to_histogram(self._children(*key)[1], hist)
 
     def _sync_loop(self) -> None:
+        """Bin what was taken every :data:`DRAIN_INTERVAL_S` (small backlogs, short GIL holds); sync every
+        ``sync_interval``."""
         pid = self._pid
-        while not self._stopped.wait(self.sync_interval) and pid == os.getpid():
+        step = min(DRAIN_INTERVAL_S, self.sync_interval)
+        next_sync = time.monotonic() + self.sync_interval
+        while not self._stopped.wait(step) and pid == os.getpid():
             try:
-                self.sync()
+                if time.monotonic() >= next_sync:
+                    next_sync = time.monotonic() + self.sync_interval
+                    self.sync()
+                else:
+                    self._drain()
             except Exception:  # a metrics bug must not end the metrics silently: say it, go on
                 log.exception("mlmon live metrics: sync failed")
 
@@ -409,7 +470,7 @@ def _label(seen: dict[Any, str], value: Any) -> str:
     return label
 
 
-def _count(counts: list[int], lookup: Any, offset: int, value: Any) -> None:
+def _count_value(counts: list[int], lookup: Any, offset: int, value: Any) -> None:
     """Count ``value`` in its bin: a binary search over numerical edges, a dict for categories."""
     if type(lookup) is tuple:  # numerical: bin i holds (e[i-1], e[i]], as the profile's bin counts
         t = type(value)

@@ -249,9 +249,10 @@ class PredictionLogger:
             return request_id
         if self._metrics is not None:
             try:
-                self._metrics.observe(
-                    self.model_version, features, prediction, probabilities, latency_ms, status
-                )
+                self._metrics.observe(  # the document's copies: the caller may reuse its dicts
+                    self.model_version, doc["features"], prediction, doc["prediction"].get("probabilities"),
+                    latency_ms, status,
+                )  # fmt: skip
             except Exception as e:  # a metrics bug must not fail the request nor lose the document
                 self._note_error(f"live metrics: {type(e).__name__}: {e}")
         self._enqueue(_PREDICTION, doc)

@@ -3,7 +3,9 @@
 The counters ``mlmon_live_bin_total`` share the reference profile's bins, so a window's share of each bin
 is ``increase(counter[W])`` over the column's total, and PSI is computed exactly as the batch check
 (:func:`mlmon.tasks.checks.drift.psi`): ``Σ (c − r)·ln(c / r)`` with empty bins floored at ``1e-4`` on
-both sides. A test checks the PromQL value against mlmon's PSI on the same counts on a real Prometheus.
+both sides; and so is the Jensen–Shannon distance (:func:`mlmon.tasks.checks.drift.jensen_shannon`:
+base 2, in [0, 1], no smoothing). A test checks both PromQL values against mlmon's own on the same counts
+on a real Prometheus.
 
 One difference with the batch PSI: every category the reference lacks falls into one ``(other)`` bin
 live, where the batch check gives each unseen category a bin of its own; with two or more unseen
@@ -67,11 +69,32 @@ def reference_shares() -> str:
     return f"max by ({_by(BIN)}) (mlmon_live_reference_share)"
 
 
+def _floored(share: str) -> str:
+    """``share`` with empty bins at :data:`EPS` (as the batch PSI's floor)."""
+    return f"(({share}) > 0 or ({share}) * 0 + {EPS})"
+
+
 def psi(share: str, reference: str) -> str:
-    """PSI per column from a window's ``share`` vector and the ``reference`` shares (floored at EPS)."""
-    c = f"(({share}) > 0 or ({share}) * 0 + {EPS})"
+    """PSI per column from a window's ``share`` vector and the ``reference`` shares, empty bins floored at
+    EPS on both sides (as :func:`mlmon.tasks.checks.drift.psi`)."""
+    c, r = _floored(share), _floored(reference)
     on = f"on ({_by(BIN)})"
-    return f"sum by ({_by(COLUMN)}) (({c} - {on} ({reference})) * ln({c} / {on} ({reference})))"
+    return f"sum by ({_by(COLUMN)}) (({c} - {on} {r}) * ln({c} / {on} {r}))"
+
+
+def jensen_shannon(share: str, reference: str) -> str:
+    """Jensen–Shannon distance per column, base 2, in [0, 1], as
+    :func:`mlmon.tasks.checks.drift.jensen_shannon`: ``sqrt(½ Σ c·log2(c/m) + ½ Σ r·log2(r/m))`` with
+    ``m = (c + r) / 2``, each sum over the bins where its side is positive (no smoothing needed)."""
+    on = f"on ({_by(BIN)})"
+    m = f"((({share}) + {on} ({reference})) / 2)"
+
+    def half(p: str) -> str:
+        positive = f"(({p}) > 0)"
+        return f"sum by ({_by(COLUMN)}) ({positive} * log2({positive} / {on} {m}))"
+
+    # clamp: a rounding-level negative divergence when the two are equal
+    return f"sqrt(clamp_min(0.5 * {half(share)} + 0.5 * {half(reference)}, 0))"
 
 
 def names(window: str = WINDOW, rate_window: str = RATE_WINDOW) -> dict[str, str]:
@@ -82,6 +105,7 @@ def names(window: str = WINDOW, rate_window: str = RATE_WINDOW) -> dict[str, str
         "bin_share": f"mlmon:live_bin_share:{window}",
         "reference_share": "mlmon:live_reference_share",
         "psi": f"mlmon:live_psi:{window}",
+        "jensen_shannon": f"mlmon:live_jensen_shannon:{window}",
         "requests": f"mlmon:live_requests:rate{rate_window}",
         "error_ratio": f"mlmon:live_error_ratio:rate{rate_window}",
         **{f"latency_p{round(q * 100)}": f"mlmon:live_latency_seconds:p{round(q * 100)}_rate{rate_window}"
@@ -98,6 +122,7 @@ def recording_rules(window: str = WINDOW, rate_window: str = RATE_WINDOW) -> lis
         (n["bin_share"], shares(n["bin_count"])),
         (n["reference_share"], reference_shares()),
         (n["psi"], psi(n["bin_share"], n["reference_share"])),
+        (n["jensen_shannon"], jensen_shannon(n["bin_share"], n["reference_share"])),
         (
             n["requests"],
             f"sum by (model, version, outcome) (rate(mlmon_live_predictions_total[{rate_window}]))",

@@ -16,7 +16,7 @@ changes instead of repeating every window (``tasks/alerts.py``).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -213,6 +213,42 @@ def _pick(checks: Iterable[CheckResult], name: str) -> CheckResult | None:
     return found[0] if found else None
 
 
+def _listed(label: str, checks: list[CheckResult], phrase: Callable[[CheckResult], str | None]) -> str:
+    """``label: a; b``: each check once (the whole window's, else its worst segment's), whole-window
+    checks first, in a short phrase where ``phrase`` has one and its message otherwise."""
+    picked = [
+        ch
+        for ch in sorted(checks, key=lambda ch: (ch.segment != ALL, ch.check))
+        if _pick(checks, ch.check) is ch
+    ]
+    return f"{label}: " + "; ".join(phrase(ch) or ch.message for ch in picked)
+
+
+def _service_phrase(ch: CheckResult) -> str | None:
+    if ch.value is None:
+        return None
+    if ch.check.startswith("latency_p") and ch.threshold is not None:
+        name = ch.check.removeprefix("latency_")
+        return f"{name} latency {human(ch.value, Unit.MS)} (SLO {human(ch.threshold, Unit.MS)})"
+    if ch.check == "error_rate":
+        return f"{human(ch.value, Unit.SHARE)} of requests failed (limit {human(ch.threshold, Unit.SHARE)})"
+    return None
+
+
+def _quality_phrase(ch: CheckResult) -> str | None:
+    if ch.value is None:
+        return None
+    if ch.check.endswith("_vs_reference"):
+        metric = ch.check.removesuffix("_vs_reference")
+        return f"{metric} {named(metric, ch.value)} (limit {named(metric, ch.threshold)})"
+    if ch.check.endswith("_threshold"):
+        metric = ch.check.removesuffix("_threshold")
+        return f"{metric} {named(metric, ch.value)} (absolute limit {named(metric, ch.threshold)})"
+    if ch.check == "label_coverage":
+        return f"only {human(ch.value, Unit.SHARE)} of rows labelled (expected {human(ch.threshold, Unit.SHARE)})"
+    return None
+
+
 def _drift_phrase(d: FeatureDrift | None) -> str | None:
     if d is None or d.effect is None or not d.drifted:
         return None
@@ -234,41 +270,9 @@ def _sentence(
     if kind is Kind.PREDICTION:
         return _prediction_sentence(checks, hists, drift)
     if kind is Kind.SERVICE:
-        parts = []
-        for ch in sorted(checks, key=lambda ch: ch.check):
-            if ch.segment != ALL and _pick(checks, ch.check) is not ch:
-                continue
-            if ch.check.startswith("latency_p") and ch.value is not None and ch.threshold is not None:
-                parts.append(
-                    f"{ch.check.removeprefix('latency_')} latency {human(ch.value, Unit.MS)} (SLO {human(ch.threshold, Unit.MS)})"
-                )
-            elif ch.check == "error_rate" and ch.value is not None:
-                parts.append(
-                    f"{human(ch.value, Unit.SHARE)} of requests failed (limit {human(ch.threshold, Unit.SHARE)})"
-                )
-            else:
-                parts.append(ch.message)
-        return "service: " + "; ".join(parts)
+        return _listed("service", checks, _service_phrase)
     if kind is Kind.MODEL_QUALITY:
-        parts = []
-        for ch in sorted(checks, key=lambda ch: (ch.segment != ALL, ch.check)):
-            if _pick(checks, ch.check) is not ch:
-                continue
-            if ch.check.endswith("_vs_reference") and ch.value is not None:
-                metric = ch.check.removesuffix("_vs_reference")
-                parts.append(f"{metric} {named(metric, ch.value)} (limit {named(metric, ch.threshold)})")
-            elif ch.check.endswith("_threshold") and ch.value is not None:
-                metric = ch.check.removesuffix("_threshold")
-                parts.append(
-                    f"{metric} {named(metric, ch.value)} (absolute limit {named(metric, ch.threshold)})"
-                )
-            elif ch.check == "label_coverage" and ch.value is not None:
-                parts.append(
-                    f"only {human(ch.value, Unit.SHARE)} of rows labelled (expected {human(ch.threshold, Unit.SHARE)})"
-                )
-            else:
-                parts.append(ch.message)
-        return "model quality: " + "; ".join(parts)
+        return _listed("model quality", checks, _quality_phrase)
     if kind is Kind.VOLUME:
         ch = _pick(checks, "volume") or _pick(checks, "volume_history") or checks[0]
         return f"volume: {ch.message}"

@@ -74,7 +74,7 @@ def test_the_spec_carries_the_profiles_bins_and_shares():
     assert age.reference_shares == pytest.approx(profile.bin_counts / profile.bin_counts.sum())
     plan = cols["feature", "plan"]
     assert plan.bins == ("basic", "enterprise", "pro", live.OTHER)
-    assert plan.reference_shares[-1] == live.EPS  # the reference has no other: floored as the batch PSI
+    assert plan.reference_shares[-1] == 0  # the reference has no other (PSI in PromQL floors it at EPS)
     assert live.EPS == drift.EPS == promql.EPS
     assert LiveSpec.load(_write(spec)) == spec
 
@@ -260,3 +260,34 @@ def test_the_readmes_fastapi_example_serves_metrics(monkeypatch):
     assert bins["pro"] == 3
     predictions = [s for s in families["mlmon_live_predictions"].samples if s.name.endswith("_total")]
     assert sum(s.value for s in predictions) == 3
+
+
+def test_observe_takes_the_values_and_every_sync_counts_each_prediction_once(monkeypatch):
+    """Calls take the values and the sync thread (or a scrape) bins them: concurrent scrapes while four
+    threads log count every prediction exactly once; past MAX_DEFERRED a call counts inline."""
+    import threading
+
+    registry = pc.CollectorRegistry()
+    metrics = LiveMetrics(_spec(), registry=registry, sync_interval=0.01)
+
+    def log(n: int) -> None:
+        for i in range(n):
+            metrics.observe("v1", {"age": float(i % 90), "plan": "pro"}, "stay", None, 3.0, "ok")
+
+    threads = [threading.Thread(target=log, args=(5000,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        live.generate(registry)  # a scrape syncs too, racing the sync thread
+    for t in threads:
+        t.join()
+    metrics.sync()
+    assert sum(_values(registry, "mlmon_live_bin_total", column="plan").values()) == 20_000
+    assert sum(_values(registry, "mlmon_live_predictions_total").values()) == 20_000
+    assert metrics.uncounted == 0
+    # the backlog bound: with no room left, observe bins at once (nothing is deferred, nothing dropped)
+    monkeypatch.setattr(live, "MAX_DEFERRED", 0)
+    metrics.observe("v1", {"age": 40.0, "plan": "basic"}, "stay", None, 3.0, "ok")
+    assert not metrics._deferred and sum(metrics._counts) > 0
+    metrics.sync()
+    assert _values(registry, "mlmon_live_bin_total", column="plan")["basic"] == 1

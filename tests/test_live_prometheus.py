@@ -167,6 +167,24 @@ def test_live_psi_in_promql_equals_mlmons_psi_on_the_same_values(live: Live) -> 
         assert recorded[col] == pytest.approx(value, rel=1e-6, abs=1e-9), col
 
 
+def test_live_jensen_shannon_in_promql_equals_mlmons_on_the_same_values(live: Live) -> None:
+    keys = {name: name for name in dm.FEATURES} | {"prediction": c.PREDICTION, "score": c.SCORE}
+    expected = {}
+    for col, key in keys.items():
+        profile = live.profile.columns[key]
+        values = np.asarray(live.sent[col], dtype=float if isinstance(profile, NumericalProfile) else object)
+        expected[col] = drift.jensen_shannon(profile, values).statistic
+    counts = f"sum by ({', '.join(promql.BIN)}) (mlmon_live_bin_total)"  # everything sent so far
+    exact = _by_column(live.query(promql.jensen_shannon(promql.shares(counts), promql.reference_shares())))
+    assert sorted(exact) == sorted(expected)
+    for col, value in expected.items():
+        assert exact[col] == pytest.approx(value, rel=1e-9, abs=1e-12), col
+    recorded = _by_column(live.query(promql.names()["jensen_shannon"]))
+    for col, value in expected.items():
+        assert recorded[col] == pytest.approx(value, rel=1e-6, abs=1e-9), col
+    assert all(0 <= v < 0.1 for v in expected.values())  # a stream from the reference's own distribution
+
+
 def test_every_recording_rule_returns_finite_data(live: Live) -> None:
     for rule in promql.recording_rules():
         result = live.query(rule["record"])
@@ -222,6 +240,7 @@ def test_every_live_panel_query_returns_what_its_panel_shows(live: Live) -> None
 def test_live_psi_rises_on_a_shifted_stream_within_the_window(live: Live) -> None:
     psi_15m = promql.names()["psi"]
     before = _by_column(live.query(psi_15m))
+    js_before = _by_column(live.query(promql.names()["jensen_shannon"]))
     start = time.monotonic()
     live.post(dm.customers(np.random.default_rng(8), 1500, shift=2.0))  # income, sessions +2σ
     live.wait_for(4500)
@@ -229,6 +248,8 @@ def test_live_psi_rises_on_a_shifted_stream_within_the_window(live: Live) -> Non
     assert before["income"] < 0.05 and after["income"] > 0.25, (before["income"], after["income"])
     assert after["sessions_last_7d"] > before["sessions_last_7d"] + 0.1
     assert after["age"] < 0.05  # an unshifted feature stays put
+    js_after = _by_column(live.query(promql.names()["jensen_shannon"]))
+    assert js_after["income"] > js_before["income"] + 0.1 and js_after["age"] < 0.1
     # a window holding only the shifted stream
     window = f"{math.ceil(time.monotonic() - start) + 1}s"
     recent = promql.psi(promql.shares(promql.bin_counts(window)), promql.reference_shares())

@@ -12,11 +12,14 @@ The logger's MongoDB is a closed local port, and the buffer holds every call, so
 call itself (building the document, queueing it, counting the metrics), not the writer thread's I/O.
 Prints p50 / p99 / mean in microseconds per call, twice: wall-clock time (``perf_counter``: includes
 being preempted, which on a shared, busy machine dominates the p99) and the calling thread's CPU time
-(``thread_time``: the call's own cost, whatever the neighbours do). Each mode runs ``--rounds`` times,
-interleaved, and the round with the median wall p99 is shown.
+(``thread_time``: the call's own cost, whatever the neighbours do). ``process cpu`` is the whole
+process's CPU time per call over the timed calls, the background threads included (the live metrics bin
+the values in their sync thread, off the request path: that work shows here, not in the per-call
+figures). Each mode runs ``--rounds`` times, interleaved, and the round with the median wall p99 is
+shown.
 
-    python tests/benchmarks/bench_logger.py                 # 20,000 timed calls per mode
-    python tests/benchmarks/bench_logger.py --calls 100000
+    python tests/benchmarks/bench_logger.py                 # 100,000 timed calls per mode
+    python tests/benchmarks/bench_logger.py --calls 20000 --rounds 1
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _spec():  # imported late: in "off" mode the logger must stay light
     return LiveSpec.from_profile(cfg, Profile("bench", 5000, columns))
 
 
-def run_mode(mode: str, calls: int, warmup: int) -> dict[str, float]:
+def run_mode(mode: str, calls: int, warmup: int, rate: float = 0) -> dict[str, float]:
     from mlmon.logger import PredictionLogger
 
     metrics = None
@@ -91,15 +94,29 @@ def run_mode(mode: str, calls: int, warmup: int) -> dict[str, float]:
     cpu = np.empty(total, dtype=np.int64)
     clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     log = logger.log_prediction
+    gap = 1 / rate if rate else 0.0
+    next_call = time.perf_counter()
     for i in range(total):
+        if gap:  # paced: the thread sleeps between calls, as a serving thread waits for requests
+            next_call += gap
+            pause = next_call - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        if i == warmup:
+            if metrics is not None:
+                metrics.sync()
+            process0 = time.process_time_ns()
         p = scores[i]
         c0, t0 = cpu_clock(), clock()
         log(rows[i], "yes" if p >= 0.5 else "no", {"yes": p, "no": 1 - p}, 12.5, "ok")
         wall[i], cpu[i] = clock() - t0, cpu_clock() - c0
+    if metrics is not None:
+        metrics.sync()  # what is still deferred is binned here: its CPU counts too
+    process_us = (time.process_time_ns() - process0) / 1000 / calls
     stats = logger.stats
     logger.close(timeout=0.1)
     assert stats.dropped == 0 and stats.rejected == 0, stats
-    out = {}
+    out = {"process_cpu": process_us}
     for name, timings in (("wall", wall), ("cpu", cpu)):
         us = timings[warmup:] / 1000
         out[f"{name}_p50"] = float(np.percentile(us, 50))
@@ -110,36 +127,55 @@ def run_mode(mode: str, calls: int, warmup: int) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3, help="runs per mode (interleaved)")
+    parser.add_argument("--rate", type=float, default=2000, help="calls/s of the paced runs (0: none)")
+    parser.add_argument("--paced-calls", type=int, default=10_000)
     parser.add_argument("--mode", choices=MODES, help="(internal) run one mode and print JSON")
+    parser.add_argument("--pace", type=float, default=0, help="(internal) calls/s, 0: back-to-back")
     args = parser.parse_args()
     if args.mode:
-        print(json.dumps(run_mode(args.mode, args.calls, args.warmup)))
+        print(json.dumps(run_mode(args.mode, args.calls, args.warmup, args.pace)))
         return 0
-    results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
-    for _ in range(args.rounds):
-        for mode in MODES:
-            env = dict(os.environ)
-            with tempfile.TemporaryDirectory() as mp_dir:
-                if mode == "multiprocess":
-                    env["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
-                cmd = [sys.executable, __file__, "--mode", mode, "--calls", str(args.calls)]
-                done = subprocess.run(
-                    [*cmd, "--warmup", str(args.warmup)], env=env, capture_output=True, text=True, check=True
-                )
-            results[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    load = os.getloadavg()[0]
-    print(
-        f"log_prediction, {N_NUMERICAL + N_CATEGORICAL} features, {args.calls:,} timed calls per mode and "
-        f"round, {args.rounds} rounds (µs/call; load average {load:.1f} on {os.cpu_count()} cores)"
-    )
-    cols = ("wall_p50", "wall_p99", "wall_mean", "cpu_p50", "cpu_p99", "cpu_mean")
-    print(f"{'mode':<14}" + "".join(f"{c.replace('_', ' '):>11}" for c in cols))
-    for mode, rounds in results.items():
-        r = sorted(rounds, key=lambda x: x["wall_p99"])[len(rounds) // 2]
-        print(f"{mode:<14}" + "".join(f"{r[c]:>11.1f}" for c in cols))
+    runs = [("back-to-back", 0.0, args.calls)]
+    if args.rate:
+        runs.append((f"paced at {args.rate:,.0f} calls/s", args.rate, args.paced_calls))
+    for title, pace, calls in runs:
+        results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+        loads = []
+        for _ in range(args.rounds):
+            for mode in MODES:
+                env = dict(os.environ)
+                with tempfile.TemporaryDirectory() as mp_dir:
+                    if mode == "multiprocess":
+                        env["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--mode",
+                        mode,
+                        "--calls",
+                        str(calls),
+                        "--pace",
+                        str(pace),
+                    ]
+                    done = subprocess.run(
+                        [*cmd, "--warmup", str(args.warmup)], env=env, capture_output=True, text=True,
+                        check=True,
+                    )  # fmt: skip
+                results[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                loads.append(os.getloadavg()[0])
+        print(
+            f"\nlog_prediction, {N_NUMERICAL + N_CATEGORICAL} features, {title}: {calls:,} timed calls per mode "
+            f"and round, {args.rounds} rounds (µs/call; load average {min(loads):.1f}-{max(loads):.1f} on "
+            f"{os.cpu_count()} cores)"
+        )
+        cols = ("wall_p50", "wall_p99", "wall_mean", "cpu_p50", "cpu_p99", "cpu_mean", "process_cpu")
+        print(f"{'mode':<14}" + "".join(f"{c.replace('_', ' '):>12}" for c in cols))
+        for mode, rounds in results.items():
+            r = sorted(rounds, key=lambda x: x["wall_p99"])[len(rounds) // 2]
+            print(f"{mode:<14}" + "".join(f"{r[c]:>12.1f}" for c in cols))
     return 0
 
 

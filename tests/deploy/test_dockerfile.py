@@ -36,7 +36,10 @@ def test_the_base_image_is_python_3_11_slim_with_a_pinned_tag() -> None:
 
 def test_the_project_is_installed_from_its_pinned_pyproject() -> None:
     runs = " ".join(args for word, args in instructions() if word == "RUN")
-    assert re.search(r"pip install \.(\s|$)", runs)
+    m = re.search(r"pip install '?\.(?:\[([a-z,]+)\])?'?(\s|$)", runs)
+    assert m, runs
+    # the compose stack runs mlmon.serving (live metrics) from this image: the live extra is needed
+    assert "live" in (m.group(1) or "").split(","), runs
     assert "-e " not in runs and "--editable" not in runs
 
 
