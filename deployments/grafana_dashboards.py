@@ -1430,6 +1430,7 @@ def versions_rows() -> list[list[tuple[Json, int, int]]]:
 def family_rows() -> list[list[tuple[Json, int, int]]]:
     """The families' rows, in the order the dashboard shows them (each family adds its builder here)."""
     builders: list = [
+        outliers_rows,
         multivariate_drift_rows,
         explanations_rows,
         fairness_rows,
@@ -1437,6 +1438,85 @@ def family_rows() -> list[list[tuple[Json, int, int]]]:
         versions_rows,
     ]
     return [row for build in builders for row in build()]
+
+
+def outliers_rows() -> list[list[tuple[Json, int, int]]]:
+    """Outliers (tasks/checks/outliers.py): the window's outlier share against the reference's own and
+    the fail line, and the most outlying rows with their request id and the features that made them so."""
+    return [
+        [
+            (
+                timeseries(
+                    "Outliers: share of rows",
+                    "Share of the window's rows an isolation forest and robust bounds (fitted on the "
+                    "reference) flag as outliers, the reference's own share (held-out rows), and dashed the "
+                    "fail line (reference share + outliers.min_excess; the check also needs a significant "
+                    "one-sided binomial test).",
+                    metric_series(
+                        ["outlier_share", "outlier_reference_share"], by="metric", extra=" AND feature = ''"
+                    ),
+                    sql(f"""
+                        SELECT window_start AS "time", 'fail line' AS metric, threshold AS value
+                        FROM mlmon.checks
+                        WHERE {MODEL} AND {SEGMENT} AND category = 'outliers' AND check_name = 'outlier_share'
+                          AND threshold IS NOT NULL AND {IN_RANGE}
+                        ORDER BY 1
+                    """),
+                    unit="percentunit",
+                    overrides=[
+                        {
+                            "matcher": {"id": "byRegexp", "options": ".*fail line.*"},
+                            "properties": [
+                                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                                {"id": "custom.showPoints", "value": "never"},
+                            ],
+                        }
+                    ],
+                ),
+                10,
+                9,
+            ),
+            (
+                table(
+                    "Outliers: most outlying rows",
+                    "The top outliers of each window (outliers.top_k), newest window first and most "
+                    "outlying first: request id, isolation-forest score (lower = more outlying) and the "
+                    "features that made the row an outlier (robust z from the reference median, or a "
+                    "category rare or unseen in the reference). Click a row for the HTML report.",
+                    sql(f"""
+                        SELECT m.window_start, m.feature AS request_id, m.value AS score,
+                               string_agg(
+                                   substr(f.feature, length(m.feature) + 2) || CASE
+                                       WHEN f.metric = 'outlier_top_z' THEN ' (z=' || round(f.value::numeric, 1) || ')'
+                                       WHEN f.value > 0 THEN ' (rare)' ELSE ' (unseen)' END,
+                                   '; ' ORDER BY abs(f.value) DESC
+                               ) AS features,
+                               r.report_path
+                        FROM mlmon.metrics AS m
+                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
+                        LEFT JOIN mlmon.metrics AS f
+                          ON f.model = m.model AND f.window_start = m.window_start
+                         AND f.window_end = m.window_end AND f.segment = m.segment
+                         AND f.metric IN ('outlier_top_z', 'outlier_top_rare')
+                         AND left(f.feature, length(m.feature) + 1) = m.feature || '|'
+                        WHERE m.{MODEL} AND m.{SEGMENT} AND m.metric = 'outlier_top_score'
+                          AND $__timeFilter(m.window_start)
+                        GROUP BY m.window_start, m.feature, m.value, r.report_path
+                        ORDER BY m.window_start DESC, m.value
+                        LIMIT 200
+                    """),
+                ),
+                14,
+                9,
+            ),
+        ]
+    ]
+
+
+# ------------------------------------------------------------------------------------------- live
+
+PROMETHEUS = {"type": "prometheus", "uid": "mlmon-prometheus"}
+LIVE_MODEL = 'model=~"$model"'
 
 
 def fairness_rows() -> list[list[tuple[Json, int, int]]]:

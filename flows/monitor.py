@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from mlmon.flows import sharded
 from mlmon.reports import render
 from mlmon.settings import Settings
-from mlmon.tasks import alerts, extract, incidents, reference
+from mlmon.tasks import alerts, extract, incidents, reference, rolling
 from mlmon.tasks.checks import presets
 from mlmon.tasks.checks.health import PastVolume
 from mlmon.tasks.checks.outcome import WindowResult
@@ -85,6 +85,29 @@ def reference_task(cfg: ModelConfig, profiles_dir: Path, window: Window) -> refe
     return reference.baseline(cfg, profiles_dir)
 
 
+@task(
+    name="rolling-reference",
+    task_run_name="rolling reference {cfg.name} {window.label}",
+    **DB_RETRIES,
+    retry_condition_fn=_retry_on(SourceUnavailable),
+)
+def rolling_task(
+    cfg: ModelConfig, base: reference.Baseline, window: Window, mongo_uri: str, profiles_dir: Path
+) -> rolling.References:
+    """The references of the window: the fixed one, and a rolling one read from the logs for the
+    families configured so (nothing is read when none is)."""
+    if not rolling.rolling_families(cfg):
+        return rolling.fixed_only(base)
+    import pymongo
+
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000, tz_aware=True)
+    try:
+        batch = rolling.read_rolling(client[cfg.source.database], cfg, window)
+    finally:
+        client.close()
+    return rolling.references(cfg, base, window, batch, profiles_dir)
+
+
 @task(name="checks", task_run_name="checks {cfg.name} {window.label}", cache_policy=NO_CACHE)
 def checks_task(
     cfg: ModelConfig,
@@ -92,7 +115,10 @@ def checks_task(
     batch: extract.Batch,
     window: Window,
     history: list[PastVolume] | None = None,
+    refs: rolling.References | None = None,
 ) -> WindowResult:
+    if refs is not None:
+        return rolling.evaluate_with(cfg, refs, batch, window, reference=base.frame, volume_history=history)
     return evaluate(cfg, base.profile, batch, window, reference=base.frame, volume_history=history)
 
 
@@ -233,7 +259,8 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         batch = extract_task(cfg, window, mongo_uri)
         base = reference_task(cfg, settings.profiles_dir, window)
         history = store.volume_history(pg_uri, model, window)
-        result = checks_task(cfg, base, batch, window, history)
+        refs = rolling_task(cfg, base, window, mongo_uri, settings.profiles_dir)
+        result = checks_task(cfg, base, batch, window, history, refs)
         evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
         states, trend = incidents_task(pg_uri, cfg, result)

@@ -23,13 +23,10 @@ day     what happens
         with it (class balance)
 9       correlation change: ``age`` and ``income`` (independent in the reference) become strongly
         related (rank correlation ~0.8), each keeping exactly its day's values (marginals unchanged)
-8-10    otherwise clean (model-health episodes are added here, one day each)
-======  ========================================================================================
-
-From day 1 on, a shadow challenger ``v3-shadow`` (v1's recipe retrained on other customers) scores every
-successful request again; its documents carry the same request id and ``served: false`` and are drawn
-from their own random stream, so the served traffic is the same with or without them.
-
+10      outliers: a burst of 2% of requests with one value far outside the reference (income ×8–15,
+        avg_session_minutes 150–400, support_tickets 12–25 or sessions_last_7d 25–40; a quarter of
+        the burst each, so no single feature's out-of-range share reaches the quality limit of 1%)
+======  =================================================================================
 Everything is a pure function of the seed (document ids included), so writing the same simulation twice
 adds nothing the second time.
 
@@ -98,6 +95,8 @@ class Scenario:
     correlation_day: int | None = 9  # two features become related, marginals unchanged (multivariate drift)
     correlation_features: tuple[str, str] = ("age", "income")
     correlation_rho: float = 0.8  # Gaussian-copula correlation the pair is re-paired with on that day
+    outlier_day: int | None = 10  # a burst of outlying requests on this day (outliers family)
+    outlier_share: float = 0.02  # share of that day's requests in the burst
     label_share: float = 0.6  # successful predictions that get a label
     label_delay_median_h: float = 20.0  # lognormal delay, clipped to [1 h, 7 d]
     shadow_version: str | None = "v3-shadow"  # scores every successful request again, not served
@@ -112,6 +111,7 @@ class Scenario:
         """No incidents and no v2: every day looks like the reference."""
         return cls(
             drift_days=None, quality_day=None, spike_day=None, v2_from_day=None, bias_day=None, correlation_day=None,
+            outlier_day=None,
             shadow_version=None, shadow_worse_day=None,
         )  # fmt: skip
 
@@ -170,6 +170,8 @@ def _simulate_day(
         )
         logged.loc[rng.random(n) < sc.missing_tenure_share, "tenure_months"] = np.nan
         logged.loc[rng.random(n) < sc.new_country_share, "country"] = sc.new_country
+    if day == sc.outlier_day:
+        logged = _outlier_burst(logged, np.random.default_rng([seed, day, 10]), sc.outlier_share)
 
     canary = sc.v2_from_day is not None and day >= sc.v2_from_day
     v2 = rng.random(n) < (sc.v2_share if canary else 0.0)
@@ -292,6 +294,31 @@ def _shadow(
             }
         )
     return docs
+
+
+_BURST = (  # (feature, low, high, multiply?): one value far outside the reference, a quarter each
+    ("income", 8.0, 15.0, True),
+    ("avg_session_minutes", 150.0, 400.0, False),
+    ("support_tickets", 12.0, 25.0, False),
+    ("sessions_last_7d", 25.0, 40.0, False),
+)
+
+
+def _outlier_burst(logged: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
+    """``logged`` with ``share`` of its rows given one far-out value each (own generator: the day's
+    other draws, and so the rest of its traffic, are unchanged)."""
+    out = logged.copy()
+    rows = rng.choice(len(out), round(share * len(out)), replace=False)
+    for k, i in enumerate(rows):
+        name, low, high, multiply = _BURST[k % len(_BURST)]
+        value = rng.uniform(low, high)
+        col = out.columns.get_loc(name)
+        if multiply:
+            value *= out.iat[i, col]
+        out.iat[i, col] = (
+            round(value, 2) if name in ("income", "avg_session_minutes") else float(round(value))
+        )
+    return out
 
 
 def _diurnal_offsets_ms(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -517,6 +517,7 @@ def _report_context(
         "index_href": f"../{INDEX}",
         "max_doc": MAX_DOCUMENT_CHARS,
         "versions_table": _versions_table(r),
+        "outlier_top": _outlier_top(r),
     }
 
 
@@ -584,6 +585,13 @@ def _versions_table(r: WindowResult) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda row: (not row["champion"], row["version"]))
+
+
+def _outlier_top(r: WindowResult) -> list[Any]:
+    """The whole window's top outliers (request id, score, the features that made them outliers)."""
+    from mlmon.tasks.checks.outliers import top_table
+
+    return top_table(r.metrics)
 
 
 def _index_spark(own: Sequence[RunSummary]) -> Markup:

@@ -82,6 +82,7 @@ def evaluate(
     evidently_rows: int | None = None,
     reference: pd.DataFrame | None = None,
     volume_history: Sequence[PastVolume] | None = None,
+    drift_profile: Profile | None = None,
 ) -> WindowResult:
     """Every check for the window and each segment.
 
@@ -89,7 +90,9 @@ def evaluate(
     it (``plan=basic`` against the reference's basic-plan rows), else with the whole reference; the
     segment's own field is never tested for drift inside it (it is constant there by construction).
     ``volume_history`` (the model's past windows, read by the flow) adds the learned ``volume_history``
-    check when no ``quality.expected_volume`` is configured.
+    check when no ``quality.expected_volume`` is configured. ``drift_profile`` (a rolling reference, see
+    :mod:`mlmon.tasks.rolling`) replaces the reference of the drift checks, for the window and every
+    segment.
     """
     frame = _category_codes(batch.frame, cfg)
     checks: list[CheckResult] = []
@@ -108,7 +111,8 @@ def evaluate(
         prepared = prepare_columns(screened, {k: v.kind for k, v in present.items()})  # once: drift + quality
         if whole and screened is part:  # nothing screened out: the histograms reuse the sorted columns
             sorted_columns = prepared
-        table = drift_table(seg_profile, screened, present, cfg.drift, segment=segment, prepared=prepared)
+        against = drift_profile if drift_profile is not None else seg_profile
+        table = drift_table(against, screened, present, cfg.drift, segment=segment, prepared=prepared)
         drift.extend(table)
         dataset = dataset_drift(table, cfg.drift, set(cfg.features), segment=segment)
         metrics.extend(_drift_metrics(table))

@@ -263,3 +263,20 @@ def test_correlation_change_on_day_9_keeps_marginals_and_other_days():
     assert sorted(age) == sorted(age0) and sorted(income) == sorted(income0)
     assert stats.spearmanr(age, income).statistic > 0.7 > 0.1 > abs(stats.spearmanr(age0, income0).statistic)
     assert Scenario.clean().correlation_day is None
+
+
+def test_day_10_carries_a_two_percent_outlier_burst_and_nothing_else_changes():
+    with_burst = simulate(START, days=11, per_day=500, seed=5)
+    without = simulate(START, days=11, per_day=500, seed=5, scenario=Scenario(outlier_day=None))
+    days, clean = _by_day(with_burst[0]), _by_day(without[0])
+    assert all(days[d] == clean[d] for d in range(10))  # other days byte-identical
+    ref = days[0]
+    far = 0
+    for a, b in zip(days[10], clean[10], strict=True):
+        changed = [n for n in dm.NUMERICAL if a["features"].get(n) != b["features"].get(n)]
+        if changed:
+            (name,) = changed  # one far-out value per burst row
+            assert a["features"][name] > _feature(ref, name).max()
+            far += 1
+    assert far == round(0.02 * len(days[10]))
+    assert Scenario.clean().outlier_day is None

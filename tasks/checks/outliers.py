@@ -6,8 +6,8 @@ forest on a seeded reference sample and sets the cut on held-out reference rows,
 outlier share is ``contamination`` by construction and measured on rows the forest never saw.
 
 Statistic apart from decision: :func:`score_window` counts the window's outliers and ranks the most
-outlying rows; :func:`decide_outliers` fails when the one-sided binomial test of that count against
-the reference share is significant AND the excess reaches ``min_excess`` (so a 1M-row window is not an
+outlying rows; :func:`decide_outliers` fails when the one-sided test of that count against the
+held-out reference count is significant AND the excess reaches ``min_excess`` (so a 1M-row window is not an
 alarm for a 0.1% difference), and warns on a window smaller than ``min_rows`` (insufficient data).
 
 Liu, Ting & Zhou (2008), "Isolation forest", ICDM.
@@ -15,7 +15,8 @@ Liu, Ting & Zhou (2008), "Isolation forest", ICDM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from mlmon.tasks.config import Kind, ModelConfig, OutliersConfig
 
 Z_EXPLAIN = 3.0  # a numerical value this many robust σ from the reference median names its feature
 RARE = 0.01  # a category rarer than this in the reference names its feature
+MIN_SEGMENT_ROWS = 100  # held-out reference rows of a segment needed to use its own outlier share
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,38 @@ class OutlierModel:
     threshold: float  # score_samples below this = outlier
     reference_share: float  # held-out reference rows below the cut
     n_holdout: int
+    # per segment ("plan=pro"): (outliers, rows) among the held-out reference rows of that segment; a
+    # segment's base rate differs from the whole's (a rare plan is more often isolated by the forest)
+    segment_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def baseline(self, segment: str = ALL) -> tuple[float, int]:
+        """The reference share and held-out rows a window (or segment) is compared with: the segment's
+        own when the held-out reference has at least ``MIN_SEGMENT_ROWS`` of it, else the whole's."""
+        k, n = self.segment_counts.get(segment, (0, 0))
+        return (k / n, n) if n >= MIN_SEGMENT_ROWS else (self.reference_share, self.n_holdout)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One feature that made a row an outlier: a robust z (numerical) or the category's reference
+    frequency (categorical, 0 = unseen); ``text`` is how the message and the report say it."""
+
+    feature: str
+    kind: str  # "z" | "rare"
+    value: float
+    text: str
 
 
 @dataclass(frozen=True)
 class TopOutlier:
     request_id: str
     score: float  # IsolationForest score_samples (lower = more outlying)
-    features: tuple[str, ...]  # what made it an outlier, e.g. "amount (z=8.1)", "country (rare: xx)"
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """What made it an outlier, e.g. "amount (z=8.1)", "country (rare: xx)"."""
+        return tuple(r.text for r in self.reasons)
 
 
 @dataclass(frozen=True)
@@ -116,12 +143,22 @@ def fit_outliers(frame: pd.DataFrame, cfg: ModelConfig) -> OutlierModel:
     forest = IsolationForest(n_estimators=oc.n_estimators, random_state=oc.seed).fit(encode(model, fit_rows))
     held = forest.score_samples(encode(model, hold_rows))
     cut = float(np.quantile(held, oc.contamination))
-    share = float(((held < cut) | _outside(model, hold_rows).any(axis=1)).mean())
+    flagged = (held < cut) | _outside(model, hold_rows).any(axis=1)
+    counts = {}
+    for name in cfg.segments:
+        col = c.VERSION if name == "model_version" else name
+        if col in hold_rows:
+            keys = hold_rows[col].astype(str).to_numpy()
+            for value in np.unique(keys):
+                mask = keys == value
+                counts[f"{name}={value}"] = (int(flagged[mask].sum()), int(mask.sum()))
     return OutlierModel(num, cat, model.medians, model.scales, model.lows, model.highs, freqs, forest, cut,
-                        share, len(held))  # fmt: skip
+                        float(flagged.mean()), len(held), counts)  # fmt: skip
 
 
-def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -> OutlierScore:
+def score_window(
+    model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig, segment: str = ALL
+) -> OutlierScore:
     """Count the window's outliers (sampled above ``max_score_rows``) and rank the most outlying rows.
 
     A row is an outlier when the forest scores it below the cut OR a numerical value lies outside its
@@ -137,7 +174,8 @@ def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -
     flagged = (scores < model.threshold) | outside.any(axis=1)
     k = int(flagged.sum())
     n = len(part)
-    p = float(stats.binomtest(k, n, model.reference_share, alternative="greater").pvalue) if n else 1.0
+    ref_share, n_ref = model.baseline(segment)
+    p = excess_p_value(k, n, ref_share, n_ref)
     top = []
     ids = part[c.REQUEST_ID].astype(str).to_numpy() if c.REQUEST_ID in part else np.arange(n).astype(str)
     # most outlying first: rows outside a bound (by their largest |z|), then by forest score
@@ -149,7 +187,25 @@ def score_window(model: OutlierModel, frame: pd.DataFrame, oc: OutliersConfig) -
             break
         top.append(TopOutlier(str(ids[i]), float(scores[i]), _why(model, part.iloc[i], x[i])))
     bounds = {name: float(outside[:, j].mean()) if n else 0.0 for j, name in enumerate(model.numerical)}
-    return OutlierScore(n, n_window, k, k / n if n else 0.0, model.reference_share, p, tuple(top), bounds)
+    return OutlierScore(n, n_window, k, k / n if n else 0.0, ref_share, p, tuple(top), bounds)
+
+
+def excess_p_value(k: int, n: int, reference_share: float, n_reference: int) -> float:
+    """One-sided p-value of "the window's outlier rate ``k / n`` is above the reference's".
+
+    The reference share is itself counted on ``n_reference`` held-out rows, so this is Fisher's exact
+    test on the 2×2 table (the binomial test conditioned on the total count): a binomial test against
+    the share as if it were exact gives false alarms whenever the reference is small (a 1,500-row
+    reference: 750 held-out rows, ±0.5 points of noise on a 2% share).
+
+    >>> round(excess_p_value(52, 1500, 14 / 750, 750), 3)  # the binomial test would say 2.6e-05
+    0.021
+    """
+    if n == 0:
+        return 1.0
+    kr = round(reference_share * n_reference)
+    table = [[k, n - k], [kr, n_reference - kr]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
 
 
 def _outside(model: OutlierModel, frame: pd.DataFrame) -> np.ndarray:
@@ -163,21 +219,24 @@ def _outside(model: OutlierModel, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _why(model: OutlierModel, row: pd.Series, z: np.ndarray) -> tuple[str, ...]:
-    """The features that make a row an outlier: large robust z, or a category rare in the reference."""
+def _why(model: OutlierModel, row: pd.Series, z: np.ndarray) -> tuple[Reason, ...]:
+    """The features that make a row an outlier (at most 3, strongest first): a large robust z, or a
+    category rare in the reference."""
     reasons = []
     for j, name in enumerate(model.numerical):
         if abs(z[j]) >= Z_EXPLAIN:
-            reasons.append((abs(z[j]), f"{name} (z={z[j]:.1f})"))
+            reasons.append((abs(z[j]), Reason(name, "z", float(z[j]), f"{name} (z={z[j]:.1f})")))
     for j, name in enumerate(model.categorical):
         f = z[len(model.numerical) + j]
         if f < RARE:
-            reasons.append((10.0 + (RARE - f) * 100, f"{name} (rare: {row.get(name)!s:.40})"))
-    return tuple(text for _, text in sorted(reasons, key=lambda t: -t[0])[:3])
+            text = f"{name} (rare: {row.get(name)!s:.40})"
+            reasons.append((10.0 + (RARE - f) * 100, Reason(name, "rare", float(f), text)))
+    return tuple(r for _, r in sorted(reasons, key=lambda t: -t[0])[:3])
 
 
 def decide_outliers(s: OutlierScore, oc: OutliersConfig, segment: str = ALL) -> CheckResult:
-    """The verdict: significant (one-sided binomial) AND an excess of at least ``min_excess``."""
+    """The verdict: significant (one-sided Fisher exact test against the held-out reference count) AND an
+    excess of at least ``min_excess``."""
     limit = s.reference_share + oc.min_excess
     base = f"{s.n_outliers} of {s.n:,} rows outliers ({s.share:.2%}; reference {s.reference_share:.2%})"
     if s.n < s.n_window:
@@ -196,20 +255,78 @@ def decide_outliers(s: OutlierScore, oc: OutliersConfig, segment: str = ALL) -> 
     return CheckResult("outlier_share", Category.OUTLIERS, status, s.share, limit, msg, segment=segment)
 
 
+TOP_SEPARATOR = "|"
+"""``feature`` of ``outlier_top_z`` / ``outlier_top_rare`` rows: request id, this, feature name."""
+
+
+def top_metrics(top: tuple[TopOutlier, ...], segment: str = ALL) -> list[Metric]:
+    """The top outliers as narrow metric rows, most outlying first: ``outlier_top_score`` (feature =
+    request id) and, per feature that made the row an outlier, ``outlier_top_z`` (the robust z) or
+    ``outlier_top_rare`` (the category's reference frequency) with feature = ``request id|feature``."""
+    out = []
+    for t in top:
+        out.append(Metric("outlier_top_score", t.score, t.request_id, segment))
+        for r in t.reasons:
+            key = f"{t.request_id}{TOP_SEPARATOR}{r.feature}"
+            if r.kind == "z":
+                out.append(Metric("outlier_top_z", r.value, key, segment))
+            else:
+                out.append(Metric("outlier_top_rare", r.value, key, segment))
+    return out
+
+
+@dataclass(frozen=True)
+class TopRow:
+    """One row of the report's top-outliers table."""
+
+    rank: int
+    request_id: str
+    score: float
+    features: tuple[str, ...]  # "amount (z=8.1)", "country (unseen in the reference)"
+
+
+def top_table(metrics: Iterable[Metric], segment: str = ALL) -> list[TopRow]:
+    """The top-outliers table of one segment rebuilt from its metric rows (see :func:`top_metrics`), in
+    their order: what the report shows, from the stored result alone.
+
+    >>> t = TopOutlier("r9", -0.71, (Reason("amount", "z", 8.13, ""), Reason("country", "rare", 0.0, "")))
+    >>> [(x.request_id, x.features) for x in top_table(top_metrics((t,)))]
+    [('r9', ('amount (z=8.1)', 'country (unseen in the reference)'))]
+    """
+    rows: dict[str, TopRow] = {}
+    why: dict[str, list[str]] = {}
+    for m in metrics:
+        if m.segment != segment:
+            continue
+        if m.metric == "outlier_top_score":
+            rows[m.feature] = TopRow(len(rows) + 1, m.feature, m.value, ())
+            why.setdefault(m.feature, [])
+        elif m.metric in ("outlier_top_z", "outlier_top_rare"):
+            rid, _, feature = m.feature.rpartition(TOP_SEPARATOR)
+            if m.metric == "outlier_top_z":
+                text = f"{feature} (z={m.value:.1f})"
+            elif m.value <= 0:
+                text = f"{feature} (unseen in the reference)"
+            else:
+                text = f"{feature} (rare: {m.value:.2%} of the reference)"
+            why.setdefault(rid, []).append(text)
+    return [replace(r, features=tuple(why.get(r.request_id, ()))) for r in rows.values()]
+
+
 def outlier_checks(
     frame: pd.DataFrame, model: OutlierModel | None, oc: OutliersConfig, segment: str = ALL
 ) -> tuple[list[CheckResult], list[Metric]]:
     """The family for one window or segment: one check, its metrics and the top outliers as rows
-    (metric ``outlier_top_score``, feature = request id)."""
+    (see :func:`top_metrics`)."""
     if model is None or not oc.enabled:
         return [], []
-    s = score_window(model, frame, oc)
+    s = score_window(model, frame, oc, segment)
     metrics = [
         Metric("outlier_share", s.share, "", segment),
         Metric("outlier_reference_share", s.reference_share, "", segment),
         Metric("outlier_p_value", s.p_value, "", segment),
         *(Metric("outlier_bounds_share", v, f, segment) for f, v in s.bounds_share.items()),
-        *(Metric("outlier_top_score", t.score, t.request_id, segment) for t in s.top),
+        *top_metrics(s.top, segment),
     ]
     return [decide_outliers(s, oc, segment)], metrics
 

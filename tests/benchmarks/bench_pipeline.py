@@ -606,6 +606,7 @@ def main(argv: list[str] | None = None) -> None:
         from bench_cbpe import cbpe_cost
 
         cbpe_cost(tuple(sizes))
+        family_costs(sizes)
 
 
 def summary_checks(r: dict[str, Any]) -> str:
@@ -622,6 +623,17 @@ def summary_checks(r: dict[str, Any]) -> str:
             f"-> {'MET' if ok else 'NOT MET'}"
         )
     return line
+
+
+def family_costs(sizes: list[int]) -> None:
+    """Seconds each model-health family adds to a window (its own calibration script measures it)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from calibrate_outliers import cost
+
+    for n in sizes:
+        seconds, scored = cost(n, 3 if n <= 100_000 else 1)
+        sampled = f"a seeded sample of {scored:,} rows" if scored < n else "every row"
+        print(f"  family cost, outliers at {n:>9,} rows (20 features): {seconds:.2f} s, scoring {sampled}")
 
 
 def run_stages(args: argparse.Namespace) -> None:

@@ -108,11 +108,13 @@ def specs_for(cfg: DriftConfig, columns: list[str], profile: Profile | None = No
 
 
 RULES = {  # extra_methods off: they never enter the verdict, and the power search re-scores a lot
-    "before": DriftConfig(extra_methods=[]),
-    "after (ad+holm)": DriftConfig(
-        numerical_test="anderson", discrete_test="anderson", correction="holm", extra_methods=[]
+    "before": DriftConfig(correction="bonferroni", extra_methods=[]),
+    "ks+holm (default)": DriftConfig(extra_methods=[]),
+    "ad+holm": DriftConfig(numerical_test="anderson", correction="holm", extra_methods=[]),
+    "shape: ks, ad discr": DriftConfig(discrete_test="anderson", correction="holm", extra_methods=[]),
+    "shape: ks, chi2 discr": DriftConfig(
+        discrete_test="chisquare_binned", correction="holm", extra_methods=[]
     ),
-    "ks+chi2bin+holm": DriftConfig(discrete_test="chisquare_binned", correction="holm", extra_methods=[]),
 }
 SHIFTS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 POWER_FEATURES = {"n0": "normal", "n2": "tied count"}
@@ -131,13 +133,13 @@ def compare(profile: Profile, ref_columns: list[str], sizes: list[tuple[int, int
     rules = {name: (cfg, specs_for(cfg, ref_columns, profile)) for name, cfg in RULES.items()}
     for name, (cfg, specs) in rules.items():
         tests = sorted({f"{c}:{s.test}" for c, s in specs.items() if c in ("n0", "n1", "n2")})
-        print(f"rule {name:<17} {cfg.correction:<10} {', '.join(tests)}")
+        print(f"rule {name:<21} {cfg.correction:<10} {', '.join(tests)}")
     print(
         f"\n{'rows':>9} {'null n':>6} {'power n':>7}  "
-        + "  ".join(f"{name:>17}" for name in rules)
+        + "  ".join(f"{name:>21}" for name in rules)
         + "\n"
         + " " * 26
-        + "  ".join(f"{'null / n0 / n2':>17}" for _ in rules)
+        + "  ".join(f"{'null / n0 / n2':>21}" for _ in rules)
     )
     for i, (rows, n_null, n_power) in enumerate(sizes):
         rng = np.random.default_rng(seed + 100 + i)
@@ -176,7 +178,7 @@ def compare(profile: Profile, ref_columns: list[str], sizes: list[tuple[int, int
             cells.append(f"{null_flags[name] / n_null:.1%} / {smallest[0]} / {smallest[1]}")
         print(
             f"{rows:>9,} {n_null:>6} {n_power:>7}  "
-            + "  ".join(f"{c:>17}" for c in cells)
+            + "  ".join(f"{c:>21}" for c in cells)
             + f"   ({time.perf_counter() - t0:.0f}s)",
             flush=True,
         )

@@ -234,7 +234,7 @@ def _config() -> ModelConfig:
         "features": feats,
         "reference": {"path": "r.parquet"},
         "task": "none",
-        "drift": {"numerical_test": "ks"},  # the specs below, as evaluate builds them
+        "drift": {"numerical_test": "ks", "discrete_test": None},  # the specs below, as evaluate builds them
     }
     return ModelConfig.model_validate(body)
 

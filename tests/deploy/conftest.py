@@ -109,6 +109,28 @@ def roles(pg_schema_uri: str) -> Iterator[Roles]:
         yield r
 
 
+def outlier_rows(seg: str, *, failing: bool) -> tuple[list[Metric], list[CheckResult]]:
+    """The outliers family's rows as tasks/checks/outliers.py writes them (top outliers included)."""
+    from mlmon.tasks.checks.outliers import Reason, TopOutlier, top_metrics
+
+    share = 0.045 if failing else 0.012
+    top = (
+        TopOutlier("req-1", -0.74, (Reason("f0", "z", 9.2, ""), Reason("f2", "rare", 0.0, ""))),
+        TopOutlier("req|2", -0.69, (Reason("f1", "z", -6.1, ""),)),
+        TopOutlier("req-3", -0.61, ()),
+    )
+    metrics = [
+        Metric("outlier_share", share, "", seg),
+        Metric("outlier_reference_share", 0.01, "", seg),
+        Metric("outlier_p_value", 1e-6 if failing else 0.4, "", seg),
+        *top_metrics(top, seg),
+    ]
+    status = Status.FAIL if failing else Status.PASS
+    return metrics, [
+        CheckResult("outlier_share", Category.OUTLIERS, status, share, 0.015, "outliers", "", seg)
+    ]
+
+
 def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
     """A complete window: every metric family the dashboards plot, for every segment."""
     base = result(model, window(day), n_features=len(FEATURES), segments=SEGMENTS)
@@ -186,6 +208,10 @@ def window_result(model: str, day: int, *, failing: bool) -> WindowResult:
         checks.append(CheckResult("version_quality", Category.VERSIONS, Status.PASS, -0.01, 0.01,
                                   "indistinguishable", "v3", seg))  # fmt: skip
     metrics, checks = _multivariate_and_impact(metrics, checks, failing)
+    for seg in SEGMENTS:
+        m, ch = outlier_rows(seg, failing=failing)
+        metrics += m
+        checks += ch
     return replace(base, metrics=tuple(metrics), checks=tuple(checks), drift=tuple(drift))
 
 
