@@ -36,7 +36,8 @@ def run_demo(s: Settings, *, days: int = 10, per_day: int = 2500, fresh: bool = 
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
     db = client[cfg.source.database]
     meta = db["mlmon_demo"].find_one({"_id": {"$eq": "demo"}})
-    wanted = {"days": days + 1, "per_day": per_day, "seed": SEED}
+    # traffic seeded by an older simulator (no region, no shadow, fewer episodes) is seeded again
+    wanted = {"days": days + 1, "per_day": per_day, "seed": SEED, "simulator": simulate.SIMULATOR_VERSION}
     if fresh or meta is None or any(meta.get(k) != v for k, v in wanted.items()):
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
             days=days + 1

@@ -66,6 +66,7 @@ _ERRORS = (
     "ValueError: could not convert request body",
 )
 REGIONS = {"north": 0.3, "south": 0.3, "east": 0.2, "west": 0.2}  # customer.region: logged, not a feature
+SIMULATOR_VERSION = 2  # bump when the simulated traffic changes: `mlmon demo` then seeds it again
 _INTEGER_FEATURES = frozenset({"age", "tenure_months", "sessions_last_7d", "support_tickets"})
 
 Progress = Callable[[int, int], None]
