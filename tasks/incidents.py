@@ -120,13 +120,25 @@ class IncidentState:
 # --------------------------------------------------------------------------------------- grouping
 
 
+# model-health families whose checks are one incident of their own (fairness and explanations name a
+# column: they join that column's incident)
+_OWN_INCIDENT = {
+    Category.ESTIMATED_PERFORMANCE: "estimated performance",
+    Category.OUTLIERS: "outliers",
+    Category.MULTIVARIATE_DRIFT: "multivariate drift",
+    Category.VERSIONS: "model versions",
+}
+
+
 def _key(ch: CheckResult) -> tuple[str, Kind, str]:
     if ch.check in ("volume", "volume_history"):
         return "volume", Kind.VOLUME, "volume"
     if ch.category.value == "custom":
         return f"check:{ch.check}", Kind.CUSTOM, ch.check
-    if ch.category is Category.ESTIMATED_PERFORMANCE:  # one incident: the estimates drop together
-        return "estimated_performance", Kind.CUSTOM, "estimated performance"
+    if ch.category in _OWN_INCIDENT:  # one incident per family: its checks break together
+        return ch.category.value, Kind.CUSTOM, _OWN_INCIDENT[ch.category]
+    if ch.category is Category.EXPLANATIONS and not ch.feature:  # what moved the prediction
+        return "prediction", Kind.PREDICTION, "prediction"
     if ch.category is Category.HEALTH:
         return "service", Kind.SERVICE, "service"
     if ch.category is Category.PERFORMANCE:
@@ -377,6 +389,8 @@ def _prediction_sentence(
         parts.append(f"confidence distribution shifted ({_drift_phrase(score)}{med})")
     if not parts:
         parts = [f"{c.column_label(ch.feature)}: {ch.message}" for ch in checks[:2]]
+    else:  # what moved it (explanations' attribution), when known
+        parts += [ch.message for ch in checks if ch.category is Category.EXPLANATIONS][:1]
     return "prediction: " + "; ".join(parts)
 
 

@@ -133,3 +133,28 @@ def test_stored_incidents_persist_across_windows(
     # a re-run of the middle window sees the first window's incidents, not its own
     again = inc.track_stored(pg_schema_uri, cfg, _run(setup, data_quality_day(6), 1))
     assert {s.incident.key: s.change for s in again}[key] is inc.Change.ONGOING
+
+
+def test_model_health_families_are_incidents_of_their_own_or_join_what_they_explain() -> None:
+    """Outliers, multivariate drift and model versions are one incident each (never "log documents");
+    a drift attribution without a column joins the prediction's incident."""
+    from dataclasses import replace
+
+    from mlmon.tasks.checks.outcome import Category, CheckResult, Status
+
+    made = [
+        CheckResult("outlier_share", Category.OUTLIERS, Status.FAIL, 0.03, 0.015, "outliers: 3%"),
+        CheckResult("multivariate_drift", Category.MULTIVARIATE_DRIFT, Status.FAIL, 0.7, 0.55, "auc 0.7"),
+        CheckResult("version_quality", Category.VERSIONS, Status.FAIL, -0.1, 0.01, "worse", "v3-shadow"),
+        CheckResult(
+            "prediction_drift_attribution", Category.EXPLANATIONS, Status.FAIL, 0.4, None, "by income"
+        ),
+    ]
+    r = fx.result()
+    found = {i.subject: i for i in inc.group(replace(r, checks=(*r.checks, *made)))}
+    assert found["outliers"].checks == ("outlier_share",)
+    assert found["multivariate drift"].checks == ("multivariate_drift",)
+    assert found["model versions"].checks == ("version_quality",)
+    assert "prediction_drift_attribution" in found["prediction"].checks
+    logs = found.get("log documents")
+    assert logs is None or not {ch.check for ch in made} & set(logs.checks)
