@@ -309,7 +309,7 @@ class DriftConfig(Strict):
         "sharper on windows of 1k-10k rows, about 1 s per column at 1M rows)",
     )
     discrete_test: str | None = Field(
-        "anderson",
+        None,
         description="significance test for numerical columns with few distinct values in the reference "
         "(count-like, many ties, where ks is conservative; anderson: midrank Anderson-Darling, "
         "chisquare_binned); None: numerical_test for every numerical column",

@@ -16,8 +16,8 @@ insufficient data). Quality, performance and service health always use the fixed
 ...                        "reference": {"path": "r.parquet", "strategy": "rolling", "rolling": {"windows": 3}}})
 >>> w = Window(datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC))
 >>> span = rolling_span(cfg, w)
->>> span.start.day, span.end.day, sorted(rolling_families(cfg))
-(7, 10, ['drift', 'outliers'])
+>>> span.start.day, span.end.day, {"drift", "outliers"} <= rolling_families(cfg)
+(7, 10, True)
 """
 
 from __future__ import annotations

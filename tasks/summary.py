@@ -793,7 +793,15 @@ def _score_one(
             worst[method] = max(worst[method], got[2])
         return got[0], got[1]
     if sample is None or name not in sample or not len(sample):
-        raise SummaryError(f"{method} cannot be computed from binned counts and no sample was drawn")
+        # e.g. anderson, the default for discrete columns, on a window merged from stored summaries:
+        # the KS test on the fine bins instead, said in the notes (never an error for a default choice)
+        ks = _binned_score("ks", ref, binned(ref, s.numerical[name], plan.edges[name]))
+        if ks is None:
+            raise SummaryError(f"{method} cannot be computed from binned counts and no sample was drawn")
+        notes.append(
+            f"drift {method} of {name} needs rows and no sample was drawn: ks on the fine bins instead"
+        )
+        return ks[0], ks[1]
     sc = get_method(method, Kind.NUMERICAL)(ref, prepare(Kind.NUMERICAL, sample[name]))
     notes.append(f"drift {method} of {name} ran on the seeded sample ({len(sample):,} rows)")
     return sc.statistic, sc.p_value

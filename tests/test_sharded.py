@@ -127,7 +127,10 @@ def test_big_windows_switch_to_shards_on_dask_and_agree_with_memory(env: dict[st
     want = {(ch.check, ch.feature): ch.status.value for ch in mem.checks if ch.segment == "all"}
     got = statuses(pg, day(1)[0])
     common = want.keys() & got.keys()
-    assert {k[0] for k in want.keys() - got.keys()} <= {"duplicate_request_ids", "volume_history"}
+    # not in the sharded path: duplicate ids and the learned volume need rows across shards; shadow rows
+    # (the versions family) are not carried through the shards' sample yet (README: sharded path)
+    not_sharded = {"duplicate_request_ids", "volume_history", "version_quality", "version_prediction_drift"}
+    assert {k[0] for k in want.keys() - got.keys()} <= not_sharded
     assert {k: got[k] for k in common} == {k: want[k] for k in common}
 
 
