@@ -3,6 +3,7 @@ labels, the helper's drop counter, multiprocess mode with two processes, the rul
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -291,3 +292,123 @@ def test_observe_takes_the_values_and_every_sync_counts_each_prediction_once(mon
     assert not metrics._deferred and sum(metrics._counts) > 0
     metrics.sync()
     assert _values(registry, "mlmon_live_bin_total", column="plan")["basic"] == 1
+
+
+class _Unfloatable:
+    """A logged value whose conversion fails with an error ``_count_value`` does not expect."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("no float")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def _hostile_values():
+    from decimal import Decimal
+
+    from hypothesis import strategies as st
+
+    age_edges = [float(e) for e in _cached_spec().columns[0].edges]
+    numbers = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(age_edges),  # exactly on an edge: right-closed bins
+        st.sampled_from(age_edges).map(int),
+        st.integers(-(2**70), 2**70),  # beyond 2**53: not exact as floats
+        st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 10**40]),
+    )
+    odd = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.text(max_size=3),
+        st.sampled_from(["basic", "pro", "enterprise", "family", "40", "nan"]),
+        numbers.map(np.float64),
+        st.integers(-1000, 1000).map(np.int64),
+        st.floats(width=32).map(np.float32),
+        st.sampled_from([Decimal("41.5"), Decimal("NaN"), np.str_("pro"), np.bool_(True), [1.0], (2,)]),
+    )
+    odd = st.one_of(odd, odd, odd, odd, odd, odd, odd, odd, odd, st.builds(_Unfloatable))  # rarely: a bug
+    return numbers, odd, st
+
+
+def _item_strategy():
+    numbers, odd, st = _hostile_values()
+    value = st.one_of(numbers, odd, numbers, numbers)
+    features = st.fixed_dictionaries(
+        {}, optional={"age": value, "income": value, "plan": st.one_of(odd, value), "other": value}
+    )
+    probabilities = st.one_of(
+        st.none(), st.just({}), st.fixed_dictionaries({"churn": value, "stay": value}),
+        st.fixed_dictionaries({"stay": value}),
+    )  # fmt: skip
+    return st.tuples(
+        st.sampled_from(["v1", "v2", None]),
+        st.one_of(features, features.map(lambda f: __import__("types").MappingProxyType(f))),
+        st.one_of(st.sampled_from(["stay", "churn", None, 1, True, "other"]), value),
+        probabilities,
+        st.one_of(numbers, odd, st.just(12.5)),
+        st.sampled_from(["ok", "error", 500, None]),
+    )
+
+
+@functools.cache
+def _cached_spec() -> LiveSpec:
+    return _spec()
+
+
+def _pair() -> tuple[LiveMetrics, LiveMetrics]:
+    pair = LiveMetrics(_cached_spec(), registry=None), LiveMetrics(_cached_spec(), registry=None)
+    for m in pair:
+        m._stopped.set()  # no sync thread: the test drives both
+    return pair
+
+
+def _assert_same_counts(batched: LiveMetrics, one_by_one: LiveMetrics) -> None:
+    assert batched._counts == one_by_one._counts
+    assert batched._pending == one_by_one._pending
+    assert batched._latencies.keys() == one_by_one._latencies.keys()
+    for key, hist in one_by_one._latencies.items():
+        assert batched._latencies[key][1:] == hist[1:]  # the bucket counts exactly,
+        assert batched._latencies[key][0] == pytest.approx(hist[0], rel=1e-12)  # the sum to rounding
+    assert batched.uncounted == one_by_one.uncounted
+
+
+def test_batch_binning_counts_exactly_what_one_by_one_counts_on_hostile_values():
+    """The sync thread bins a batch column by column with NumPy: NaN, ±inf, None, huge ints, bools,
+    strings, numpy scalars, decimals, lists and missing keys land in the bins ``_count`` puts them in."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_item_strategy(), max_size=40))
+    def check(items):
+        batched, one_by_one = _pair()
+        for item in items:
+            one_by_one._count_one(item)
+        if one_by_one.uncounted == 0:
+            batched._count_batch(items)  # the vectorised path itself, no fallback
+        else:
+            batched._deferred.extend(items)
+            batched._drain()
+        _assert_same_counts(batched, one_by_one)
+
+    check()
+
+
+def test_one_bad_prediction_in_a_batch_is_uncounted_alone():
+    """A value that breaks the batch (here: a number that cannot be converted) makes the drain count the
+    batch one by one: that prediction is uncounted, the others are all counted."""
+    batched, one_by_one = _pair()
+    items = [
+        ("v1", {"age": float(i % 90), "plan": "pro"}, "stay", {"churn": 0.2}, 3.0, "ok") for i in range(300)
+    ]
+    items[150] = ("v1", {"age": _Unfloatable(), "plan": "pro"}, "stay", None, 3.0, "ok")
+    batched._deferred.extend(items)
+    batched._drain()
+    for item in items:
+        one_by_one._count_one(item)
+    _assert_same_counts(batched, one_by_one)
+    assert batched.uncounted == 1 and not batched._deferred
+    _, categories, offset, _ = next(c for c in batched._categorical if c[0] == "plan")
+    # every other prediction's "pro" (the bad one stops at its bad value, as _count does)
+    assert batched._counts[offset + categories["pro"]] == 299

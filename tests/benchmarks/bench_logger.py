@@ -15,8 +15,14 @@ being preempted, which on a shared, busy machine dominates the p99) and the call
 (``thread_time``: the call's own cost, whatever the neighbours do). ``process cpu`` is the whole
 process's CPU time per call over the timed calls, the background threads included (the live metrics bin
 the values in their sync thread, off the request path: that work shows here, not in the per-call
-figures). Each mode runs ``--rounds`` times, interleaved, and the round with the median wall p99 is
-shown.
+figures). ``wall p99.9`` and ``wall max`` show the few calls that waited for the GIL while the sync thread
+binned a backlog (one batch every 50 ms, see ``LiveMetrics._drain``). Each mode runs ``--rounds`` times,
+interleaved, and the round with the median wall p99 is shown. Last, the sync thread's binning cost per
+prediction, one by one and in batches.
+
+Back-to-back calls are the worst case for the request path (the calling thread never waits for anything,
+so every background stretch of the GIL lands on some call); the paced runs (``--rate`` calls/s, the
+thread sleeping between calls as a serving thread waits for requests) are closer to a serving app.
 
     python tests/benchmarks/bench_logger.py                 # 100,000 timed calls per mode
     python tests/benchmarks/bench_logger.py --calls 20000 --rounds 1
@@ -122,7 +128,42 @@ def run_mode(mode: str, calls: int, warmup: int, rate: float = 0) -> dict[str, f
         out[f"{name}_p50"] = float(np.percentile(us, 50))
         out[f"{name}_p99"] = float(np.percentile(us, 99))
         out[f"{name}_mean"] = float(us.mean())
+    out["wall_p99.9"] = float(np.percentile(wall[warmup:] / 1000, 99.9))
+    out["wall_max"] = float(wall[warmup:].max() / 1000)
     return out
+
+
+def binning_cost(n: int = 20_000, repeats: int = 3) -> dict[str, float]:
+    """µs of sync-thread CPU per prediction: binned one by one (``_count``) and in batches (``_drain``)."""
+    import prometheus_client as pc
+
+    from mlmon import live
+
+    metrics = live.LiveMetrics(_spec(), registry=pc.CollectorRegistry(), sync_interval=3600)
+    metrics._stopped.set()  # this thread drives the binning
+    rng = np.random.default_rng(2)
+    numbers = rng.normal(size=(n, N_NUMERICAL)).tolist()
+    cats = rng.choice([*CATEGORIES, "unseen"], size=(n, N_CATEGORICAL)).tolist()
+    scores = rng.random(n).tolist()
+    items = [
+        ("v1", {**{f"n{j}": numbers[i][j] for j in range(N_NUMERICAL)},
+                **{f"k{j}": cats[i][j] for j in range(N_CATEGORICAL)}},
+         "yes" if scores[i] >= 0.5 else "no", {"yes": scores[i], "no": 1 - scores[i]}, 12.5, "ok")
+        for i in range(n)
+    ]  # fmt: skip
+    best = {"one by one": np.inf, f"batches of {live.DRAIN_BATCH}": np.inf}
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        with metrics._lock:
+            for item in items:
+                metrics._count(item)
+        best["one by one"] = min(best["one by one"], (time.thread_time() - t0) / n * 1e6)
+        metrics._deferred.extend(items)
+        t0 = time.thread_time()
+        metrics._drain()
+        key = f"batches of {live.DRAIN_BATCH}"
+        best[key] = min(best[key], (time.thread_time() - t0) / n * 1e6)
+    return best
 
 
 def main() -> int:
@@ -171,11 +212,18 @@ def main() -> int:
             f"and round, {args.rounds} rounds (µs/call; load average {min(loads):.1f}-{max(loads):.1f} on "
             f"{os.cpu_count()} cores)"
         )
-        cols = ("wall_p50", "wall_p99", "wall_mean", "cpu_p50", "cpu_p99", "cpu_mean", "process_cpu")
+        cols = ("wall_p50", "wall_p99", "wall_mean", "cpu_p50", "cpu_p99", "cpu_mean", "process_cpu",
+                "wall_p99.9", "wall_max")  # fmt: skip
         print(f"{'mode':<14}" + "".join(f"{c.replace('_', ' '):>12}" for c in cols))
         for mode, rounds in results.items():
             r = sorted(rounds, key=lambda x: x["wall_p99"])[len(rounds) // 2]
             print(f"{mode:<14}" + "".join(f"{r[c]:>12.1f}" for c in cols))
+    cost = binning_cost()
+    print(
+        "\nbinning one prediction in the sync thread (thread CPU, best of 3, µs): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cost.items())
+        + f" (load average {os.getloadavg()[0]:.1f})"
+    )
     return 0
 
 
