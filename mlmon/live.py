@@ -373,8 +373,13 @@ class LiveMetrics:
         if not items:
             return
         versions, features, predictions, probabilities, latencies, statuses = zip(*items, strict=True)
-        keys = list(zip(versions, statuses, strict=True))
-        per_key = collections.Counter(keys)
+        one_version, one_status = set(versions), set(statuses)
+        if len(one_version) == 1 and len(one_status) == 1:  # the usual batch: one series, no key per item
+            keys = None
+            per_key = {(one_version.pop(), one_status.pop()): len(items)}
+        else:
+            keys = list(zip(versions, statuses, strict=True))
+            per_key = collections.Counter(keys)
         size = len(self._counts)
         local = [0] * (size + 1)  # the last slot takes what is not counted
         numerical: list[tuple[np.ndarray, np.ndarray, int]] = []  # (values, edges, offset), binned below
@@ -389,8 +394,9 @@ class LiveMetrics:
                     rows = None
             if rows is None:
                 rows = [tuple(map(f.get, names)) for f in features]
-            for (_, lookup, edges, offset), values in zip(self._batch_features, zip(*rows, strict=True),
-                                                           strict=True):  # fmt: skip
+            columns = list(zip(*rows, strict=True))
+            del rows  # fewer objects alive: fewer garbage collections for the request threads too
+            for (_, lookup, edges, offset), values in zip(self._batch_features, columns, strict=True):
                 _bin_column(values, lookup, edges, offset, local, numerical)
         out = self._batch_outputs
         if "prediction" in out:
@@ -405,7 +411,7 @@ class LiveMetrics:
             _bin_column(scores, *out["score"], local, numerical)
         latency = _as_floats(latencies)
         index = {key: i for i, key in enumerate(per_key)}
-        if latency is not None and len(index) > 1:
+        if latency is not None and keys is not None:
             series = np.array([index[key] for key in keys], dtype=np.int64)
         # NumPy from here on.
         if numerical:
@@ -420,10 +426,10 @@ class LiveMetrics:
         if latency is not None:  # the latency histograms too: counts and sums per (version, status)
             ok = (latency >= 0) & (latency < math.inf)  # as _count: NaN (None) is not counted
             seconds = latency[ok] / 1000
-            series = series[ok] if len(index) > 1 else 0
+            series = series[ok] if keys is not None else 0
             flat = series * buckets + np.searchsorted(_LATENCY_BUCKETS, seconds)  # bisect_left
             bucket_counts = np.bincount(flat, minlength=len(index) * buckets).reshape(len(index), buckets)
-            sums = np.bincount(series, seconds, len(index)) if len(index) > 1 else [seconds.sum()]
+            sums = np.bincount(series, seconds, len(index)) if keys is not None else [seconds.sum()]
         # All binned: add it (nothing below raises).
         self._counts = [a + b for a, b in zip(self._counts, local[:size], strict=True)]
         pending = self._pending
@@ -439,6 +445,7 @@ class LiveMetrics:
                     hist[0] += float(sums[i])
                     hist[1:] = [a + b for a, b in zip(hist[1:], bucket_counts[i].tolist(), strict=True)]
             return
+        keys = keys if keys is not None else [next(iter(per_key))] * len(items)
         for key, latency_ms in zip(keys, latencies, strict=True):  # one by one, as _count
             if type(latency_ms) in (float, int) and 0 <= latency_ms < math.inf:
                 seconds = latency_ms / 1000

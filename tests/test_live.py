@@ -58,7 +58,7 @@ def _values(registry: pc.CollectorRegistry, name: str, **labels: str) -> dict[st
 def test_the_logger_imports_no_metrics_library_when_metrics_are_off():
     code = (
         "import mlmon.logger, sys; "
-        "loaded = [m for m in ('prometheus_client', 'mlmon.live', 'pydantic', 'yaml') if m in sys.modules]; "
+        "loaded = [m for m in ('prometheus_client', 'mlmon.live', 'numpy', 'pydantic', 'yaml') if m in sys.modules]; "
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -356,8 +356,9 @@ def _cached_spec() -> LiveSpec:
     return _spec()
 
 
-def _pair() -> tuple[LiveMetrics, LiveMetrics]:
-    pair = LiveMetrics(_cached_spec(), registry=None), LiveMetrics(_cached_spec(), registry=None)
+def _pair(spec: LiveSpec | None = None) -> tuple[LiveMetrics, LiveMetrics]:
+    spec = spec or _cached_spec()
+    pair = LiveMetrics(spec, registry=None), LiveMetrics(spec, registry=None)
     for m in pair:
         m._stopped.set()  # no sync thread: the test drives both
     return pair
@@ -412,3 +413,16 @@ def test_one_bad_prediction_in_a_batch_is_uncounted_alone():
     _, categories, offset, _ = next(c for c in batched._categorical if c[0] == "plan")
     # every other prediction's "pro" (the bad one stops at its bad value, as _count does)
     assert batched._counts[offset + categories["pro"]] == 299
+
+
+def test_batch_binning_keeps_ints_beyond_float_precision_in_their_bin():
+    """An int past 2**53 is not binned as a float (it would round onto an edge): as ``_count`` does."""
+    spec = _spec(income=fit_numerical(2.0**53 + 4 * np.arange(2000)))  # edges: multiples of 4
+    batched, one_by_one = _pair(spec)
+    edges = next(col.edges for col in spec.columns if col.column == "income")
+    values = [int(e) + d for e in edges for d in (-1, 0, 1)]
+    items = [("v1", {"income": v}, "stay", None, 1.0, "ok") for v in values]
+    for item in items:
+        one_by_one._count_one(item)
+    batched._count_batch(items)
+    _assert_same_counts(batched, one_by_one)
