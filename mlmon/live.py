@@ -326,10 +326,10 @@ class LiveMetrics:
         (``uuid4``'s ``os.urandom`` releases it), so a sync thread with work takes it once per call and
         holds it until it hands it back. Binned 16 at a time (~0.2 ms per hold), a 50 ms backlog made one
         call in ten ~0.2 ms slower (wall p99 230-530 µs at back-to-back calls). A whole backlog binned at
-        once, column by column with NumPy (:meth:`_count_batch`, ~3 µs per prediction instead of ~8 µs),
+        once, column by column with NumPy (:meth:`_count_batch`, ~4 µs per prediction instead of ~8 µs),
         is handed back only a few times per drain: a few calls wait longer (up to the interpreter's
-        switch interval, 5 ms; ``bench_logger.py`` prints p99.9 and the max too), the p99 stays near the
-        metrics-off one. Calls made while a drain runs wait for the next one. A batch that cannot be
+        switch interval, 5 ms; ``bench_logger.py`` prints p99.9 and the max too), the wall p99 is back to
+        the call's own CPU p99. Calls made while a drain runs wait for the next one. A batch that cannot be
         binned at once is counted one prediction at a time (:meth:`_count_one`): a prediction whose
         values cannot be counted is skipped and logged, never the batch.
         """
