@@ -12,10 +12,15 @@ window is processed. Labels that have arrived are joined by request id.
 
 from __future__ import annotations
 
+import collections
+import logging
 import math
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -34,6 +39,8 @@ from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.contract import Reason
 from mlmon.tasks.errors import SourceUnavailable
 from mlmon.tasks.window import Window
+
+log = logging.getLogger(__name__)
 
 # Dates come back as DatetimeMS (an int of milliseconds): far cheaper to decode and to vectorise than
 # datetime objects, and it also survives dates outside datetime's range.
@@ -798,8 +805,7 @@ def decode_batches(
     t0 = time.perf_counter()
     parts: list[Batch] = []
     n = 0
-    for raw in batches:
-        part = decode_batch(raw, cfg, window)
+    for part in _decoded(batches, cfg, window):
         n += part.n_read
         parts.append(part)
         if progress:
@@ -820,6 +826,111 @@ def decode_batches(
         n_other_window=sum(p.n_other_window for p in parts),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _decoded(batches: Iterable[bytes], cfg: ModelConfig, window: Window | None) -> Iterator[Batch]:
+    """Each raw batch decoded (:func:`decode_batch`), in order.
+
+    The first ``source.parallel_decode_rows`` documents are decoded here; past them, the batches still
+    to come go to worker processes (``source.decode_workers``), at most two per worker in flight, so
+    memory stays bounded and the results come back in the order read. Decoding is CPU-bound Python
+    that holds the GIL: processes, not threads, are what use a second core. The workers run the same
+    function, so the frame and every quarantine are the serial path's. When the workers cannot start
+    (no ``fork``/``spawn`` here, a sandbox), the rest is decoded in this process and that is logged.
+    """
+    it = iter(batches)
+    workers = decode_workers(cfg)
+    n, after = 0, cfg.source.parallel_decode_rows
+    starting = None
+    for raw in it:
+        part = decode_batch(raw, cfg, window)
+        yield part
+        n += part.n_read
+        if workers > 1 and n >= after // 2:
+            starting = starting or _decode_pool(workers)  # its workers start while this process decodes on
+            if n >= after and starting.done():
+                break
+    else:
+        return
+    assert starting is not None
+    pool = starting.result()
+    pending: collections.deque[tuple[bytes, Any]] = collections.deque()
+    for raw in it:
+        if pool is None:
+            yield decode_batch(raw, cfg, window)
+            continue
+        pending.append((raw, pool.submit(decode_batch, raw, cfg, window)))
+        if len(pending) >= 2 * workers:
+            part, pool = _collect(pending.popleft(), pool, cfg, window, workers)
+            yield part
+    while pending:
+        part, pool = _collect(pending.popleft(), pool, cfg, window, workers)
+        yield part
+
+
+def _collect(
+    item: tuple[bytes, Any], pool: Any, cfg: ModelConfig, window: Window | None, workers: int
+) -> tuple[Batch, Any]:
+    """The decoded batch of one submitted batch, and the pool to go on with: a worker that died (killed
+    for memory, say) breaks the pool; its batch, and those after it, are decoded in this process."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    raw, future = item
+    try:
+        return future.result(), pool
+    except BrokenProcessPool as e:
+        log.warning("mlmon: a decoding worker died (%s); decoding the rest of the window in this process", e)
+        with _POOLS_LOCK:
+            _POOLS.pop(workers, None)
+        return decode_batch(raw, cfg, window), None
+
+
+def decode_workers(cfg: ModelConfig) -> int:
+    """How many processes decode a big window's batches (``source.decode_workers``, 0 = per CPU, ≤ 4)."""
+    if cfg.source.decode_workers:
+        return cfg.source.decode_workers
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+_POOLS: dict[int, Future[Any]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _decode_pool(workers: int) -> Future[Any]:
+    """A process pool of ``workers`` decoders (None when processes cannot start here), started once per
+    process in the background and reused: a backfill's windows share it."""
+    with _POOLS_LOCK:
+        started = _POOLS.get(workers)
+        if started is None:
+            started = _POOLS[workers] = Future()
+            threading.Thread(
+                target=_start_pool, args=(workers, started), name="mlmon-decode-pool", daemon=True
+            ).start()
+        return started
+
+
+def _start_pool(workers: int, started: Future[Any]) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    try:
+        # forkserver, not fork: a fork of a process running Prefect's threads is not safe. Its server
+        # imports the main module and this one once; each worker is then a fork of it (milliseconds).
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["__main__", __name__])
+        pool = ProcessPoolExecutor(workers, mp_context=ctx)
+        for ready in wait([pool.submit(_ready) for _ in range(workers)]).done:  # all up before a batch
+            ready.result()
+    except Exception as e:  # no processes here (a sandbox, no /dev/shm): decode in this process
+        log.warning("mlmon: decoding in one process: worker processes cannot start here (%s)", e)
+        started.set_result(None)
+    else:
+        started.set_result(pool)
+
+
+def _ready() -> None:
+    """Nothing: run once by each decoding worker as it starts."""
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
