@@ -466,6 +466,9 @@ def target_extraction(n: int, repeats: int) -> dict[str, Any]:
         f"peak +{peak:.0f} MB for a {frame_mb:.0f} MB frame; time / decode_all per run: {_runs(ratios)}",
         flush=True,
     )
+    workers = _worker_peaks_mb()
+    if workers:
+        print(f"  decoding workers' peak resident size (each, imports included): {_runs(workers)} MB")
     return {
         "n": n,
         "decode_all": dec_t,
@@ -473,7 +476,21 @@ def target_extraction(n: int, repeats: int) -> dict[str, Any]:
         "ratios": ratios,
         "peak_mb": peak,
         "frame_mb": frame_mb,
+        "workers_mb": workers,
     }
+
+
+def _worker_peaks_mb() -> list[float]:
+    """High-water marks of this process's descendants (the decoding workers and their forkserver)."""
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            with open(f"/proc/{child.pid}/status") as f:
+                hwm = next(line for line in f if line.startswith("VmHWM"))
+            out.append(int(hwm.split()[1]) / 1024)
+        except (OSError, StopIteration):
+            pass
+    return out
 
 
 def _runs(xs: list[float]) -> str:
