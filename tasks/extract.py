@@ -893,6 +893,12 @@ def decode_workers(cfg: ModelConfig) -> int:
     return max(1, min(4, cpus))
 
 
+def in_one_process(cfg: ModelConfig) -> ModelConfig:
+    """``cfg`` decoding in the calling process only: for a shard task, where the shards running side by
+    side on the cluster's workers are the parallelism (and a worker may not start processes)."""
+    return cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
+
+
 _POOLS: dict[int, Future[Any]] = {}
 _POOLS_LOCK = threading.Lock()
 
