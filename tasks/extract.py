@@ -12,7 +12,6 @@ window is processed. Labels that have arrived are joined by request id.
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import os
@@ -832,11 +831,13 @@ def _decoded(batches: Iterable[bytes], cfg: ModelConfig, window: Window | None) 
     """Each raw batch decoded (:func:`decode_batch`), in order.
 
     The first ``source.parallel_decode_rows`` documents are decoded here; past them, the batches still
-    to come go to worker processes (``source.decode_workers``), at most two per worker in flight, so
-    memory stays bounded and the results come back in the order read. Decoding is CPU-bound Python
-    that holds the GIL: processes, not threads, are what use a second core. The workers run the same
-    function, so the frame and every quarantine are the serial path's. When the workers cannot start
-    (no ``fork``/``spawn`` here, a sandbox), the rest is decoded in this process and that is logged.
+    to come go to worker processes (``source.decode_workers``; joblib's loky executor, which never
+    re-runs the caller's script and is reused across windows), at most two per worker in flight, so
+    memory stays bounded and the results come back in the order read. Decoding is CPU-bound Python that
+    holds the GIL: processes, not threads, are what use a second core. The workers run the same
+    function, so the frame and every quarantine are the serial path's. The workers start in the
+    background while this process decodes the first rows; when they cannot start, or one dies, the rest
+    is decoded here and that is logged.
     """
     it = iter(batches)
     workers = decode_workers(cfg)
@@ -847,42 +848,45 @@ def _decoded(batches: Iterable[bytes], cfg: ModelConfig, window: Window | None) 
         yield part
         n += part.n_read
         if workers > 1 and n >= after // 2:
-            starting = starting or _decode_pool(workers)  # its workers start while this process decodes on
+            starting = starting or _start_workers(workers)  # they start while this process decodes on
             if n >= after and starting.done():
                 break
     else:
         return
     assert starting is not None
-    pool = starting.result()
-    pending: collections.deque[tuple[bytes, Any]] = collections.deque()
-    for raw in it:
-        if pool is None:
-            yield decode_batch(raw, cfg, window)
-            continue
-        pending.append((raw, pool.submit(decode_batch, raw, cfg, window)))
-        if len(pending) >= 2 * workers:
-            part, pool = _collect(pending.popleft(), pool, cfg, window, workers)
-            yield part
-    while pending:
-        part, pool = _collect(pending.popleft(), pool, cfg, window, workers)
-        yield part
+    if not starting.result():
+        yield from (decode_batch(raw, cfg, window) for raw in it)
+        return
+    yield from _in_workers(it, cfg, window, workers)
 
 
-def _collect(
-    item: tuple[bytes, Any], pool: Any, cfg: ModelConfig, window: Window | None, workers: int
-) -> tuple[Batch, Any]:
-    """The decoded batch of one submitted batch, and the pool to go on with: a worker that died (killed
-    for memory, say) breaks the pool; its batch, and those after it, are decoded in this process."""
-    from concurrent.futures.process import BrokenProcessPool
+def _in_workers(
+    it: Iterator[bytes], cfg: ModelConfig, window: Window | None, workers: int
+) -> Iterator[Batch]:
+    from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    raw, future = item
+    waiting: dict[int, bytes] = {}  # submitted, not yet given back: decoded here again if a worker dies
+
+    def tasks() -> Iterator[Any]:
+        for k, raw in enumerate(it):
+            waiting[k] = raw
+            yield delayed(decode_batch)(raw, cfg, window)
+
+    run = Parallel(
+        n_jobs=workers, backend="loky", return_as="generator", pre_dispatch=2 * workers, batch_size=1
+    )
+    done = 0
     try:
-        return future.result(), pool
-    except BrokenProcessPool as e:
+        for part in run(tasks()):
+            waiting.pop(done, None)
+            done += 1
+            yield part
+    except TerminatedWorkerError as e:  # killed for memory, say: nothing read is lost
         log.warning("mlmon: a decoding worker died (%s); decoding the rest of the window in this process", e)
-        with _POOLS_LOCK:
-            _POOLS.pop(workers, None)
-        return decode_batch(raw, cfg, window), None
+        for k in sorted(waiting):
+            yield decode_batch(waiting.pop(k), cfg, window)
+        yield from (decode_batch(raw, cfg, window) for raw in it)
 
 
 def decode_workers(cfg: ModelConfig) -> int:
@@ -899,44 +903,28 @@ def in_one_process(cfg: ModelConfig) -> ModelConfig:
     return cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
 
 
-_POOLS: dict[int, Future[Any]] = {}
-_POOLS_LOCK = threading.Lock()
+def _start_workers(workers: int) -> Future[bool]:
+    """Start ``workers`` decoding processes in the background (each imports this module); the future
+    says whether they run. Loky's executor is the process's one, reused by the next window."""
+    started: Future[bool] = Future()
 
+    def start() -> None:
+        from joblib import Parallel, delayed
 
-def _decode_pool(workers: int) -> Future[Any]:
-    """A process pool of ``workers`` decoders (None when processes cannot start here), started once per
-    process in the background and reused: a backfill's windows share it."""
-    with _POOLS_LOCK:
-        started = _POOLS.get(workers)
-        if started is None:
-            started = _POOLS[workers] = Future()
-            threading.Thread(
-                target=_start_pool, args=(workers, started), name="mlmon-decode-pool", daemon=True
-            ).start()
-        return started
+        try:
+            Parallel(n_jobs=workers, backend="loky")(delayed(_ready)() for _ in range(workers))
+        except Exception as e:  # no processes here (a sandbox, no /dev/shm): decode in this process
+            log.warning("mlmon: decoding in one process: worker processes cannot start here (%s)", e)
+            started.set_result(False)
+        else:
+            started.set_result(True)
 
-
-def _start_pool(workers: int, started: Future[Any]) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, wait
-
-    try:
-        # forkserver, not fork: a fork of a process running Prefect's threads is not safe. Its server
-        # imports the main module and this one once; each worker is then a fork of it (milliseconds).
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["__main__", __name__])
-        pool = ProcessPoolExecutor(workers, mp_context=ctx)
-        for ready in wait([pool.submit(_ready) for _ in range(workers)]).done:  # all up before a batch
-            ready.result()
-    except Exception as e:  # no processes here (a sandbox, no /dev/shm): decode in this process
-        log.warning("mlmon: decoding in one process: worker processes cannot start here (%s)", e)
-        started.set_result(None)
-    else:
-        started.set_result(pool)
+    threading.Thread(target=start, name="mlmon-decode-workers", daemon=True).start()
+    return started
 
 
 def _ready() -> None:
-    """Nothing: run once by each decoding worker as it starts."""
+    """Nothing: run once by each decoding worker as it starts, so that it has imported this module."""
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -181,7 +181,7 @@ def test_fuzz_every_document_is_accounted_for() -> None:
     assert check.value == want["implausible"] and check.status.value in ("warn", "fail")
 
 
-def test_fuzz_parallel_decoding_is_the_serial_path() -> None:
+def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
     """Past ``source.parallel_decode_rows`` the batches are decoded by worker processes: the frame, every
     quarantine record and every count are exactly the serial path's, on the same hostile batches."""
     import pandas as pd
@@ -194,15 +194,11 @@ def test_fuzz_parallel_decoding_is_the_serial_path() -> None:
     serial = decode_batches(batches, cfg.model_copy(update={"source": source}), WINDOW)
     source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 1000})
     par_cfg = cfg.model_copy(update={"source": source})
-    pool = extract._decode_pool(2).result(timeout=120)  # up before the read: the path under test is taken
-    assert pool is not None
-    submitted = []
-    submit = pool.submit
-    pool.submit = lambda fn, *a: submitted.append(fn) or submit(fn, *a)  # type: ignore[method-assign]
-    try:
-        parallel = decode_batches(batches, par_cfg, WINDOW)
-    finally:
-        del pool.submit
+    assert extract._start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
+    here = []
+    decode = extract.decode_batch
+    monkeypatch.setattr(extract, "decode_batch", lambda *a: here.append(1) or decode(*a))
+    parallel = decode_batches(batches, par_cfg, WINDOW)
     pd.testing.assert_frame_equal(parallel.frame, serial.frame)
     assert parallel.quarantine == serial.quarantine
     assert (parallel.n_read, parallel.n_other_window, parallel.unexpected_fields) == (
@@ -210,8 +206,7 @@ def test_fuzz_parallel_decoding_is_the_serial_path() -> None:
         serial.n_other_window,
         serial.unexpected_fields,
     )
-    assert submitted and all(fn is extract.decode_batch for fn in submitted)  # the workers took batches
-    assert len(submitted) < len(batches)  # the first ones were decoded here
+    assert 0 < len(here) < len(batches) / 2  # the first batches were decoded here, most by the workers
 
 
 def test_a_broken_batch_raises_from_a_worker_as_in_this_process() -> None:
