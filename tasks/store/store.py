@@ -607,10 +607,12 @@ def replace_model_quality(
     metric_names: Iterable[str],
     n_labelled: int,
     label_coverage: float | None,
+    categories: Iterable[str] = ("performance",),
 ) -> dict[str, int]:
     """Replace only the model-quality results of a stored window, in one transaction.
 
-    Deletes the window's ``checks`` rows of category ``performance`` and its ``metrics`` rows named in
+    Deletes the window's ``checks`` rows of ``categories`` (default: ``performance``; a late-label
+    re-evaluation adds the label-dependent families') and its ``metrics`` rows named in
     ``metric_names`` (every segment), inserts ``checks`` and ``metrics`` (:class:`Metric`) in their place,
     sets ``runs.n_labelled``, ``runs.label_coverage`` and ``runs.labels_checked_at = now()``, and
     recomputes the run's verdict (``status``, ``n_failed_checks``, ``message``) from its checks, as
@@ -622,8 +624,11 @@ def replace_model_quality(
     model_t = _text(model)
     key = (model_t, window.start, window.end)
     checks = list(checks)
-    if any(str(c.category) != "performance" for c in checks):
-        raise ValueError("replace_model_quality only writes checks of category 'performance'")
+    categories = sorted({str(k) for k in categories})
+    if any(str(c.category) not in categories for c in checks):
+        raise ValueError(
+            f"replace_model_quality only writes checks of the categories it replaces: {categories}"
+        )
     partial = WindowResult(
         model=model, window=window, computed_at=window.end, n_rows=0, n_quarantined=0, n_labelled=0,
         reference_hash="", checks=tuple(checks), metrics=tuple(metrics), drift=(), quarantine=(),
@@ -645,8 +650,8 @@ def replace_model_quality(
             )
         cur.execute(
             "DELETE FROM mlmon.checks WHERE model = %s AND window_start = %s AND window_end = %s"
-            " AND category = 'performance'",
-            key,
+            " AND category = ANY(%s)",
+            (*key, categories),
         )
         cur.execute(
             "DELETE FROM mlmon.metrics WHERE model = %s AND window_start = %s AND window_end = %s"
@@ -691,8 +696,9 @@ class Purge:
 
 def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Purge:
     """Delete, in one transaction, every row of every window that ended before ``older_than``, except
-    windows whose run is ``running`` (a flow works on them now), and their ``mlmon.alerts`` rows.
-    ``dry_run`` counts the rows and deletes nothing."""
+    windows whose run is ``running`` (a flow works on them now), and their ``mlmon.alerts`` rows; and the
+    stored shard summaries that ended before it (outside a running window). ``dry_run`` counts the rows
+    and deletes nothing."""
     with _transaction(target, f"deleting windows older than {older_than.isoformat()}") as cur:
         tables = [*WINDOW_TABLES, "alerts", "incidents"]
         # rows of a window being written are locked: a running window cannot slip in mid-purge
@@ -724,6 +730,18 @@ def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Pur
             else:
                 cur.execute(f"DELETE FROM mlmon.{t} AS x USING mlmon_purge AS p WHERE {same}")
                 rows[t] = cur.rowcount
+        # stored shard summaries (the sharded path) go by their own range, except inside a running window
+        old_shards = (
+            " FROM mlmon.window_summaries AS x WHERE x.shard_end < %s AND NOT EXISTS ("
+            "SELECT 1 FROM mlmon.runs AS r WHERE r.model = x.model AND r.status = 'running'"
+            " AND r.window_start <= x.shard_start AND x.shard_end <= r.window_end)"
+        )
+        if dry_run:
+            cur.execute("SELECT count(*)" + old_shards, (older_than,))
+            rows["window_summaries"] = cur.fetchone()[0]
+        else:
+            cur.execute("DELETE" + old_shards, (older_than,))
+            rows["window_summaries"] = cur.rowcount
     return Purge(windows=windows, rows=rows, running=running)
 
 
