@@ -279,7 +279,9 @@ def decide_outliers(s: OutlierScore, oc: OutliersConfig, segment: str = ALL) -> 
     limit = s.reference_share + oc.min_excess
     base = f"{s.n_outliers} of {s.n:,} rows outliers ({s.share:.2%}; reference {s.reference_share:.2%})"
     if s.n < s.n_window:
-        base += f"; scored a seeded sample of {s.n:,} of {s.n_window:,} rows"
+        base += (
+            f"; scored a seeded sample of {s.n:,} of {s.n_window:,} rows (the test's power is the sample's)"
+        )
     if s.n < oc.min_rows:
         msg = f"insufficient data: {s.n} rows < min_rows {oc.min_rows}"
         return CheckResult("outlier_share", Category.OUTLIERS, Status.WARN, None, limit, msg, segment=segment)
