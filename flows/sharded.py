@@ -68,7 +68,7 @@ def shard_task(
         mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
     )
     try:
-        batch = extract.read_window(client[cfg.source.database], cfg, shard)
+        batch = extract.read_window(client[cfg.source.database], extract.in_one_process(cfg), shard)
     finally:
         client.close()
     return summary.summarise_batch(batch, plan, cfg, shard, rate=rate, index=index)

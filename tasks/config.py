@@ -223,6 +223,18 @@ class Source(Strict):
     )
     labels: LabelSource | None = Field(None, description="where delayed labels live; null = none")
     batch_size: int = Field(10_000, gt=0, description="documents per read batch")
+    decode_workers: int = Field(
+        0,
+        ge=0,
+        description="processes decoding read batches in parallel on a big window; 0 = one per CPU "
+        "(at most 4), 1 = decode in the reading process only",
+    )
+    parallel_decode_rows: int = Field(
+        200_000,
+        ge=0,
+        description="documents read before the batches still to come are decoded by worker processes "
+        "(small windows never pay the workers' start-up)",
+    )
 
 
 class ReferenceColumns(Strict):

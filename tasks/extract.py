@@ -12,10 +12,14 @@ window is processed. Labels that have arrived are joined by request id.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -34,6 +38,8 @@ from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.contract import Reason
 from mlmon.tasks.errors import SourceUnavailable
 from mlmon.tasks.window import Window
+
+log = logging.getLogger(__name__)
 
 # Dates come back as DatetimeMS (an int of milliseconds): far cheaper to decode and to vectorise than
 # datetime objects, and it also survives dates outside datetime's range.
@@ -798,8 +804,7 @@ def decode_batches(
     t0 = time.perf_counter()
     parts: list[Batch] = []
     n = 0
-    for raw in batches:
-        part = decode_batch(raw, cfg, window)
+    for part in _decoded(batches, cfg, window):
         n += part.n_read
         parts.append(part)
         if progress:
@@ -820,6 +825,106 @@ def decode_batches(
         n_other_window=sum(p.n_other_window for p in parts),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _decoded(batches: Iterable[bytes], cfg: ModelConfig, window: Window | None) -> Iterator[Batch]:
+    """Each raw batch decoded (:func:`decode_batch`), in order.
+
+    The first ``source.parallel_decode_rows`` documents are decoded here; past them, the batches still
+    to come go to worker processes (``source.decode_workers``; joblib's loky executor, which never
+    re-runs the caller's script and is reused across windows), at most two per worker in flight, so
+    memory stays bounded and the results come back in the order read. Decoding is CPU-bound Python that
+    holds the GIL: processes, not threads, are what use a second core. The workers run the same
+    function, so the frame and every quarantine are the serial path's. The workers start in the
+    background while this process decodes the first rows; when they cannot start, or one dies, the rest
+    is decoded here and that is logged.
+    """
+    it = iter(batches)
+    workers = decode_workers(cfg)
+    n, after = 0, cfg.source.parallel_decode_rows
+    starting = None
+    for raw in it:
+        part = decode_batch(raw, cfg, window)
+        yield part
+        n += part.n_read
+        if workers > 1 and n >= after // 2:
+            starting = starting or _start_workers(workers)  # they start while this process decodes on
+            if n >= after and starting.done():
+                break
+    else:
+        return
+    assert starting is not None
+    if not starting.result():
+        yield from (decode_batch(raw, cfg, window) for raw in it)
+        return
+    yield from _in_workers(it, cfg, window, workers)
+
+
+def _in_workers(
+    it: Iterator[bytes], cfg: ModelConfig, window: Window | None, workers: int
+) -> Iterator[Batch]:
+    from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    waiting: dict[int, bytes] = {}  # submitted, not yet given back: decoded here again if a worker dies
+
+    def tasks() -> Iterator[Any]:
+        for k, raw in enumerate(it):
+            waiting[k] = raw
+            yield delayed(decode_batch)(raw, cfg, window)
+
+    run = Parallel(
+        n_jobs=workers, backend="loky", return_as="generator", pre_dispatch=2 * workers, batch_size=1
+    )
+    done = 0
+    try:
+        for part in run(tasks()):
+            waiting.pop(done, None)
+            done += 1
+            yield part
+    except TerminatedWorkerError as e:  # killed for memory, say: nothing read is lost
+        log.warning("mlmon: a decoding worker died (%s); decoding the rest of the window in this process", e)
+        for k in sorted(waiting):
+            yield decode_batch(waiting.pop(k), cfg, window)
+        yield from (decode_batch(raw, cfg, window) for raw in it)
+
+
+def decode_workers(cfg: ModelConfig) -> int:
+    """How many processes decode a big window's batches (``source.decode_workers``, 0 = per CPU, ≤ 4)."""
+    if cfg.source.decode_workers:
+        return cfg.source.decode_workers
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def in_one_process(cfg: ModelConfig) -> ModelConfig:
+    """``cfg`` decoding in the calling process only: for a shard task, where the shards running side by
+    side on the cluster's workers are the parallelism (and a worker may not start processes)."""
+    return cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
+
+
+def _start_workers(workers: int) -> Future[bool]:
+    """Start ``workers`` decoding processes in the background (each imports this module); the future
+    says whether they run. Loky's executor is the process's one, reused by the next window."""
+    started: Future[bool] = Future()
+
+    def start() -> None:
+        from joblib import Parallel, delayed
+
+        try:
+            Parallel(n_jobs=workers, backend="loky")(delayed(_ready)() for _ in range(workers))
+        except Exception as e:  # no processes here (a sandbox, no /dev/shm): decode in this process
+            log.warning("mlmon: decoding in one process: worker processes cannot start here (%s)", e)
+            started.set_result(False)
+        else:
+            started.set_result(True)
+
+    threading.Thread(target=start, name="mlmon-decode-workers", daemon=True).start()
+    return started
+
+
+def _ready() -> None:
+    """Nothing: run once by each decoding worker as it starts, so that it has imported this module."""
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

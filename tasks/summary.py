@@ -61,7 +61,7 @@ from mlmon.tasks.checks.drift import EPS, STD_FLOOR, Counted, get_method, prepar
 from mlmon.tasks.checks.health import PERCENTILES
 from mlmon.tasks.checks.health import SIGNIFICANCE as ERROR_SIGNIFICANCE
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, FeatureDrift, Metric, Status, WindowResult
-from mlmon.tasks.checks.performance import Scores, threshold, vs_reference
+from mlmon.tasks.checks.performance import Scores, confusion_scores, threshold, vs_reference
 from mlmon.tasks.config import Kind, ModelConfig, TaskType
 from mlmon.tasks.errors import MlmonError
 from mlmon.tasks.profile import CategoricalProfile, NumericalProfile, Profile
@@ -983,27 +983,14 @@ def summary_scores(cfg: ModelConfig, qs: Quality) -> Scores:
     cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
     for (t, p), v in qs.confusion.items():
         cm[index[t], index[p]] += v
-    tp = np.diag(cm)
-    pred_sum, true_sum = cm.sum(axis=0), cm.sum(axis=1)
-    values["accuracy"] = float(tp.sum() / qs.n)
     if cfg.task is TaskType.BINARY:
         pos = positive_label(cfg)
         if pos is None:
             reason = "positive class unknown: set positive_class (sharded path)"
             undefined.update(dict.fromkeys(("precision", "recall", "f1", "roc_auc", "log_loss"), reason))
+            values["accuracy"] = float(np.trace(cm) / qs.n)
             return Scores(n=qs.n, values=values, undefined=undefined)
-        i = index.get(str(pos))
-        tp_, ps, ts = (int(tp[i]), int(pred_sum[i]), int(true_sum[i])) if i is not None else (0, 0, 0)
-        if ps:
-            values["precision"] = tp_ / ps
-        else:
-            undefined["precision"] = f"no row predicted as the positive class {pos!r}"
-        if ts:
-            values["recall"] = tp_ / ts
-        else:
-            undefined["recall"] = f"no row labelled with the positive class {pos!r}"
-        if ps or ts:
-            values["f1"] = 2.0 * tp_ / (float(ts) + float(ps))
+        values |= confusion_scores(cm, labels, str(pos), undefined)
         if qs.pos_hist is not None and qs.neg_hist is not None and qs.n_scored:
             n_pos, n_neg = int(qs.pos_hist.sum()), int(qs.neg_hist.sum())
             if n_pos and n_neg:
@@ -1013,15 +1000,7 @@ def summary_scores(cfg: ModelConfig, qs: Quality) -> Scores:
                 undefined["roc_auc"] = "only one class among labelled rows"
             values["log_loss"] = qs.log_loss_sum / qs.n_scored
     else:
-        precision = np.divide(tp, pred_sum, out=np.zeros(len(labels)), where=pred_sum > 0)
-        recall = np.divide(tp, true_sum, out=np.zeros(len(labels)), where=true_sum > 0)
-        denom = true_sum.astype(np.float64) + pred_sum.astype(np.float64)
-        f1 = np.divide(2.0 * tp.astype(np.float64), denom, out=np.zeros(len(labels)), where=denom > 0)
-        values |= {
-            "precision": float(precision.mean()),
-            "recall": float(recall.mean()),
-            "f1": float(f1.mean()),
-        }
+        values |= confusion_scores(cm, labels, None, undefined)
     return Scores(n=qs.n, values=values, undefined=undefined)
 
 

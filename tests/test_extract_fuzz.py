@@ -179,3 +179,44 @@ def test_fuzz_every_document_is_accounted_for() -> None:
     profile = fit_profile(reference, profile_kinds(cfg), "fuzz")
     check = implausible_values(batch.frame, profile, cfg)
     assert check.value == want["implausible"] and check.status.value in ("warn", "fail")
+
+
+def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
+    """Past ``source.parallel_decode_rows`` the batches are decoded by worker processes: the frame, every
+    quarantine record and every count are exactly the serial path's, on the same hostile batches."""
+    import pandas as pd
+
+    from mlmon.tasks import extract
+
+    cfg = make_cfg()
+    batches, _ = generate(np.random.default_rng(SEED))
+    source = cfg.source.model_copy(update={"decode_workers": 1})
+    serial = decode_batches(batches, cfg.model_copy(update={"source": source}), WINDOW)
+    source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 1000})
+    par_cfg = cfg.model_copy(update={"source": source})
+    assert extract._start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
+    here = []
+    decode = extract.decode_batch
+    monkeypatch.setattr(extract, "decode_batch", lambda *a: here.append(1) or decode(*a))
+    parallel = decode_batches(batches, par_cfg, WINDOW)
+    pd.testing.assert_frame_equal(parallel.frame, serial.frame)
+    assert parallel.quarantine == serial.quarantine
+    assert (parallel.n_read, parallel.n_other_window, parallel.unexpected_fields) == (
+        serial.n_read,
+        serial.n_other_window,
+        serial.unexpected_fields,
+    )
+    assert 0 < len(here) < len(batches) / 2  # the first batches were decoded here, most by the workers
+
+
+def test_a_broken_batch_raises_from_a_worker_as_in_this_process() -> None:
+    """A reply whose length prefixes do not add up is a broken read, whichever process decodes it."""
+    import pytest
+
+    from mlmon.tasks.errors import SourceUnavailable
+
+    cfg = make_cfg()
+    batches, _ = generate(np.random.default_rng(SEED))
+    source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 500})
+    with pytest.raises(SourceUnavailable, match="broken batch"):
+        decode_batches([*batches, batches[-1][:-3]], cfg.model_copy(update={"source": source}), WINDOW)

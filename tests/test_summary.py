@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -270,3 +271,25 @@ def test_a_longer_window_from_stored_shorter_ones(pg_schema_uri):
     other = replace(plan, key="another")
     with pytest.raises(sm.SummaryError, match="binned against plan"):
         sm.covering(week, store.read_summaries(pg_schema_uri, cfg.name, week), other)
+
+
+@pytest.mark.integration
+def test_retention_deletes_old_shard_summaries_but_not_a_running_windows(pg_schema_uri):
+    """``mlmon purge`` deletes stored shard summaries that ended before the cut-off (a dry run counts
+    them), except the shards of a window whose run is in progress."""
+    from mlmon.tasks.store import store
+    from mlmon.tasks.window import Window
+
+    cfg, _, _, plan = _SETUP
+    days = [fx.window(i) for i in range(4)]
+    store.migrate(pg_schema_uri)
+    summary = sm.to_bytes(sm.summarise(fx.frame(200, seed=3), plan, cfg, days[0]))
+    store.write_summaries(pg_schema_uri, cfg.name, [(d, plan.key, 200, summary) for d in days])
+    store.mark_running(pg_schema_uri, cfg.name, Window(days[1].start, days[1].end), None)
+    cutoff = days[2].end + timedelta(seconds=1)  # days 0, 1, 2 ended before it; day 1's run is running
+
+    assert store.purge_windows(pg_schema_uri, cutoff, dry_run=True).rows["window_summaries"] == 2
+    assert len(store.read_summaries(pg_schema_uri, cfg.name, Window(days[0].start, days[-1].end))) == 4
+    assert store.purge_windows(pg_schema_uri, cutoff, dry_run=False).rows["window_summaries"] == 2
+    left = store.read_summaries(pg_schema_uri, cfg.name, Window(days[0].start, days[-1].end))
+    assert [shard for shard, _, _ in left] == [days[1], days[3]]

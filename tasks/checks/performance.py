@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -432,49 +433,63 @@ def _classification(frame: pd.DataFrame, cfg: ModelConfig, known_labels: Iterabl
     k = len(labels)
     t, p = codes[:n], codes[n:]
     cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm)
-    pred_sum, true_sum = cm.sum(axis=0), cm.sum(axis=1)
-
-    values: dict[str, float] = {"accuracy": float(tp.sum() / n)}
     undefined: dict[str, str] = {}
     if cfg.task is TaskType.BINARY:
         pos = _positive(cfg, [*labels, *known_labels])
         if pos is None:
             reason = "positive class unknown: set positive_class (only one label seen)"
             undefined.update(dict.fromkeys(("precision", "recall", "f1", "roc_auc", "log_loss"), reason))
-            return Scores(n=n, values=values, undefined=undefined)
+            return Scores(n=n, values={"accuracy": float(np.trace(cm) / n)}, undefined=undefined)
+        values = confusion_scores(cm, labels, pos, undefined)
         i = labels.index(pos) if pos in labels else None
-        tp_, ps, ts = (int(tp[i]), int(pred_sum[i]), int(true_sum[i])) if i is not None else (0, 0, 0)
-        if ps:
-            values["precision"] = tp_ / ps
-        else:
-            undefined["precision"] = f"no row predicted as the positive class {_short(pos)}"
-        if ts:
-            values["recall"] = tp_ / ts
-        else:
-            undefined["recall"] = f"no row labelled with the positive class {_short(pos)}"
-        if ps or ts:
-            values["f1"] = 2.0 * tp_ / (float(ts) + float(ps))
-        else:
-            undefined["f1"] = f"positive class {_short(pos)} neither labelled nor predicted"
         is_pos = t == i if i is not None else np.zeros(n, dtype=bool)
         if c.SCORE in frame:
             _binary_probabilities(
                 frame[c.SCORE].to_numpy(dtype=np.float64, na_value=np.nan)[usable], is_pos, values, undefined
             )
     else:
-        # Macro averages over the labels present, zero_division=0 per label (scikit-learn's definitions).
-        precision = np.divide(tp, pred_sum, out=np.zeros(k), where=pred_sum > 0)
-        recall = np.divide(tp, true_sum, out=np.zeros(k), where=true_sum > 0)
-        denom = true_sum.astype(np.float64) + pred_sum.astype(np.float64)
-        f1 = np.divide(2.0 * tp.astype(np.float64), denom, out=np.zeros(k), where=denom > 0)
-        values |= {
-            "precision": float(precision.mean()),
-            "recall": float(recall.mean()),
-            "f1": float(f1.mean()),
-        }
+        values = confusion_scores(cm, labels, None, undefined)
         _multiclass_probabilities(frame, usable, y_true, values, undefined)
     return Scores(n=n, values=values, undefined=undefined)
+
+
+def confusion_scores(
+    cm: np.ndarray, labels: list[Any], positive: Any, undefined: dict[str, str]
+) -> dict[str, float]:
+    """Accuracy, precision, recall and f1 from a confusion matrix (rows: true labels, columns: predicted,
+    both in ``labels`` order): of ``positive`` for a binary model, macro averages over the labels present
+    (zero_division=0 per label, scikit-learn's definitions) when ``positive`` is None. The one definition
+    of the in-memory path and of the sharded path's merged counts; a score that is undefined gets its
+    reason in ``undefined`` instead."""
+    tp = np.diag(cm)
+    pred_sum, true_sum = cm.sum(axis=0), cm.sum(axis=1)
+    values = {"accuracy": float(tp.sum() / cm.sum())}
+    if positive is not None:
+        i = labels.index(positive) if positive in labels else None
+        tp_, ps, ts = (int(tp[i]), int(pred_sum[i]), int(true_sum[i])) if i is not None else (0, 0, 0)
+        if ps:
+            values["precision"] = tp_ / ps
+        else:
+            undefined["precision"] = f"no row predicted as the positive class {_short(positive)}"
+        if ts:
+            values["recall"] = tp_ / ts
+        else:
+            undefined["recall"] = f"no row labelled with the positive class {_short(positive)}"
+        if ps or ts:
+            values["f1"] = 2.0 * tp_ / (float(ts) + float(ps))
+        else:
+            undefined["f1"] = f"positive class {_short(positive)} neither labelled nor predicted"
+        return values
+    k = len(labels)
+    precision = np.divide(tp, pred_sum, out=np.zeros(k), where=pred_sum > 0)
+    recall = np.divide(tp, true_sum, out=np.zeros(k), where=true_sum > 0)
+    denom = true_sum.astype(np.float64) + pred_sum.astype(np.float64)
+    f1 = np.divide(2.0 * tp.astype(np.float64), denom, out=np.zeros(k), where=denom > 0)
+    return values | {
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+    }
 
 
 def _binary_probabilities(

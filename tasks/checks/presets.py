@@ -24,6 +24,8 @@ from __future__ import annotations
 import html
 import json
 import logging
+import sys
+import threading
 import time
 import uuid
 import warnings
@@ -61,6 +63,29 @@ class _Part:
 
     title: str
     widgets: list[Any]
+
+
+_PRELOAD: list[threading.Thread] = []
+
+
+def preload() -> None:
+    """Import Evidently in a background thread, once per process (about 3 s here, mostly Plotly and
+    pydantic models). Called as a window's run starts, the import overlaps extraction, which waits on
+    MongoDB and on its decoding workers, instead of adding to the window's time; a later
+    :func:`run_evidently` finds the modules loaded (Python's import lock makes it wait if it comes first).
+    """
+    if _PRELOAD or "evidently.presets" in sys.modules:
+        return
+
+    def load() -> None:
+        try:
+            import evidently.presets  # noqa: F401
+        except Exception:  # run_evidently imports it again and reports the failure where it is shown
+            log.debug("preloading Evidently failed", exc_info=True)
+
+    thread = threading.Thread(target=load, name="mlmon-evidently-import", daemon=True)
+    _PRELOAD.append(thread)
+    thread.start()
 
 
 def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig) -> EvidentlyOutput:

@@ -691,8 +691,9 @@ class Purge:
 
 def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Purge:
     """Delete, in one transaction, every row of every window that ended before ``older_than``, except
-    windows whose run is ``running`` (a flow works on them now), and their ``mlmon.alerts`` rows.
-    ``dry_run`` counts the rows and deletes nothing."""
+    windows whose run is ``running`` (a flow works on them now), and their ``mlmon.alerts`` rows; and the
+    stored shard summaries that ended before it (outside a running window). ``dry_run`` counts the rows
+    and deletes nothing."""
     with _transaction(target, f"deleting windows older than {older_than.isoformat()}") as cur:
         tables = [*WINDOW_TABLES, "alerts", "incidents"]
         # rows of a window being written are locked: a running window cannot slip in mid-purge
@@ -724,6 +725,18 @@ def purge_windows(target: Target, older_than: datetime, *, dry_run: bool) -> Pur
             else:
                 cur.execute(f"DELETE FROM mlmon.{t} AS x USING mlmon_purge AS p WHERE {same}")
                 rows[t] = cur.rowcount
+        # stored shard summaries (the sharded path) go by their own range, except inside a running window
+        old_shards = (
+            " FROM mlmon.window_summaries AS x WHERE x.shard_end < %s AND NOT EXISTS ("
+            "SELECT 1 FROM mlmon.runs AS r WHERE r.model = x.model AND r.status = 'running'"
+            " AND r.window_start <= x.shard_start AND x.shard_end <= r.window_end)"
+        )
+        if dry_run:
+            cur.execute("SELECT count(*)" + old_shards, (older_than,))
+            rows["window_summaries"] = cur.fetchone()[0]
+        else:
+            cur.execute("DELETE" + old_shards, (older_than,))
+            rows["window_summaries"] = cur.rowcount
     return Purge(windows=windows, rows=rows, running=running)
 
 

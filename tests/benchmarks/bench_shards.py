@@ -188,7 +188,7 @@ def shard_work(
     cfg: ModelConfig, plan: summary.Plan, shard: Window, n: int, index: int, rate: float
 ) -> dict[str, Any]:
     """One shard on a worker: generate its raw BSON, extract it for real, summarise it."""
-    from mlmon.tasks.extract import decode_batches
+    from mlmon.tasks.extract import decode_batches, in_one_process
 
     _limit_memory()
     if not _TEMPLATE:
@@ -196,7 +196,7 @@ def shard_work(
     t0 = time.perf_counter()
     raw = _TEMPLATE[0].batches(shard, n, 1000 + index, 0.2)
     t1 = time.perf_counter()
-    batch = decode_batches(raw, cfg, shard)
+    batch = decode_batches(raw, in_one_process(cfg), shard)  # as shard_task: the shards are the parallelism
     del raw
     t2 = time.perf_counter()
     out = summary.summarise_batch(batch, plan, cfg, shard, rate=rate, index=index)
