@@ -928,13 +928,15 @@ def with_model_quality(
     metrics: Sequence[Metric],
     n_labelled: int,
     replace_metrics: Iterable[str],
+    categories: Iterable[str] = (Category.PERFORMANCE,),
 ) -> WindowResult:
-    """``old`` with its performance checks replaced by ``checks`` and its metrics named
-    ``replace_metrics`` by ``metrics`` (a late-label re-evaluation); everything else kept."""
+    """``old`` with its checks of ``categories`` (default: performance) replaced by ``checks`` and its
+    metrics named ``replace_metrics`` by ``metrics`` (a late-label re-evaluation); everything else kept."""
     names = set(replace_metrics)
+    replaced = {str(k) for k in categories}
     return replace(
         old,
-        checks=(*(ch for ch in old.checks if ch.category is not Category.PERFORMANCE), *checks),
+        checks=(*(ch for ch in old.checks if str(ch.category) not in replaced), *checks),
         metrics=(*(m for m in old.metrics if m.metric not in names), *metrics),
         n_labelled=n_labelled,
     )

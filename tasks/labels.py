@@ -24,12 +24,13 @@ import bson
 import pandas as pd
 
 from mlmon.tasks import contract as c
-from mlmon.tasks.checks.outcome import ALL, CheckResult, Metric, Status
+from mlmon.tasks.checks.families import family_checks, label_categories
+from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Metric, Status
 from mlmon.tasks.checks.performance import CLASSIFICATION_METRICS, REGRESSION_METRICS, performance_checks
 from mlmon.tasks.config import ModelConfig
 from mlmon.tasks.errors import SourceUnavailable
-from mlmon.tasks.evaluate import _dedupe, _segment_profile, _segments
-from mlmon.tasks.extract import read_window, window_filter
+from mlmon.tasks.evaluate import _dedupe, _segment_profile, _segments, _shadow_of
+from mlmon.tasks.extract import Batch, read_window, window_filter
 from mlmon.tasks.reference import Baseline
 from mlmon.tasks.schedule import DONE, label_recheck_windows
 from mlmon.tasks.store import store
@@ -121,16 +122,25 @@ def _arrival(value: Any) -> datetime | None:
 
 
 def model_quality(
-    cfg: ModelConfig, base: Baseline, frame: pd.DataFrame
+    cfg: ModelConfig, base: Baseline, frame: pd.DataFrame, batch: Batch | None = None
 ) -> tuple[list[CheckResult], list[Metric]]:
-    """The model-quality part of :func:`mlmon.tasks.evaluate.evaluate`: performance checks and metrics for the
-    whole window and each segment, with the same segment profiles and the same filtering."""
+    """The label-dependent part of :func:`mlmon.tasks.evaluate.evaluate`: performance checks and metrics,
+    and the family methods declared ``labels=True`` (fairness, model versions; every method of their
+    category), for the whole window and each segment, with the same segment profiles and the same
+    filtering. ``batch``: the window's extraction (its shadow rows), when the families need it."""
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
+    categories = label_categories(cfg)
     for segment, part in _segments(cfg, frame):
         whole = segment == ALL
         profile = base.profile if whole else _segment_profile(cfg, base.profile, base.frame, segment)
         p_checks, p_metrics = performance_checks(part, profile, cfg, segment=segment)
+        if categories:
+            f_checks, f_metrics = family_checks(
+                cfg, part, base.profile, reference=base.frame, segment=segment, categories=categories,
+                shadow=_shadow_of(batch, part, whole) if batch is not None else None,
+            )  # fmt: skip
+            p_checks, p_metrics = p_checks + f_checks, p_metrics + f_metrics
         if not whole:  # as evaluate: a segment too small for a verdict is shown without one
             p_checks = [
                 ch for ch in p_checks if not (ch.status is Status.WARN and "insufficient" in ch.message)
@@ -138,6 +148,11 @@ def model_quality(
         checks += p_checks
         metrics += p_metrics
     return checks, _dedupe(metrics)
+
+
+def replaced_categories(cfg: ModelConfig) -> frozenset[str]:
+    """The check categories a late-label re-evaluation replaces."""
+    return frozenset({str(Category.PERFORMANCE), *(str(k) for k in label_categories(cfg))})
 
 
 def reevaluate_model_quality(
@@ -157,7 +172,7 @@ def reevaluate_model_quality(
     """
     batch = read_window(db, cfg, window)
     frame = batch.frame
-    checks, metrics = model_quality(cfg, base, frame)
+    checks, metrics = model_quality(cfg, base, frame, batch)
     n_labelled = int(frame[c.TARGET].notna().sum()) if c.TARGET in frame else 0
     store.replace_model_quality(
         pg_uri,
@@ -168,6 +183,7 @@ def reevaluate_model_quality(
         metric_names=MODEL_QUALITY_METRICS,
         n_labelled=n_labelled,
         label_coverage=n_labelled / len(frame) if len(frame) else None,
+        categories=replaced_categories(cfg),
     )
     if reports_dir is not None:
         rerender(pg_uri, cfg, window, Path(reports_dir), checks, metrics, n_labelled)
@@ -192,7 +208,7 @@ def rerender(
     if old is None:
         return None
     names = set(MODEL_QUALITY_METRICS) | {m.metric for m in metrics}
-    updated = render.with_model_quality(old, checks, metrics, n_labelled, names)
+    updated = render.with_model_quality(old, checks, metrics, n_labelled, names, replaced_categories(cfg))
     states = incidents.track_stored(pg_uri, cfg, updated)
     wanted, features = render.trend_query(updated, cfg)
     history = store.metric_history(pg_uri, cfg.name, window.start, render.TREND_WINDOWS - 1, wanted, features)

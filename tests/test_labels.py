@@ -278,3 +278,52 @@ def _rows(pg: str, sql: str) -> list[tuple]:
     with psycopg2.connect(pg) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchall()
+
+
+def test_late_labels_rerun_the_label_dependent_families(mongo_db: Any, pg_schema_uri: str) -> None:
+    """Fairness gaps on labels (equal opportunity, accuracy) are computed again when the labels arrive,
+    as a full evaluation with those labels gives them; drift and quality rows stay as they were."""
+    pg = pg_schema_uri
+    store.migrate(pg)
+    cfg = model_cfg(mongo_db.name).model_copy(
+        update={
+            "fairness": factories.config(
+                "x",
+                fairness={
+                    "enabled": True,
+                    "attributes": ["plan"],
+                    "min_group_rows": 30,
+                    "min_group_labelled": 20,
+                },
+            ).fairness
+        }
+    )
+    base = baseline(cfg)
+    f = seed(mongo_db)
+    result = evaluate(cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, reference=base.frame)
+    store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
+    before = snapshot(pg)
+    assert labels.replaced_categories(cfg) == {"performance", "fairness"}
+
+    add_labels(mongo_db, f, range(N), datetime.now(UTC) - timedelta(minutes=1))
+    labels.reevaluate_model_quality(pg, mongo_db, cfg, base, WINDOW)
+    after = snapshot(pg)
+
+    def rows(snap: dict, category: str) -> set[tuple]:
+        return {
+            (r["check_name"], r["feature"], r["segment"], r["status"], r["message"])
+            for r in snap["checks"]
+            if r["category"] == category
+        }
+
+    full = evaluate(cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, reference=base.frame)
+    want = {
+        (ch.check, ch.feature, ch.segment, str(ch.status), ch.message)
+        for ch in full.checks
+        if str(ch.category) == "fairness"
+    }
+    assert rows(after, "fairness") == want != rows(before, "fairness")
+    assert any(name == "equal_opportunity_difference" for name, *_ in rows(after, "fairness"))
+    for category in ("drift", "data_quality", "service_health"):
+        assert rows(after, category) == rows(before, category)
+    assert after["runs"][0]["status"] == str(full.status)

@@ -441,7 +441,13 @@ def fairness_checks(frame: pd.DataFrame, cfg: ModelConfig, segment: str = ALL) -
     return checks, metrics
 
 
-@method("group_gaps", category=Category.FAIRNESS, config="fairness", example={"attributes": ["group"]})
+@method(
+    "group_gaps",
+    category=Category.FAIRNESS,
+    config="fairness",
+    example={"attributes": ["group"]},
+    labels=True,
+)
 def group_gaps(inp: FamilyInput) -> Findings:
     """Gaps between the groups of each sensitive attribute (selection rate, TPR, FPR; regression: mean
     prediction and error), failing only when significantly beyond their limits."""

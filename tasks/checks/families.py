@@ -88,6 +88,7 @@ class FamilyMethod:
     fit: FitFunc | None = None
     example: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    labels: bool = False  # its verdict depends on the ground truth: re-run when late labels arrive
 
     def section(self, cfg: ModelConfig) -> Any:
         return getattr(cfg, self.config)
@@ -111,8 +112,12 @@ def method(
     config: str,
     fit: FitFunc | None = None,
     example: Mapping[str, Any] | None = None,
+    labels: bool = False,
 ) -> Callable[[RunFunc], RunFunc]:
-    """Register ``run(inp: FamilyInput) -> (checks, metrics)`` as method ``name`` of a family."""
+    """Register ``run(inp: FamilyInput) -> (checks, metrics)`` as method ``name`` of a family.
+
+    ``labels``: the method's checks depend on the ground truth, so a late-label re-evaluation
+    (:mod:`mlmon.tasks.labels`) runs every method of its category again with the labels known then."""
     cat = Category(category)
 
     def deco(run: RunFunc) -> RunFunc:
@@ -123,7 +128,9 @@ def method(
         ):
             raise ValueError(f"family method {name!r} is registered twice")
         doc = (run.__doc__ or "").strip().splitlines()
-        METHODS[name] = FamilyMethod(name, cat, config, run, fit, dict(example or {}), doc[0] if doc else "")
+        METHODS[name] = FamilyMethod(
+            name, cat, config, run, fit, dict(example or {}), doc[0] if doc else "", labels
+        )
         return run
 
     return deco
@@ -144,6 +151,11 @@ def methods() -> list[FamilyMethod]:
 
 def enabled_methods(cfg: ModelConfig) -> list[FamilyMethod]:
     return [m for m in methods() if m.enabled(cfg)]
+
+
+def label_categories(cfg: ModelConfig) -> frozenset[Category]:
+    """Categories with an enabled method whose verdict depends on the labels (re-run on late labels)."""
+    return frozenset(m.category for m in enabled_methods(cfg) if m.labels)
 
 
 # --------------------------------------------------------------------------- fit once
@@ -185,12 +197,16 @@ def family_checks(
     segment: str = ALL,
     shadow: pd.DataFrame | None = None,
     drift: tuple[FeatureDrift, ...] | None = None,
+    categories: frozenset[Category] | None = None,
 ) -> Findings:
-    """Every enabled method on one window or segment (``drift``: its drift table, when computed). A method that raises gets one ``error`` check
-    naming its exception; the other methods and the rest of the window are unaffected."""
+    """Every enabled method on one window or segment (``drift``: its drift table, when computed; only
+    those of ``categories`` when given). A method that raises gets one ``error`` check naming its
+    exception; the other methods and the rest of the window are unaffected."""
     checks: list[CheckResult] = []
     metrics: list[Metric] = []
     for m in enabled_methods(cfg):
+        if categories is not None and m.category not in categories:
+            continue
         state = profile.fitted.get(m.name)
         if m.fit is not None and (state is None or state[0] != m.fit_key(cfg)):
             msg = f"{m.name}: not fitted on the reference with the current settings (refit the profile)"

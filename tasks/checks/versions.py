@@ -432,7 +432,13 @@ def _quality_by_version(
     return out
 
 
-@method("champion_challenger", category=Category.VERSIONS, config="versions", example={"champion": "v1"})
+@method(
+    "champion_challenger",
+    category=Category.VERSIONS,
+    config="versions",
+    example={"champion": "v1"},
+    labels=True,
+)
 def champion_challenger(inp: FamilyInput) -> Findings:
     """Every challenger version against the champion: agreement, prediction drift, a quality verdict."""
     return version_checks(inp.frame, inp.shadow, inp.cfg, segment=inp.segment)

@@ -607,10 +607,12 @@ def replace_model_quality(
     metric_names: Iterable[str],
     n_labelled: int,
     label_coverage: float | None,
+    categories: Iterable[str] = ("performance",),
 ) -> dict[str, int]:
     """Replace only the model-quality results of a stored window, in one transaction.
 
-    Deletes the window's ``checks`` rows of category ``performance`` and its ``metrics`` rows named in
+    Deletes the window's ``checks`` rows of ``categories`` (default: ``performance``; a late-label
+    re-evaluation adds the label-dependent families') and its ``metrics`` rows named in
     ``metric_names`` (every segment), inserts ``checks`` and ``metrics`` (:class:`Metric`) in their place,
     sets ``runs.n_labelled``, ``runs.label_coverage`` and ``runs.labels_checked_at = now()``, and
     recomputes the run's verdict (``status``, ``n_failed_checks``, ``message``) from its checks, as
@@ -622,8 +624,11 @@ def replace_model_quality(
     model_t = _text(model)
     key = (model_t, window.start, window.end)
     checks = list(checks)
-    if any(str(c.category) != "performance" for c in checks):
-        raise ValueError("replace_model_quality only writes checks of category 'performance'")
+    categories = sorted({str(k) for k in categories})
+    if any(str(c.category) not in categories for c in checks):
+        raise ValueError(
+            f"replace_model_quality only writes checks of the categories it replaces: {categories}"
+        )
     partial = WindowResult(
         model=model, window=window, computed_at=window.end, n_rows=0, n_quarantined=0, n_labelled=0,
         reference_hash="", checks=tuple(checks), metrics=tuple(metrics), drift=(), quarantine=(),
@@ -645,8 +650,8 @@ def replace_model_quality(
             )
         cur.execute(
             "DELETE FROM mlmon.checks WHERE model = %s AND window_start = %s AND window_end = %s"
-            " AND category = 'performance'",
-            key,
+            " AND category = ANY(%s)",
+            (*key, categories),
         )
         cur.execute(
             "DELETE FROM mlmon.metrics WHERE model = %s AND window_start = %s AND window_end = %s"
