@@ -392,11 +392,23 @@ def _rows_by_window(pg: str) -> dict[Window, dict[str, list[tuple]]]:
     return {w: {t: sorted(v, key=repr) for t, v in tables.items()} for w, tables in out.items()}
 
 
+LABEL_CATEGORIES = ("performance", "fairness", "versions")
+"""What a late-label re-evaluation replaces: model quality and the label-dependent families."""
+
+
 def _model_quality(row: dict[str, Any], table: str) -> bool:
     from mlmon.tasks.labels import MODEL_QUALITY_METRICS
 
-    return (table == "checks" and row["category"] == "performance") or (
-        table == "metrics" and row["metric"] in MODEL_QUALITY_METRICS
+    if table == "checks":
+        return row["category"] in LABEL_CATEGORIES
+    if table != "metrics":
+        return False
+    name = row["metric"]  # the families' metrics: fairness_* / version_*, each gap and its bound
+    gap = name.removesuffix("_bound")
+    return (
+        name in MODEL_QUALITY_METRICS
+        or name.startswith(("fairness_", "version_"))
+        or gap.endswith(("_difference", "_ratio"))
     )
 
 

@@ -53,6 +53,10 @@ class Surrogate:
     importance: dict[str, float]  # share of the importance (sums to 1 over the features; ≥ 0)
     sample: np.ndarray  # encoded held-out reference rows the attributions move
     reference_mean: float  # mean logged output of the reference
+    # per feature: mean surrogate output over ``sample`` with that feature shuffled within the sample
+    # (the attributions' baseline: it does not depend on the window, so it is computed once, at the fit;
+    # None in a profile fitted before it was kept: computed per window then)
+    shuffled: np.ndarray | None = None
 
 
 def _output(frame: pd.DataFrame, cfg: ModelConfig) -> tuple[str, str, np.ndarray | None]:
@@ -101,10 +105,22 @@ def fit_explanations(frame: pd.DataFrame, cfg: ModelConfig) -> Surrogate:
         perm = permutation_importance(
             model, x_hold, y[hold_idx], n_repeats=ec.n_repeats, random_state=ec.seed, n_jobs=1
         )
+        baseline = shuffled_means(model, x_hold, ec.seed)
     lost = np.clip(perm.importances_mean, 0, None)
     total = float(lost.sum())
     shares = {n: float(v / total) if total > 0 else 0.0 for n, v in zip(enc.names, lost, strict=True)}
-    return Surrogate(name, column, enc, model, r2, shares, x_hold, float(np.nanmean(y)))
+    return Surrogate(name, column, enc, model, r2, shares, x_hold, float(np.nanmean(y)), baseline)
+
+
+def shuffled_means(model: object, sample: np.ndarray, seed: int) -> np.ndarray:
+    """Per feature: the mean output of ``model`` over ``sample`` with that feature shuffled within it
+    (dependence on the other features broken; the baseline a window's values are compared with)."""
+    rng = np.random.default_rng([seed, 1])
+    n, k = sample.shape
+    stacked = np.tile(sample, (k, 1))  # one copy per feature, all scored in one call
+    for j in range(k):
+        stacked[j * n : (j + 1) * n, j] = sample[rng.permutation(n), j]
+    return model.predict(stacked).reshape(k, n).mean(axis=1)  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- per window
@@ -124,20 +140,20 @@ class FeatureImpact:
 
 def attributions(s: Surrogate, frame: pd.DataFrame, ec: ExplanationsConfig) -> dict[str, float]:
     """Per feature: mean surrogate output with the feature drawn from the window minus with it shuffled
-    within the reference (the other features keep their reference values)."""
+    within the reference (the other features keep their reference values; the shuffled baseline is the
+    fit's, see :func:`shuffled_means`)."""
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(ec.seed)
     cur = encode(s.encoding, frame)
     n, k = len(s.sample), len(s.encoding.names)
-    # per feature two copies of the reference rows (moved, shuffled), all scored in one call
-    stacked = np.tile(s.sample, (2 * k, 1))
+    stacked = np.tile(s.sample, (k, 1))  # per feature one copy of the reference rows, moved
     for j in range(k):
-        stacked[2 * j * n : (2 * j + 1) * n, j] = cur[rng.integers(0, len(cur), n), j]
-        stacked[(2 * j + 1) * n : (2 * j + 2) * n, j] = s.sample[rng.permutation(n), j]
+        stacked[j * n : (j + 1) * n, j] = cur[rng.integers(0, len(cur), n), j]
     with threadpool_limits(1):
-        means = s.surrogate.predict(stacked).reshape(2 * k, n).mean(axis=1)  # type: ignore[attr-defined]
-    return {name: float(means[2 * j] - means[2 * j + 1]) for j, name in enumerate(s.encoding.names)}
+        means = s.surrogate.predict(stacked).reshape(k, n).mean(axis=1)  # type: ignore[attr-defined]
+        baseline = s.shuffled if s.shuffled is not None else shuffled_means(s.surrogate, s.sample, ec.seed)
+    return {name: float(means[j] - baseline[j]) for j, name in enumerate(s.encoding.names)}
 
 
 def impacts(s: Surrogate, drift: list[FeatureDrift], attributed: dict[str, float]) -> list[FeatureImpact]:

@@ -105,10 +105,26 @@ def encode(model: OutlierModel, frame: pd.DataFrame) -> np.ndarray:
         )
         cols.append(np.clip(z, -50, 50))
     for name in model.categorical:
-        freq = model.frequencies[name]
-        v = frame[name].astype(object).map(lambda k, f=freq: f.get(str(k), 0.0)) if name in frame else None
-        cols.append(np.zeros(len(frame)) if v is None else v.to_numpy(np.float64))
+        cols.append(
+            _frequency(frame[name], model.frequencies[name]) if name in frame else np.zeros(len(frame))
+        )
     return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+
+def _frequency(col: pd.Series, freq: dict[str, float]) -> np.ndarray:
+    """Each value's reference frequency, 0 when unseen; values are keyed as the fit keyed them
+    (``str(value)``, so a missing value is "nan"). Vectorised: one lookup per distinct category.
+
+    >>> _frequency(pd.Series(["a", "zz", None], dtype="category"), {"a": 0.7, "nan": 0.1}).tolist()
+    [0.7, 0.0, 0.1]
+    """
+    keys = pd.Index(list(freq))
+    table = np.r_[np.fromiter(freq.values(), np.float64, len(freq)), 0.0]  # index -1 (unseen) -> 0
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        per = table[keys.get_indexer(col.cat.categories.astype(str))]
+        per = np.r_[per, table[keys.get_indexer(["nan"])]]  # code -1 (missing) -> "nan"
+        return per[col.cat.codes.to_numpy()]
+    return table[keys.get_indexer(col.astype(object).astype(str))]
 
 
 def fit_outliers(frame: pd.DataFrame, cfg: ModelConfig) -> OutlierModel:
@@ -162,32 +178,55 @@ def score_window(
     """Count the window's outliers (sampled above ``max_score_rows``) and rank the most outlying rows.
 
     A row is an outlier when the forest scores it below the cut OR a numerical value lies outside its
-    robust bounds (a forest cannot tell 6σ from 60σ beyond the data it saw; the bounds can)."""
+    robust bounds (a forest cannot tell 6σ from 60σ beyond the data it saw; the bounds can). The count
+    and its test use the scored rows only (a seeded sample of a large window: the test's power is then
+    set by the sample's size, not the window's). The bounds are cheap, so they screen every row of the
+    window: the top outliers are the window's most extreme rows outside a bound, then the rows of the
+    sample only the forest flagged (lowest score first), and ``bounds_share`` counts every row."""
     n_window = len(frame)
+    pos = np.arange(n_window)
     part = frame
     if n_window > oc.max_score_rows:
-        idx = np.sort(np.random.default_rng(oc.seed).choice(n_window, oc.max_score_rows, replace=False))
-        part = frame.iloc[idx]
+        pos = np.sort(np.random.default_rng(oc.seed).choice(n_window, oc.max_score_rows, replace=False))
+        part = frame.iloc[pos]
     x = encode(model, part)
     scores = model.forest.score_samples(x) if len(part) else np.array([])  # type: ignore[attr-defined]
     outside = _outside(model, part)
-    flagged = (scores < model.threshold) | outside.any(axis=1)
-    k = int(flagged.sum())
+    forest_only = (scores < model.threshold) & ~outside.any(axis=1)
+    k = int(forest_only.sum() + outside.any(axis=1).sum())
     n = len(part)
     ref_share, n_ref = model.baseline(segment)
     p = excess_p_value(k, n, ref_share, n_ref)
-    top = []
-    ids = part[c.REQUEST_ID].astype(str).to_numpy() if c.REQUEST_ID in part else np.arange(n).astype(str)
-    # most outlying first: rows outside a bound (by their largest |z|), then by forest score
-    rank = np.where(
-        outside.any(axis=1), -1e6 - np.abs(x[:, : len(model.numerical)]).max(axis=1, initial=0), scores
+    every = outside if part is frame else _outside(model, frame)
+    hits = np.flatnonzero(forest_only)
+    by_score = pos[hits[np.argsort(scores[hits], kind="stable")]]
+    top = _top(model, frame, every, by_score, oc.top_k)
+    bounds = {name: float(every[:, j].mean()) if n else 0.0 for j, name in enumerate(model.numerical)}
+    return OutlierScore(n, n_window, k, k / n if n else 0.0, ref_share, p, top, bounds)
+
+
+def _top(
+    model: OutlierModel, frame: pd.DataFrame, outside: np.ndarray, forest_rows: np.ndarray, top_k: int
+) -> tuple[TopOutlier, ...]:
+    """The ``top_k`` most outlying rows of ``frame``: rows outside a bound by their largest robust |z|
+    (``outside``: rows × numerical features), then ``forest_rows`` (positions the forest alone flagged,
+    most outlying first)."""
+    if top_k <= 0:
+        return ()
+    rows = np.flatnonzero(outside.any(axis=1))
+    z = encode(model, frame.iloc[rows])[:, : len(model.numerical)]
+    far = np.abs(z).max(axis=1, initial=0)
+    chosen = np.r_[rows[np.argsort(-far, kind="stable")[:top_k]], forest_rows[:top_k]][:top_k]
+    if not len(chosen):
+        return ()
+    picked = frame.iloc[chosen]
+    x = encode(model, picked)
+    score = model.forest.score_samples(x)  # type: ignore[attr-defined]
+    ids = picked[c.REQUEST_ID].astype(str).to_numpy() if c.REQUEST_ID in picked else chosen.astype(str)
+    return tuple(
+        TopOutlier(str(ids[i]), float(score[i]), _why(model, picked.iloc[i], x[i]))
+        for i in range(len(chosen))
     )
-    for i in np.argsort(rank, kind="stable")[: oc.top_k]:
-        if not flagged[i]:
-            break
-        top.append(TopOutlier(str(ids[i]), float(scores[i]), _why(model, part.iloc[i], x[i])))
-    bounds = {name: float(outside[:, j].mean()) if n else 0.0 for j, name in enumerate(model.numerical)}
-    return OutlierScore(n, n_window, k, k / n if n else 0.0, ref_share, p, tuple(top), bounds)
 
 
 def excess_p_value(k: int, n: int, reference_share: float, n_reference: int) -> float:
@@ -240,7 +279,9 @@ def decide_outliers(s: OutlierScore, oc: OutliersConfig, segment: str = ALL) -> 
     limit = s.reference_share + oc.min_excess
     base = f"{s.n_outliers} of {s.n:,} rows outliers ({s.share:.2%}; reference {s.reference_share:.2%})"
     if s.n < s.n_window:
-        base += f"; scored a seeded sample of {s.n:,} of {s.n_window:,} rows"
+        base += (
+            f"; scored a seeded sample of {s.n:,} of {s.n_window:,} rows (the test's power is the sample's)"
+        )
     if s.n < oc.min_rows:
         msg = f"insufficient data: {s.n} rows < min_rows {oc.min_rows}"
         return CheckResult("outlier_share", Category.OUTLIERS, Status.WARN, None, limit, msg, segment=segment)
@@ -325,6 +366,7 @@ def outlier_checks(
         Metric("outlier_share", s.share, "", segment),
         Metric("outlier_reference_share", s.reference_share, "", segment),
         Metric("outlier_p_value", s.p_value, "", segment),
+        Metric("outlier_rows", float(s.n), "", segment),  # rows scored: the sample, when sampled
         *(Metric("outlier_bounds_share", v, f, segment) for f, v in s.bounds_share.items()),
         *top_metrics(s.top, segment),
     ]

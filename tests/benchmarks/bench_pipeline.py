@@ -11,13 +11,19 @@ each target's figure next to the target:
   repeats), peak memory, rows used, and which columns drifted. Target: ≥ 50× faster at 100k and 1M with
   at most half of Evidently's peak memory.
 * target 2, small windows: every check (drift, quality, health, model quality with its bootstrap) of a
-  2,500-row labelled window of the demo model with three segments. Target: ≤ 0.3 s.
+  2,500-row labelled window of the demo model with three segments. Target: ≤ 0.3 s. Printed apart: the
+  same window with the model-health families the demo config enables (outliers, multivariate drift, …).
 
 * target 3, extraction: raw BSON batches of the canonical document → typed frame, against
   ``bson.decode_all`` alone on the same bytes (alternating runs): docs/s, the time ratio, peak memory
   over the frame's size. Target: ≥ 100k docs/s at 1M, never slower than ``decode_all``, peak ≤ 2× frame.
 * target 4, end to end: one window from raw batches through checks, Evidently's sampled section, one
   transaction into embedded Postgres and the HTML report, each stage timed. Target: ≤ 20 s at 1M.
+
+Then the model-health families' costs at the same sizes: issue 10's three (outliers, multivariate
+drift, drift impact; tests/benchmarks/bench_families.py: each alone, all three together against the
+univariate checks of the same window, with its target line; ``--no-families`` skips it), the versions
+family (bench_versions.py) and CBPE (bench_cbpe.py).
 
 ``--stages`` adds the older per-stage table (extraction from raw BSON, store, report) on 100k/1M rows.
 
@@ -46,7 +52,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -260,6 +266,7 @@ def _rss_kb(field: str) -> int:
 class Run:
     seconds: list[float]
     peak_mb: float  # highest resident size above the start of the call, over the repeats
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of this process per run (all threads)
 
     @property
     def median(self) -> float:
@@ -277,7 +284,7 @@ def _release_free_memory() -> None:
 def timed(fn: Any, repeats: int) -> tuple[Run, Any]:
     """Time ``fn()`` ``repeats`` times; peak memory from the kernel's high-water mark (reset first)."""
     out = None
-    seconds, peak = [], 0.0
+    seconds, cpu, peak = [], [], 0.0
     for _ in range(repeats):
         out = None
         gc.collect()
@@ -288,11 +295,12 @@ def timed(fn: Any, repeats: int) -> tuple[Run, Any]:
         except OSError:
             pass
         base = _rss_kb("VmRSS")
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
         seconds.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         peak = max(peak, (_rss_kb("VmHWM") - base) / 1024)
-    return Run(seconds, peak), out
+    return Run(seconds, peak, cpu), out
 
 
 # --------------------------------------------------------------------------- target 1: the issue's workload
@@ -393,6 +401,7 @@ def target_small(repeats: int) -> dict[str, Any]:
     (plan), drifted and with degraded predictions so the model-quality bootstrap runs."""
     from mlmon import demo_model as dm
     from mlmon.tasks import evaluate as ev_mod
+    from mlmon.tasks.checks.families import enabled_methods, fit_families
     from mlmon.tasks.checks.performance import reference_performance
     from mlmon.tasks.config import load_config
 
@@ -405,9 +414,12 @@ def target_small(repeats: int) -> dict[str, Any]:
     cur = small_window(2_500, seed=5)
     window = Window(T0, T0 + timedelta(days=1))
     print("\n== target 2: a 2,500-row labelled window, three segments (demo model) ==", flush=True)
+    # the issue's checks: drift, quality, health, model quality (the model-health families off) ...
+    core = cfg.model_copy(update={m.config: m.section(cfg).model_copy(update={"enabled": False})
+                                  for m in enabled_methods(cfg)})  # fmt: skip
     ev_mod._SEGMENT_PROFILES.clear()  # the first window of a process fits the segments' reference profiles
-    cold, result = timed(lambda: evaluate(cfg, profile, Batch(frame=cur), window, reference=ref), 1)
-    warm, result = timed(lambda: evaluate(cfg, profile, Batch(frame=cur), window, reference=ref), repeats)
+    cold, result = timed(lambda: evaluate(core, profile, Batch(frame=cur), window, reference=ref), 1)
+    warm, result = timed(lambda: evaluate(core, profile, Batch(frame=cur), window, reference=ref), repeats)
     segments = sorted({ch.segment for ch in result.checks})
     failed = sorted({f"{ch.check}@{ch.segment}" for ch in result.checks if ch.status is Status.FAIL})
     print(f"  segments: {', '.join(segments)}; {len(result.checks)} checks, {len(failed)} failing")
@@ -416,7 +428,16 @@ def target_small(repeats: int) -> dict[str, Any]:
         f"  all checks, next windows (median of {repeats})     {warm.median:7.3f} s  "
         f"(runs: {', '.join(f'{s:.3f}' for s in warm.seconds)})"
     )
-    return {"cold": cold, "warm": warm}
+    # ... and with the model-health families the demo config enables (fitted once, as the pipeline does)
+    names = [m.name for m in enabled_methods(cfg)]
+    fitted = fit_families(profile, ref, cfg)
+    health, _ = timed(lambda: evaluate(cfg, fitted, Batch(frame=cur), window, reference=ref), repeats)
+    print(
+        f"  + model-health families ({', '.join(names)}), for the window and each segment: "
+        f"{health.median:.3f} s (median of {repeats})",
+        flush=True,
+    )
+    return {"cold": cold, "warm": warm, "families": health, "family_names": names}
 
 
 def small_window(n: int, seed: int) -> pd.DataFrame:
@@ -578,7 +599,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-store", action="store_true", help="skip the Postgres stage of --stages")
     ap.add_argument("--no-versions", action="store_true", help="skip the versions family's cost")
     ap.add_argument(
-        "--no-multivariate", action="store_true", help="skip the multivariate-drift and drift-impact costs"
+        "--no-families",
+        "--no-multivariate",
+        dest="no_families",
+        action="store_true",
+        help="skip the cost of issue 10's families (outliers, multivariate drift, drift impact)",
     )
     args = ap.parse_args(argv)
     sizes = args.sizes or ([100_000] if args.quick else [100_000, 1_000_000])
@@ -600,8 +625,7 @@ def main(argv: list[str] | None = None) -> None:
     e2e = target_end_to_end(rows) if 4 in want else None
     if args.stages:
         run_stages(args)
-    if not args.no_multivariate:
-        multivariate_costs(args.sizes)
+    families = None if args.no_families else family_costs(args.sizes)
     if not args.no_versions:  # the versions family at the target sizes (tests/benchmarks/bench_versions.py)
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_versions
@@ -615,7 +639,8 @@ def main(argv: list[str] | None = None) -> None:
         w, cold = small["warm"].median, small["cold"].median
         print(
             f"  target 2, 2,500 rows + labels + 3 segments: {w:.3f} s (first window of a process {cold:.3f} s); "
-            f"target ≤ 0.3 s -> {'MET' if max(w, cold) <= 0.3 else 'NOT MET'}"
+            f"target ≤ 0.3 s -> {'MET' if max(w, cold) <= 0.3 else 'NOT MET'}; with the demo's model-health "
+            f"families on as well (not in the issue's list): {small['families'].median:.3f} s"
         )
     if extraction is not None:
         x = extraction
@@ -635,7 +660,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench_cbpe import cbpe_cost
 
         cbpe_cost(tuple(sizes))
-        family_costs(sizes)
+    if families is not None:
+        import bench_families
+
+        print("\n".join(bench_families.summary(families)))
 
 
 def summary_checks(r: dict[str, Any]) -> str:
@@ -652,17 +680,6 @@ def summary_checks(r: dict[str, Any]) -> str:
             f"-> {'MET' if ok else 'NOT MET'}"
         )
     return line
-
-
-def family_costs(sizes: list[int]) -> None:
-    """Seconds each model-health family adds to a window (its own calibration script measures it)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from calibrate_outliers import cost
-
-    for n in sizes:
-        seconds, scored = cost(n, 3 if n <= 100_000 else 1)
-        sampled = f"a seeded sample of {scored:,} rows" if scored < n else "every row"
-        print(f"  family cost, outliers at {n:>9,} rows (20 features): {seconds:.2f} s, scoring {sampled}")
 
 
 def run_stages(args: argparse.Namespace) -> None:
@@ -694,14 +711,14 @@ def run_stages(args: argparse.Namespace) -> None:
         print(line)
 
 
-def multivariate_costs(sizes: list[int]) -> None:
-    """The multivariate-drift and drift-impact families at each size, beside the univariate rule
-    (tests/benchmarks/bench_multivariate.py)."""
+def family_costs(sizes: list[int]) -> Any:
+    """Issue 10's model-health families (outliers, multivariate drift, drift impact) at each size, each
+    alone and all three together against the univariate checks of the same window
+    (tests/benchmarks/bench_families.py); the summary prints its target line."""
     sys.path.insert(0, str(Path(__file__).parent))
-    import bench_multivariate
+    import bench_families
 
-    print("\nmultivariate drift and drift impact (bench_multivariate.py)")
-    bench_multivariate.main(["--sizes", *map(str, sizes)])
+    return bench_families.run(sizes)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Cells:
 
     python tests/benchmarks/calibrate_multivariate.py           # 200 null windows per size (~10 min)
     python tests/benchmarks/calibrate_multivariate.py --quick   # 40
+    python tests/benchmarks/calibrate_multivariate.py --folds 2 # a setting other than the default
 """
 
 from __future__ import annotations
@@ -72,14 +73,15 @@ def draw(
     return f
 
 
-def config() -> ModelConfig:
+def config(**multivariate: object) -> ModelConfig:
+    """The calibration model; ``multivariate`` overrides settings of the domain classifier."""
     return model_from_dict(
         {
             "features": FEATURES,
             "task": "binary",
             "classes": ["no", "yes"],
             "positive_class": "yes",
-            "multivariate_drift": {"enabled": True},
+            "multivariate_drift": {"enabled": True, **multivariate},
             "explanations": {"enabled": True},
         }
     )
@@ -119,8 +121,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seed", type=int, default=20261201)
+    ap.add_argument("--folds", type=int, default=None, help="domain classifier folds (default: the config's)")
+    ap.add_argument(
+        "--max-iter", type=int, default=None, help="boosting iterations per fold (default: config's)"
+    )
     args = ap.parse_args(argv)
-    cfg = config()
+    over = {k: v for k, v in (("folds", args.folds), ("max_iter", args.max_iter)) if v is not None}
+    cfg = config(**over)
     rng = np.random.default_rng(args.seed)
     ref = draw(20_000, rng)
     t = time.perf_counter()

@@ -4,11 +4,18 @@ Reference: 100k rows of calibrate_drift.py's 20 features (normal, lognormal, tie
 categoricals); the forest is fitted once with the defaults of OutliersConfig (20k-row fit sample, cut on
 20k held-out rows). Null windows are drawn from the reference's own distribution; burst windows replace
 2% of the rows' ``n0`` by values 6–10σ away. ``fail`` = share of windows whose outlier_share check fails.
-Cost: seconds per window at 100k and 1M rows (a window above max_score_rows = 50k is scored on a seeded
-sample of 50k rows; the message says so); ``bench_pipeline.py`` prints the same figures (:func:`cost`).
+Large windows: a window above ``max_score_rows`` (20k) is counted and tested on a seeded sample of that
+many rows (the message and the ``outlier_rows`` metric say so): null and burst windows of 100k and 1M
+rows show the sampled rule keeps its verdicts. Power of the sampled rule: :func:`power` draws the
+window's outlier count from a binomial at the reference's share plus an excess, for a window sample of
+10k / 20k / 50k rows against a 20k-row held-out reference count, and applies the rule (Fisher's exact
+test and ``min_excess``) exactly as :func:`~mlmon.tasks.checks.outliers.decide_outliers` does: the share
+of draws that fail, per reference share and excess. The cost of the family at 100k and 1M rows, beside
+the other families and the univariate checks, is bench_families.py's (``make bench``).
 
     python tests/benchmarks/calibrate_outliers.py           # 200 windows per null cell (~3 min)
     python tests/benchmarks/calibrate_outliers.py --quick   # 40
+    python tests/benchmarks/calibrate_outliers.py --power   # only the power table (seconds)
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from calibrate_drift import CATS, N_CAT, N_NUM, draw
 
 from mlmon.tasks.checks.outcome import Status
-from mlmon.tasks.checks.outliers import fit_outliers, outlier_checks
+from mlmon.tasks.checks.outliers import excess_p_value, fit_outliers, outlier_checks
 from mlmon.tasks.config import model_from_dict
 
 assert len(CATS) == N_CAT
@@ -45,36 +52,57 @@ def setup(seed: int) -> tuple[Any, Any, Any, np.random.Generator, float]:
     return cfg, cfg.outliers, model, rng, time.perf_counter() - t
 
 
-def cost(rows: int, windows: int, seed: int = 20261201) -> tuple[float, int]:
-    """Median seconds of the outlier family on a null window of ``rows`` rows, and the rows it scored."""
-    _, oc, model, rng, _ = setup(seed)
-    secs = []
-    for _ in range(windows):
-        w = draw(rows, rng)
-        t = time.perf_counter()
-        outlier_checks(w, model, oc)
-        secs.append(time.perf_counter() - t)
-    return float(np.median(secs)), min(rows, oc.max_score_rows)
+def power(draws: int, seed: int, alpha: float, min_excess: float) -> None:
+    """Share of binomial windows the rule fails, by window sample size, reference share and excess
+    (reference count on 20k held-out rows, as the fit makes it)."""
+    rng = np.random.default_rng(seed)
+    n_ref, excesses = 20_000, (0.0, 0.005, 0.0075, 0.01, 0.02)
+    print(
+        f"\npower of the rule on a window sample ({draws} binomial draws per cell; reference count on "
+        f"{n_ref:,} held-out rows): share failing at excess " + " / ".join(f"{e:.2%}" for e in excesses)
+    )
+    for share in (0.01, 0.02, 0.04):
+        for n in (10_000, 20_000, 50_000):
+            row = []
+            for e in excesses:
+                ks = rng.binomial(n, share + e, draws)
+                row.append(
+                    np.mean(
+                        [
+                            excess_p_value(int(k), n, share, n_ref) < alpha and k / n >= share + min_excess
+                            for k in ks
+                        ]
+                    )
+                )
+            print(
+                f"  reference share {share:.0%}, sample {n:>6,} rows: " + " / ".join(f"{r:4.0%}" for r in row)
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seed", type=int, default=20261201)
+    ap.add_argument("--power", action="store_true", help="only the power table")
     args = ap.parse_args(argv)
     _, oc, model, rng, fit_s = setup(args.seed)
+    if args.power:
+        power(400, args.seed, oc.alpha, oc.min_excess)
+        return
     print(
         f"forest fitted in {fit_s:.1f}s; reference share {model.reference_share:.3%} on "
         f"{model.n_holdout:,} held-out rows; rule: one-sided Fisher exact p < {oc.alpha} AND share ≥ "
         f"reference + {oc.min_excess}; windows above {oc.max_score_rows:,} rows scored on a sample\n"
     )
     n = 40 if args.quick else 200
-    print(f"{'windows':<14} {'rows':>9} {'n':>5} {'fail':>7} {'mean share':>11} {'s/window':>9}")
+    print(f"{'windows':<18} {'rows':>9} {'n':>5} {'fail':>7} {'mean share':>11} {'s/window':>9}")
     cells = [("null", 1_000, n, 0.0), ("null", 10_000, n, 0.0), ("2% burst", 1_000, n // 4, 0.02)]
     cells += [
         ("2% burst", 10_000, n // 4, 0.02),
-        ("null (cost)", 100_000, 5, 0.0),
-        ("null (cost)", 1_000_000, 3, 0.0),
+        ("null, sampled", 100_000, 10 if args.quick else 20, 0.0),
+        ("2% burst, sampled", 100_000, 5 if args.quick else 10, 0.02),
+        ("null, sampled", 1_000_000, 3, 0.0),
+        ("2% burst, sampled", 1_000_000, 3, 0.02),
     ]
     for label, rows, windows, burst in cells:
         fails, shares, secs = 0, [], 0.0
@@ -89,10 +117,11 @@ def main(argv: list[str] | None = None) -> None:
             fails += check.status is Status.FAIL
             shares.append(check.value)
         print(
-            f"{label:<14} {rows:>9,} {windows:>5} {fails / windows:>7.1%} {np.mean(shares):>11.3%} "
+            f"{label:<18} {rows:>9,} {windows:>5} {fails / windows:>7.1%} {np.mean(shares):>11.3%} "
             f"{secs / windows:>9.3f}",
             flush=True,
         )
+    power(400 if args.quick else 1_000, args.seed, oc.alpha, oc.min_excess)
 
 
 if __name__ == "__main__":

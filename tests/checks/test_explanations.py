@@ -120,3 +120,19 @@ def test_a_classifier_logging_only_labels_uses_the_positive_class_share() -> Non
     profile = fit_families(fit_profile(ref, profile_kinds(cfg), "t"), ref, cfg)
     s = profile.fitted["drift_impact"][1]
     assert s.output == "P(prediction = yes)" and s.importance["big"] > s.importance["small"]
+
+
+def test_the_shuffled_baseline_is_fitted_once_and_an_older_profile_still_works(setup) -> None:
+    """The attributions' baseline (each feature shuffled within the reference rows) does not depend on
+    the window: the fit keeps it; a profile fitted before it was kept computes the same one per window."""
+    from dataclasses import replace
+
+    from mlmon.tasks.checks.explanations import attributions
+
+    cfg, profile = setup
+    s = profile.fitted["drift_impact"][1]
+    assert s.shuffled is not None and s.shuffled.shape == (len(s.encoding.names),)
+    cur = frame(2_000, seed=9, shift=0.5)
+    assert attributions(replace(s, shuffled=None), cur, cfg.explanations) == attributions(
+        s, cur, cfg.explanations
+    )

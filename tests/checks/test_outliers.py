@@ -68,14 +68,36 @@ def test_a_null_window_passes_and_a_small_one_is_insufficient_data(fitted) -> No
 
 
 def test_a_huge_window_is_not_an_alarm_for_a_tiny_excess(fitted) -> None:
-    """0.4 percentage points more outliers in 200k rows is significant but below min_excess."""
+    """0.4 percentage points more outliers in 200k rows (scored on 50k) is significant but below
+    min_excess."""
     m, model = fitted
+    oc = m.outliers.model_copy(update={"max_score_rows": 50_000})
     w = draw(200_000, np.random.default_rng(5))
     extra = np.random.default_rng(6).choice(len(w), 800, replace=False)
     w.loc[extra, "a"] = np.random.default_rng(7).uniform(6, 10, 800)
-    (check,), metrics = outlier_checks(w, model, m.outliers)
+    (check,), metrics = outlier_checks(w, model, oc)
     p = next(x.value for x in metrics if x.metric == "outlier_p_value")
-    assert p < m.outliers.alpha and check.status is Status.PASS
+    assert p < oc.alpha and check.status is Status.PASS
+
+
+def test_a_sampled_window_is_tested_on_the_sample_but_its_top_outliers_come_from_every_row(fitted) -> None:
+    """Above max_score_rows the count and its test use a seeded sample (said in the message and the
+    ``outlier_rows`` metric); the robust bounds screen every row, so the most extreme row of the window
+    is listed first even when the sample missed it, and the bounds shares count every row."""
+    m, model = fitted
+    oc = m.outliers.model_copy(update={"max_score_rows": 1_000})
+    w = draw(30_000, np.random.default_rng(8))
+    sample = set(np.random.default_rng(oc.seed).choice(len(w), oc.max_score_rows, replace=False))
+    far = next(i for i in range(len(w)) if i not in sample)
+    w.loc[far, ["a", c.REQUEST_ID]] = [60.0, "far"]
+    (check,), metrics = outlier_checks(w, model, oc)
+    by = {x.metric: x.value for x in metrics if not x.feature}
+    assert by["outlier_rows"] == 1_000 and "seeded sample of 1,000 of 30,000 rows" in check.message
+    top = [x.feature for x in metrics if x.metric == "outlier_top_score"]
+    assert top[0] == "far" and "far (a (z=" in check.message
+    bounds = {x.feature: x.value for x in metrics if x.metric == "outlier_bounds_share"}
+    whole = outlier_checks(w, model, oc.model_copy(update={"max_score_rows": len(w)}))[1]
+    assert bounds == {x.feature: x.value for x in whole if x.metric == "outlier_bounds_share"}
 
 
 def test_off_by_default_and_unknown_keys_refused() -> None:
