@@ -386,6 +386,6 @@ def _unexpected(walk: _Walk, cfg: ModelConfig, n: int) -> dict[str, int]:
 def frame(cols: Columns) -> pd.DataFrame:
     """The decoded columns as a frame in the exact path's dtypes (timestamp as datetime64[ns, UTC])."""
     data = dict(cols.data)
-    out = pd.DataFrame(data, index=pd.RangeIndex(cols.rows.size))
+    out = pd.DataFrame(data, index=pd.RangeIndex(cols.rows.size), copy=False)  # fresh arrays: no copy
     out[c.TIMESTAMP] = pd.to_datetime(out[c.TIMESTAMP], unit="ms", utc=True)
     return out

@@ -939,7 +939,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
             data[str(name)] = np.concatenate([f[name].to_numpy() for f in frames])
         else:  # tz-aware timestamps, categories: pandas' own concat of the one column
             data[str(name)] = pd.concat([f[name] for f in frames], ignore_index=True)
-    return pd.DataFrame(data, index=pd.RangeIndex(sum(len(f) for f in frames)))
+    # copy=False: the arrays are this function's own; pandas would otherwise copy every column into
+    # consolidated 2-D blocks (0.5 s of 1M rows' extraction, for nothing)
+    return pd.DataFrame(data, index=pd.RangeIndex(sum(len(f) for f in frames)), copy=False)
 
 
 # What a hostile document can make the decoder or the conversion raise (bad UTF-8 is a ValueError).

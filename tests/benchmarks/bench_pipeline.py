@@ -487,6 +487,10 @@ def target_extraction(n: int, repeats: int) -> dict[str, Any]:
         f"peak +{peak:.0f} MB for a {frame_mb:.0f} MB frame; time / decode_all per run: {_runs(ratios)}",
         flush=True,
     )
+    print(
+        f"  first window of the process (its decoding workers start): {n / ext_runs[0]:,.0f} docs/s; "
+        f"next windows: {', '.join(f'{n / x:,.0f}' for x in ext_runs[1:]) or '-'} docs/s"
+    )
     workers = _worker_peaks_mb()
     if workers:
         print(f"  decoding workers' peak resident size (each, imports included): {_runs(workers)} MB")
@@ -494,6 +498,7 @@ def target_extraction(n: int, repeats: int) -> dict[str, Any]:
         "n": n,
         "decode_all": dec_t,
         "extract": ext_t,
+        "extract_runs": ext_runs,
         "ratios": ratios,
         "peak_mb": peak,
         "frame_mb": frame_mb,
@@ -621,7 +626,7 @@ def main(argv: list[str] | None = None) -> None:
         for n in (sizes if 1 in want else [])
     ]
     small = target_small(max(args.repeats, 5)) if 2 in want else None
-    extraction = target_extraction(rows, 3 if rows <= 200_000 else 1) if 3 in want else None
+    extraction = target_extraction(rows, 3 if rows <= 200_000 else 2) if 3 in want else None
     e2e = target_end_to_end(rows) if 4 in want else None
     if args.stages:
         run_stages(args)
@@ -644,10 +649,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     if extraction is not None:
         x = extraction
-        rate = x["n"] / x["extract"]
+        rate = x["n"] / max(x["extract_runs"])  # the slowest run: the first window of a process
+        rates = ", ".join(f"{x['n'] / r:,.0f}" for r in x["extract_runs"])
         ok = rate >= 100_000 and max(x["ratios"]) <= 1.0 and x["peak_mb"] <= 2 * x["frame_mb"]
         print(
-            f"  target 3, extraction of {x['n']:,} documents: {rate:,.0f} docs/s (target ≥ 100,000); "
+            f"  target 3, extraction of {x['n']:,} documents: {rate:,.0f} docs/s in the slowest run "
+            f"(runs: {rates}; target ≥ 100,000); "
             f"{_runs(x['ratios'])} × the time of bson.decode_all alone (target ≤ 1); peak "
             f"{x['peak_mb'] / x['frame_mb']:.1f}× the frame (target ≤ 2) -> {'MET' if ok else 'NOT MET'}"
         )
