@@ -254,7 +254,7 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     try:
         store.mark_running(pg_uri, model, window, run_id)
         if cfg.evidently.enabled:
-            presets.preload()  # its import overlaps the extraction
+            presets.preload()  # its import overlaps the extraction (MongoDB reads, decoding workers)
         estimated = sharded.size_task(cfg, window, mongo_uri)
         if use_shards(cfg, estimated):  # past shards.max_in_memory_rows: the sharded path
             return sharded.run_sharded(model, start, end, config, estimated)
@@ -262,9 +262,8 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
         base = reference_task(cfg, settings.profiles_dir, window)
         history = store.volume_history(pg_uri, model, window)
         refs = rolling_task(cfg, base, window, mongo_uri, settings.profiles_dir)
-        evidently = evidently_task.submit(cfg, base, batch, window)  # next to the checks, in a thread
         result = checks_task(cfg, base, batch, window, history, refs)
-        evid = evidently.result()
+        evid = evidently_task(cfg, base, batch, window)
         result = _with_evidently_note(result, evid)
         states, trend = incidents_task(pg_uri, cfg, result)
         # the report and the index show a result only once Postgres holds it: staged, stored, published
