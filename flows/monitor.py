@@ -60,7 +60,11 @@ def _retry_on(*kinds: type[BaseException]):
     **DB_RETRIES,
     retry_condition_fn=_retry_on(SourceUnavailable),
 )
-def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Batch:
+def extract_task(
+    cfg: ModelConfig, window: Window, mongo_uri: str, expected_rows: int | None = None
+) -> extract.Batch:
+    """The window's frame (``expected_rows``: its estimated size, which starts the decoding workers at
+    once on a big window)."""
     import pymongo
 
     log = get_run_logger()
@@ -69,7 +73,7 @@ def extract_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> extract.Ba
         mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
     )
     try:
-        batch = extract.read_window(client[cfg.source.database], cfg, window)
+        batch = extract.read_window(client[cfg.source.database], cfg, window, expected_rows=expected_rows)
     finally:
         client.close()
     log.info(
@@ -129,6 +133,19 @@ def evidently_task(
     if not cfg.evidently.enabled:
         return None
     out = presets.run_evidently(base.frame, batch.frame, cfg)
+    for err in out.errors:  # shown in the report too; the run goes on without that part
+        get_run_logger().warning("[%s %s] Evidently: %s", cfg.name, window.label, err)
+    return out
+
+
+@task(name="evidently", task_run_name="evidently {cfg.name} {window.label}", cache_policy=NO_CACHE)
+def evidently_result_task(
+    cfg: ModelConfig, job: presets.EvidentlyJob | None, window: Window
+) -> presets.EvidentlyOutput | None:
+    """Evidently's section, computed in worker processes while the checks ran (waits for it)."""
+    if job is None:
+        return None
+    out = job.result()
     for err in out.errors:  # shown in the report too; the run goes on without that part
         get_run_logger().warning("[%s %s] Evidently: %s", cfg.name, window.label, err)
     return out
@@ -253,17 +270,20 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
     staging = None
     try:
         store.mark_running(pg_uri, model, window, run_id)
-        if cfg.evidently.enabled:
-            presets.preload()  # its import overlaps the extraction (MongoDB reads, decoding workers)
         estimated = sharded.size_task(cfg, window, mongo_uri)
         if use_shards(cfg, estimated):  # past shards.max_in_memory_rows: the sharded path
+            if cfg.evidently.enabled:
+                presets.preload()  # Evidently runs on the shards' sample in this process
             return sharded.run_sharded(model, start, end, config, estimated)
-        batch = extract_task(cfg, window, mongo_uri)
+        presets.prewarm(cfg)  # Evidently's import, in its worker processes, overlaps the extraction
+        batch = extract_task(cfg, window, mongo_uri, estimated)
         base = reference_task(cfg, settings.profiles_dir, window)
         history = store.volume_history(pg_uri, model, window)
         refs = rolling_task(cfg, base, window, mongo_uri, settings.profiles_dir)
+        # Evidently's parts run in worker processes while the checks run here
+        job = presets.submit_evidently(base.frame, batch.frame, cfg) if cfg.evidently.enabled else None
         result = checks_task(cfg, base, batch, window, history, refs)
-        evid = evidently_task(cfg, base, batch, window)
+        evid = evidently_result_task(cfg, job, window)
         result = _with_evidently_note(result, evid)
         states, trend = incidents_task(pg_uri, cfg, result)
         # the report and the index show a result only once Postgres holds it: staged, stored, published

@@ -417,6 +417,13 @@ class EvidentlyConfig(Strict):
     enabled: bool = Field(True, description="add Evidently's presets to the report")
     max_rows: int = Field(20_000, gt=0, description="larger windows are run on a seeded sample")
     seed: int = 0
+    workers: int = Field(
+        0,
+        ge=0,
+        description="processes computing Evidently's parts (drift, summary, quality) while mlmon's checks "
+        "run; 0 = one per CPU (at most 4, as source.decode_workers, whose processes they share), "
+        "1 = in the flow's process after the checks",
+    )
 
 
 class Schedule(Strict):

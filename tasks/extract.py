@@ -793,8 +793,13 @@ def decode_batches(
     cfg: ModelConfig,
     window: Window | None = None,
     progress: Callable[[int], None] | None = None,
+    expected_rows: int | None = None,
 ) -> Batch:
     """Decode raw BSON batches one at a time into typed pieces, then join them.
+
+    ``expected_rows``: about how many documents are coming (MongoDB's estimate); when they pass
+    ``source.parallel_decode_rows``, the decoding workers start with the first batch instead of after
+    the first rows (a flow run is a new process: the workers' start-up is on the first window's path).
 
     Only one batch of Python dicts is alive at a time, so peak memory is the typed frame plus one batch,
     not the whole window as dicts (about 10× larger). One document never blocks its batch: when the batch
@@ -804,7 +809,7 @@ def decode_batches(
     t0 = time.perf_counter()
     parts: list[Batch] = []
     n = 0
-    for part in _decoded(batches, cfg, window):
+    for part in _decoded(batches, cfg, window, expected_rows):
         n += part.n_read
         parts.append(part)
         if progress:
@@ -827,7 +832,9 @@ def decode_batches(
     )
 
 
-def _decoded(batches: Iterable[bytes], cfg: ModelConfig, window: Window | None) -> Iterator[Batch]:
+def _decoded(
+    batches: Iterable[bytes], cfg: ModelConfig, window: Window | None, expected_rows: int | None = None
+) -> Iterator[Batch]:
     """Each raw batch decoded (:func:`decode_batch`), in order.
 
     The first ``source.parallel_decode_rows`` documents are decoded here; past them, the batches still
@@ -837,19 +844,21 @@ def _decoded(batches: Iterable[bytes], cfg: ModelConfig, window: Window | None) 
     holds the GIL: processes, not threads, are what use a second core. The workers run the same
     function, so the frame and every quarantine are the serial path's. The workers start in the
     background while this process decodes the first rows; when they cannot start, or one dies, the rest
-    is decoded here and that is logged.
+    is decoded here and that is logged. When ``expected_rows`` says the window passes
+    ``source.parallel_decode_rows``, they start at once and take over as soon as they run.
     """
     it = iter(batches)
     workers = decode_workers(cfg)
     n, after = 0, cfg.source.parallel_decode_rows
-    starting = None
+    big = workers > 1 and expected_rows is not None and expected_rows >= after
+    starting = _start_workers(workers) if big else None
     for raw in it:
         part = decode_batch(raw, cfg, window)
         yield part
         n += part.n_read
-        if workers > 1 and n >= after // 2:
+        if workers > 1 and (big or n >= after // 2):
             starting = starting or _start_workers(workers)  # they start while this process decodes on
-            if n >= after and starting.done():
+            if (big or n >= after) and starting.done():
                 break
     else:
         return
@@ -1062,15 +1071,17 @@ def read_window(
     cfg: ModelConfig,
     window: Window,
     progress: Callable[[int], None] | None = None,
+    expected_rows: int | None = None,
 ) -> Batch:
-    """Read, validate and type one window, then join the labels that have arrived."""
+    """Read, validate and type one window, then join the labels that have arrived (``expected_rows``:
+    the window's estimated size, see :func:`decode_batches`)."""
     from pymongo.errors import PyMongoError
 
     t0 = time.perf_counter()
     coll = db[cfg.source.collection]
     try:
         raw = iter_raw_batches(coll, window_filter(cfg, window), projection(cfg), cfg.source.batch_size)
-        batch = decode_batches(raw, cfg, window, progress)
+        batch = decode_batches(raw, cfg, window, progress, expected_rows)
         batch.n_unreadable_timestamps = count_unreadable_timestamps(coll, cfg, window)
         if cfg.source.labels and not cfg.fields.target and len(batch.frame):
             batch.n_labels_joined = join_labels(db, cfg, batch.frame, shadow=batch.shadow)

@@ -209,6 +209,37 @@ def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
     assert 0 < len(here) < len(batches) / 2  # the first batches were decoded here, most by the workers
 
 
+def test_a_window_estimated_big_is_decoded_by_the_workers_from_its_first_batches(monkeypatch) -> None:
+    """With the window's size estimate past ``source.parallel_decode_rows`` (a flow knows it before the
+    read), the workers take over as soon as they run, not after those rows; same frame and quarantine."""
+    import pandas as pd
+
+    from mlmon.tasks import extract
+
+    cfg = make_cfg()
+    batches, _ = generate(np.random.default_rng(SEED))
+    serial = decode_batches(
+        batches,
+        cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})}),
+        WINDOW,
+    )
+    # the whole window is below the threshold's count of documents read, but its estimate is not
+    source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": serial.n_read})
+    par_cfg = cfg.model_copy(update={"source": source})
+    assert extract._start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
+    here = []
+    decode = extract.decode_batch
+    monkeypatch.setattr(extract, "decode_batch", lambda *a: here.append(1) or decode(*a))
+    without = decode_batches(batches, par_cfg, WINDOW)
+    assert len(here) == len(batches)  # no estimate: every batch decoded here
+    here.clear()
+    estimated = decode_batches(batches, par_cfg, WINDOW, expected_rows=serial.n_read)
+    assert 0 < len(here) < len(batches) / 2  # the first batches (while the workers answer), then them
+    for got in (without, estimated):
+        pd.testing.assert_frame_equal(got.frame, serial.frame)
+        assert got.quarantine == serial.quarantine and got.n_read == serial.n_read
+
+
 def test_a_broken_batch_raises_from_a_worker_as_in_this_process() -> None:
     """A reply whose length prefixes do not add up is a broken read, whichever process decodes it."""
     import pytest

@@ -450,3 +450,30 @@ def test_after_a_store_failure_the_report_and_postgres_agree(demo_env: dict[str,
     assert operations.status_from_runs(cfg, [run], run.started_at).last_status == "running"
     assert "running (stale)" in operations.format_status([operations.status_from_runs(cfg, [run], later)])
     assert {p: p.read_bytes() for p in published} == before
+
+
+def test_a_window_with_evidently_gets_its_section_from_the_worker_processes(
+    demo_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Evidently on (the module's config has it off): its parts run in worker processes while the
+    checks run, and the window's report links Evidently's page."""
+    from mlmon.flows.monitor import monitor_window
+    from mlmon.tasks.window import Window
+
+    raw = yaml.safe_load(Path(demo_env["MLMON_CONFIG"]).read_text())
+    raw["models"]["demo_classifier"]["evidently"] = {"enabled": True, "max_rows": 400, "workers": 2}
+    cfg_path = tmp_path / "models.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    pg, reports = demo_env["MLMON_POSTGRES_URI"], Path(demo_env["MLMON_REPORTS_DIR"])
+    start, end = day(3)
+    monitor_window("demo_classifier", start, end, str(cfg_path))
+    slug = Window(start, end).slug
+    evid = next(reports.glob(f"demo_classifier/{slug}.evidently.html")).read_text()
+    assert "window.drawDashboard(" in evid and "Data drift and summary: 400 rows" in evid
+    assert f"{slug}.evidently.html" in next(reports.glob(f"demo_classifier/{slug}.html")).read_text()
+    (used,) = rows(
+        pg,
+        "SELECT evidently_rows FROM mlmon.runs WHERE model = 'demo_classifier' AND window_start = %s",
+        start,
+    )[0]
+    assert used == 400

@@ -24,12 +24,16 @@ from __future__ import annotations
 import html
 import json
 import logging
+import multiprocessing
+import os
+import pickle
 import sys
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +59,7 @@ class EvidentlyOutput:
     reference_rows: int = 0  # reference rows Evidently saw (sampled too when larger than max_rows)
     errors: tuple[str, ...] = ()  # parts Evidently could not compute ("<part>: <error>")
     notes: tuple[str, ...] = ()  # what was left out of Evidently's view, and why
+    workers: int = 0  # worker processes that computed it (0: the calling process)
 
 
 @dataclass(frozen=True)
@@ -110,21 +115,190 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConf
         )
 
 
+# --------------------------------------------------------------------------- in worker processes
+
+
+def evidently_workers(cfg: ModelConfig) -> int:
+    """How many processes compute Evidently's parts (``evidently.workers``; 0 = one per CPU, at most 4,
+    as the decoding workers; 1 = the calling process). A daemonic process cannot start any."""
+    if cfg.evidently.workers:
+        n = cfg.evidently.workers
+    else:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        n = max(1, min(4, cpus))
+    return 1 if multiprocessing.current_process().daemon else n
+
+
+def prewarm(cfg: ModelConfig) -> None:
+    """Start importing Evidently where the window's Evidently section will be computed, as the window's
+    run starts, so that the import (3-6 s of a core here) overlaps the extraction: in each worker process
+    (which starts the process pool, the one the decoding uses), or in a background thread of this
+    process when Evidently runs here (:func:`preload`). Nothing when Evidently is disabled."""
+    if not cfg.evidently.enabled:
+        return
+    workers = evidently_workers(cfg)
+    if workers <= 1:
+        preload()
+        return
+
+    def warm() -> None:
+        from joblib import Parallel, delayed
+
+        try:
+            Parallel(n_jobs=workers, backend="loky")(delayed(_import_evidently)() for _ in range(workers))
+        except Exception as e:  # no worker processes here: the job falls back to this process, and says so
+            log.warning("mlmon: Evidently's worker processes cannot start (%s)", e)
+
+    threading.Thread(target=warm, name="mlmon-evidently-prewarm", daemon=True).start()
+
+
+def _import_evidently() -> None:
+    """Run in a worker process: import Evidently (nothing if this worker has it already)."""
+    try:
+        import evidently.presets  # noqa: F401
+    except Exception:  # the part that needs it reports the failure where it is shown
+        log.debug("importing Evidently failed", exc_info=True)
+
+
+class EvidentlyJob:
+    """Evidently's section of one window, computed in worker processes while the caller goes on (with
+    mlmon's checks); :meth:`result` waits for it.
+
+    The inputs (seeded samples, screened window, labelled rows) are prepared here, at submission; each
+    part (DataDriftPreset, DataSummaryPreset, the quality preset) is one task on the process pool, and
+    the page is rendered by one more task, so this process never imports Evidently; the page is the one
+    :func:`run_evidently` renders here from the same inputs. With ``evidently.workers: 1``, or when the
+    worker processes cannot start or one dies, :meth:`result` computes it here (:func:`run_evidently`,
+    logged); like it, the job never raises for what Evidently does.
+    """
+
+    def __init__(self, reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig) -> None:
+        self._inputs = (reference, current, cfg)
+        self._t0 = time.perf_counter()
+        self._done: Future[EvidentlyOutput | None] = Future()  # None: compute in this process
+        workers = evidently_workers(cfg)
+        plan = None
+        if workers > 1:
+            try:
+                plan = _plan(reference, current, cfg, split=True)
+            except Exception:  # run_evidently meets it again and shows it on its error page
+                log.debug("preparing Evidently's inputs failed", exc_info=True)
+        if plan is None or not plan.pieces:
+            self._done.set_result(plan.output([], self._t0) if plan is not None else None)
+            return
+        thread = threading.Thread(target=self._run, args=(plan, workers), name="mlmon-evidently", daemon=True)
+        thread.start()
+
+    def _run(self, plan: _Plan, workers: int) -> None:
+        from joblib import Parallel, delayed
+
+        try:
+            run = Parallel(n_jobs=workers, backend="loky")
+            computed = run(delayed(_computed_pickled)(pickle.dumps(p)) for p in plan.pieces)
+            owners = [p.section for p in plan.pieces]
+            ((page, errors),) = run([delayed(_page_pickled)(plan.sections(), owners, computed, plan.notes)])
+        except Exception as e:  # a worker died (TerminatedWorkerError), no processes, a broken pool
+            log.warning(
+                "mlmon: Evidently's worker processes failed (%s: %s); computing it in this process",
+                type(e).__name__,
+                e,
+            )
+            self._done.set_result(None)
+        else:
+            self._done.set_result(plan.rendered(page, errors, self._t0, workers))
+
+    def result(self) -> EvidentlyOutput:
+        """The section (waits for the workers; computes it here when they could not)."""
+        out = self._done.result()
+        if out is not None:
+            return out
+        reference, current, cfg = self._inputs
+        return run_evidently(reference, current, cfg)
+
+
+# Pieces and widgets travel pickled: joblib would otherwise memory-map a frame's big NumPy blocks
+# through /dev/shm, for a few MB (and its resource tracker complains about files of other threads' calls).
+def _computed_pickled(piece: bytes) -> bytes:
+    return pickle.dumps(_computed(pickle.loads(piece)))
+
+
+def _page_pickled(
+    sections: list[str], owners: list[str], computed: list[bytes], notes: tuple[str, ...]
+) -> tuple[str, list[str]]:
+    return _page(sections, owners, [pickle.loads(b) for b in computed], notes)
+
+
+def submit_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig) -> EvidentlyJob:
+    """Start computing Evidently's section of one window (see :class:`EvidentlyJob`)."""
+    return EvidentlyJob(reference, current, cfg)
+
+
 def _run_evidently(
     reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig, t0: float
 ) -> EvidentlyOutput:
+    plan = _plan(reference, current, cfg, split=False)
+    return plan.output([_computed(p) for p in plan.pieces], t0)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One Evidently ``Report`` of a section of the page, with its (small, sampled) inputs: picklable, so
+    that a worker process can compute it."""
+
+    section: str  # the title of the page's section its widgets go to
+    kind: str  # "drift", "summary", "data" (both in one Report) or "quality"
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    cfg: ModelConfig
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What Evidently computes for one window, prepared in the calling process: the seeded samples, the
+    screened window and labelled rows (cheap), and the notes saying what was left out."""
+
+    pieces: tuple[_Piece, ...]
+    notes: tuple[str, ...]
+    rows_used: int
+    sampled: bool
+    reference_rows: int
+    empty: str | None = None  # the page when there is nothing to compute
+
+    def sections(self) -> list[str]:
+        return list(dict.fromkeys(p.section for p in self.pieces))
+
+    def output(self, computed: Sequence[tuple[list[Any] | None, str | None]], t0: float) -> EvidentlyOutput:
+        """The output from each piece's ``(widgets, error)``, rendered in this process."""
+        if self.empty is not None:
+            return EvidentlyOutput(
+                html=self.empty, rows_used=0, sampled=False, seconds=time.perf_counter() - t0
+            )
+        page, errors = _page(self.sections(), [p.section for p in self.pieces], computed, self.notes)
+        return self.rendered(page, errors, t0)
+
+    def rendered(self, page: str, errors: Sequence[str], t0: float, workers: int = 0) -> EvidentlyOutput:
+        return EvidentlyOutput(
+            html=page,
+            rows_used=self.rows_used,
+            sampled=self.sampled,
+            seconds=time.perf_counter() - t0,
+            reference_rows=self.reference_rows,
+            errors=tuple(errors),
+            notes=self.notes,
+            workers=workers,
+        )
+
+
+def _plan(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConfig, *, split: bool) -> _Plan:
+    """The pieces to compute. ``split``: DataDriftPreset and DataSummaryPreset as two Reports (two tasks
+    for two processes) rather than one; their widgets, and so the page, are the same (tested)."""
     ev = cfg.evidently
     if current.empty:
-        return EvidentlyOutput(
-            html=_note_page("Evidently", "The window has no rows: there is nothing for Evidently to show."),
-            rows_used=0,
-            sampled=False,
-            seconds=time.perf_counter() - t0,
-        )
+        empty = _note_page("Evidently", "The window has no rows: there is nothing for Evidently to show.")
+        return _Plan((), (), 0, False, 0, empty=empty)
     cur, sampled = sample(current, ev.max_rows, ev.seed)
     ref, _ = sample(reference, ev.max_rows, ev.seed)
-    parts: list[_Part] = []
-    errors: list[str] = []
+    pieces: list[_Piece] = []
     notes: list[str] = []
     cur = _screened(ref, cur, cfg, notes)
 
@@ -137,7 +311,8 @@ def _run_evidently(
             "Left out of Evidently's view (no value in the window or in the reference; see mlmon's data "
             f"quality checks): {', '.join(left_out)}."
         )
-    _collect(parts, errors, title, lambda: _data_widgets(ref, cur, cfg))
+    for kind in ("drift", "summary") if split else ("data",):
+        pieces.append(_Piece(title, kind, ref, cur, cfg))
 
     if cfg.task is not TaskType.NONE:
         what = "Regression" if cfg.task is TaskType.REGRESSION else "Classification"
@@ -155,17 +330,44 @@ def _run_evidently(
             title = f"{what} quality: {len(lab):,} labelled rows" + (
                 f" (seeded sample of {len(labelled):,})" if lab_sampled else ""
             )
-            _collect(parts, errors, title, lambda: _quality_widgets(ref_lab, lab, cfg))
+            pieces.append(_Piece(title, "quality", ref_lab, lab, cfg))
+    return _Plan(tuple(pieces), tuple(notes), len(cur), sampled, len(ref))
 
-    return EvidentlyOutput(
-        html=render_page(parts, errors, notes),
-        rows_used=len(cur),
-        sampled=sampled,
-        seconds=time.perf_counter() - t0,
-        reference_rows=len(ref),
-        errors=tuple(errors),
-        notes=tuple(notes),
-    )
+
+_DATA_PRESETS = {"data": ("drift", "summary"), "drift": ("drift",), "summary": ("summary",)}
+
+
+def _computed(piece: _Piece) -> tuple[list[Any] | None, str | None]:
+    """The piece's widgets, or the error that stopped Evidently (never raised: Evidently is an optional
+    view, its failure is shown in its place)."""
+    try:
+        if piece.kind == "quality":
+            return _quality_widgets(piece.reference, piece.current, piece.cfg), None
+        return _data_widgets(piece.reference, piece.current, piece.cfg, _DATA_PRESETS[piece.kind]), None
+    except Exception as e:  # Evidently is an optional view: the error is shown and logged, not raised
+        log.debug("Evidently could not compute %r", piece.section, exc_info=True)  # the caller logs errors
+        return None, f"{piece.section}: {type(e).__name__}: {e}"
+
+
+def _page(
+    sections: Sequence[str],
+    owners: Sequence[str],
+    computed: Sequence[tuple[list[Any] | None, str | None]],
+    notes: Sequence[str],
+) -> tuple[str, list[str]]:
+    """The page of the computed pieces (``owners``: each piece's section), sections in a fixed order,
+    whichever process computed what; and the errors. When only one of a section's split pieces fails,
+    the section shows the other's widgets (one Report of both would show neither)."""
+    widgets: dict[str, list[Any]] = {}
+    errors: list[str] = []
+    for section, (got, error) in zip(owners, computed, strict=True):
+        if error is not None:
+            if error not in errors:  # drift and summary of one section failing alike: said once
+                errors.append(error)
+        else:
+            widgets.setdefault(section, []).extend(got or [])
+    parts = [_Part(s, widgets[s]) for s in sections if s in widgets]
+    return render_page(parts, errors, notes), errors
 
 
 def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
@@ -274,8 +476,10 @@ def friendly_names(cfg: ModelConfig) -> dict[str, str]:
     return out
 
 
-def _data_widgets(ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig) -> list[Any]:
-    """DataDriftPreset and DataSummaryPreset over the features, the prediction and its score."""
+def _data_widgets(
+    ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig, kinds: Sequence[str] = ("drift", "summary")
+) -> list[Any]:
+    """DataDriftPreset and/or DataSummaryPreset (``kinds``) over the features, the prediction and its score."""
     from evidently import DataDefinition
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
@@ -290,8 +494,9 @@ def _data_widgets(ref: pd.DataFrame, cur: pd.DataFrame, cfg: ModelConfig) -> lis
         columns[c.SCORE] = names[c.SCORE]
         numerical.append(names[c.SCORE])
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    presets = {"drift": DataDriftPreset, "summary": DataSummaryPreset}
     return _run(
-        [DataDriftPreset(), DataSummaryPreset()],
+        [presets[k]() for k in kinds],
         _renamed(ref, columns),
         _renamed(cur, columns),
         definition,
@@ -363,17 +568,6 @@ def _run(items: list[Any], ref: pd.DataFrame | None, cur: pd.DataFrame, definiti
         reference = Dataset.from_pandas(ref, data_definition=definition) if ref is not None else None
         snapshot = Report(items).run(current, reference)
         return list(snapshot._widgets)
-
-
-def _collect(parts: list[_Part], errors: list[str], title: str, compute: Callable[[], list[Any]]) -> None:
-    """Compute one part; a failure inside Evidently becomes a visible error instead of failing the window."""
-    try:
-        widgets = compute()
-    except Exception as e:  # Evidently is an optional view: the error is shown and logged, not raised
-        log.debug("Evidently could not compute %r", title, exc_info=True)  # the caller logs errors
-        errors.append(f"{title}: {type(e).__name__}: {e}")
-        return
-    parts.append(_Part(title, widgets))
 
 
 def _renamed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
