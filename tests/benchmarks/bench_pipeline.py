@@ -18,7 +18,9 @@ each target's figure next to the target:
   ``bson.decode_all`` alone on the same bytes (alternating runs): docs/s, the time ratio, peak memory
   over the frame's size. Target: ≥ 100k docs/s at 1M, never slower than ``decode_all``, peak ≤ 2× frame.
 * target 4, end to end: one window from raw batches through checks, Evidently's sampled section, one
-  transaction into embedded Postgres and the HTML report, each stage timed. Target: ≤ 20 s at 1M.
+  transaction into embedded Postgres and the HTML report, each stage timed, as ``monitor_window`` runs
+  them (worker processes started with the run, Evidently's parts in them while the checks run here;
+  ``--evidently-workers 1``: Evidently after the checks in this process). Target: ≤ 20 s at 1M.
 
 Then the model-health families' costs at the same sizes: issue 10's three (outliers, multivariate
 drift, drift impact; tests/benchmarks/bench_families.py: each alone, all three together against the
