@@ -154,6 +154,8 @@ def prewarm(cfg: ModelConfig) -> None:
 
 def _import_evidently() -> None:
     """Run in a worker process: import Evidently (nothing if this worker has it already)."""
+    if "evidently.presets" in sys.modules:
+        return
     try:
         import evidently.presets  # noqa: F401
     except Exception:  # the part that needs it reports the failure where it is shown
