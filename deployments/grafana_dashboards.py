@@ -213,6 +213,44 @@ def table(title: str, description: str, query: str, *, units: dict[str, str] | N
     )
 
 
+CHECK_COLUMNS = (
+    'c.window_start, c.status, c.check_name AS "check", c.feature, c.value, c.threshold,',
+    "c.message, r.report_path",
+)
+"""What a checks table shows by default, line by line."""
+WINDOW_CHECK_COLUMNS = (
+    'c.window_start, c.status, c.check_name AS "check", c.value, c.threshold,',
+    "c.message, r.report_path",
+)
+"""The same for window-level checks (no feature)."""
+CHECK_IN_RANGE = "$__timeFilter(c.window_start)"
+NOT_PASSING = f"c.status <> 'pass' AND {CHECK_IN_RANGE}"
+
+
+def checks_table(
+    title: str,
+    description: str,
+    *,
+    where: tuple[str, ...],
+    select: tuple[str, ...] = CHECK_COLUMNS,
+    order: str = "c.window_start DESC, c.check_name, c.feature",
+    limit: int | None = 500,
+    units: dict[str, str] | None = None,
+) -> Json:
+    """A table of the selected model's and segment's checks (``c``) matching ``where``, each row linking to
+    its window's report (``r``). ``select`` and ``where`` are SQL lines (the ``where`` lines are ANDed)."""
+    lines = [
+        "SELECT " + "\n       ".join(select),
+        "FROM mlmon.checks AS c",
+        "JOIN mlmon.runs AS r USING (model, window_start, window_end)",
+        f"WHERE c.{MODEL} AND c.{SEGMENT} AND " + "\n  AND ".join(where),
+        f"ORDER BY {order}",
+    ]
+    if limit is not None:
+        lines.append(f"LIMIT {limit}")
+    return table(title, description, "\n".join(lines), units=units)
+
+
 def _hidden() -> Json:
     return {"id": "custom.hidden", "value": True}
 
@@ -668,17 +706,16 @@ def drift() -> Json:
                     metric_series(["prediction_share"], by="feature"),
                     unit="percentunit",
                 ),
-                table(
+                checks_table(
                     "Dataset drift verdict per window",
                     "The dataset-level drift check of every window. Click a row for the HTML report.",
-                    sql(f"""
-                        SELECT c.window_start, c.status, c.value, c.threshold, c.message, r.report_path
-                        FROM mlmon.checks AS c
-                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
-                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.check_name = 'dataset_drift'
-                          AND c.feature = '' AND $__timeFilter(c.window_start)
-                        ORDER BY c.window_start DESC
-                    """),
+                    where=(
+                        "c.check_name = 'dataset_drift'",
+                        f"c.feature = '' AND {CHECK_IN_RANGE}",
+                    ),
+                    select=("c.window_start, c.status, c.value, c.threshold, c.message, r.report_path",),
+                    order="c.window_start DESC",
+                    limit=None,
                 ),
                 h=8,
             ),
@@ -786,21 +823,20 @@ def quality() -> Json:
                 h=8,
             ),
             row(
-                table(
+                checks_table(
                     "Quality checks not passing",
                     "Data-quality checks with status warn, fail or error, newest first. Click a row for "
                     "the HTML report.",
-                    sql(f"""
-                        SELECT c.window_start, c.status, c.check_name AS "check", c.feature, c.value,
-                               c.threshold, c.message, r.report_path
-                        FROM mlmon.checks AS c
-                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
-                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'quality'
-                          AND c.status <> 'pass' AND (c.feature = '' OR c.{FEATURES})
-                          AND $__timeFilter(c.window_start)
-                        ORDER BY c.window_start DESC, c.status DESC, c.check_name, c.feature
-                        LIMIT 500
-                    """),
+                    where=(
+                        "c.category = 'quality'",
+                        f"c.status <> 'pass' AND (c.feature = '' OR c.{FEATURES})",
+                        CHECK_IN_RANGE,
+                    ),
+                    select=(
+                        'c.window_start, c.status, c.check_name AS "check", c.feature, c.value,',
+                        "c.threshold, c.message, r.report_path",
+                    ),
+                    order="c.window_start DESC, c.status DESC, c.check_name, c.feature",
                 ),
                 h=9,
             ),
@@ -893,20 +929,13 @@ def performance() -> Json:
                 h=8,
             ),
             row(
-                table(
+                checks_table(
                     "Model-quality checks",
                     "Every model-quality check, newest first, not passing first. Click a row for the "
                     "HTML report.",
-                    sql(f"""
-                        SELECT c.window_start, c.status, c.check_name AS "check", c.value, c.threshold,
-                               c.message, r.report_path
-                        FROM mlmon.checks AS c
-                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
-                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'performance'
-                          AND $__timeFilter(c.window_start)
-                        ORDER BY c.window_start DESC, c.status = 'pass', c.check_name
-                        LIMIT 500
-                    """),
+                    where=("c.category = 'performance'", CHECK_IN_RANGE),
+                    select=WINDOW_CHECK_COLUMNS,
+                    order="c.window_start DESC, c.status = 'pass', c.check_name",
                 ),
                 h=9,
             ),
@@ -990,20 +1019,13 @@ def health() -> Json:
                 h=8,
             ),
             row(
-                table(
+                checks_table(
                     "Health checks not passing",
                     "Latency and error-rate checks with status warn, fail or error, newest first. Click "
                     "a row for the HTML report.",
-                    sql(f"""
-                        SELECT c.window_start, c.status, c.check_name AS "check", c.value, c.threshold,
-                               c.message, r.report_path
-                        FROM mlmon.checks AS c
-                        JOIN mlmon.runs AS r USING (model, window_start, window_end)
-                        WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'health'
-                          AND c.status <> 'pass' AND $__timeFilter(c.window_start)
-                        ORDER BY c.window_start DESC, c.check_name
-                        LIMIT 500
-                    """),
+                    where=("c.category = 'health'", NOT_PASSING),
+                    select=WINDOW_CHECK_COLUMNS,
+                    order="c.window_start DESC, c.check_name",
                 ),
                 h=8,
             ),
@@ -1041,24 +1063,6 @@ def model_health() -> Json:
     )
 
 
-def _family_checks_table(title: str, description: str, category: str) -> Json:
-    """The family's checks that did not pass, newest first, each row linking to its report."""
-    return table(
-        title,
-        description,
-        sql(f"""
-            SELECT c.window_start, c.status, c.check_name AS "check", c.feature, c.value, c.threshold,
-                   c.message, r.report_path
-            FROM mlmon.checks AS c
-            JOIN mlmon.runs AS r USING (model, window_start, window_end)
-            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = '{category}'
-              AND c.status <> 'pass' AND $__timeFilter(c.window_start)
-            ORDER BY c.window_start DESC, c.check_name, c.feature
-            LIMIT 500
-        """),
-    )
-
-
 def multivariate_drift_rows() -> list[Row]:
     """Multivariate drift (tasks/checks/multivariate.py): the domain classifier's AUC and what it uses."""
     window_level = " AND feature = ''"
@@ -1077,11 +1081,14 @@ def multivariate_drift_rows() -> list[Row]:
                 "behaviour changed.",
                 metric_series(["multivariate_importance"], by="feature"),
             ),
-            _family_checks_table(
+            checks_table(
                 "Multivariate drift not passing",
                 "multivariate_drift checks with status warn, fail or error, newest first. Click a row for "
                 "the HTML report.",
-                "multivariate_drift",
+                where=(
+                    "c.category = 'multivariate_drift'",
+                    NOT_PASSING,
+                ),
             ),
             h=8,
         )
@@ -1103,11 +1110,11 @@ def explanations_rows() -> list[Row]:
                 "How much the mean model output moves when only this feature takes the window's values.",
                 metric_series(["prediction_shift_attribution"], by="feature"),
             ),
-            _family_checks_table(
+            checks_table(
                 "Drift that matters",
                 "Drifted features the model relies on (feature_impact) and prediction drift with the "
                 "features that explain it (prediction_drift_attribution). Click a row for the report.",
-                "explanations",
+                where=("c.category = 'explanations'", NOT_PASSING),
             ),
             h=8,
         )
@@ -1196,20 +1203,16 @@ def estimated_performance_rows() -> list[Row]:
             ("recall", "Recall"),
         )
     ]
-    checks = table(
+    checks = checks_table(
         "Estimated-performance checks",
         "A check fails when an estimate is below the reference's estimate by more than its noise and "
         "min_drop (README: Estimated performance). Click a row for the HTML report.",
-        sql(f"""
-            SELECT c.window_start, c.status, c.check_name AS "check", c.value, c.threshold, c.message,
-                   r.report_path
-            FROM mlmon.checks AS c
-            JOIN mlmon.runs AS r USING (model, window_start, window_end)
-            WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'estimated_performance'
-              AND $__timeFilter(c.window_start)
-            ORDER BY c.window_start DESC, c.status = 'pass', c.check_name
-            LIMIT 500
-        """),
+        where=("c.category = 'estimated_performance'", CHECK_IN_RANGE),
+        select=(
+            'c.window_start, c.status, c.check_name AS "check", c.value, c.threshold, c.message,',
+            "r.report_path",
+        ),
+        order="c.window_start DESC, c.status = 'pass', c.check_name",
     )
     return [row(*panels[:3], h=8), row(*panels[3:], checks, h=8)]
 
@@ -1236,21 +1239,20 @@ def versions_rows() -> list[Row]:
             h=8,
         ),
         row(
-            table(
+            checks_table(
                 "Challenger verdicts",
                 "Each challenger against the champion: fail = significantly worse by at least the "
                 "minimum effect, pass = better or indistinguishable at this sample size (the message "
                 "says which), warn = insufficient labelled rows. Click a row for the HTML report.",
-                sql(f"""
-                    SELECT c.window_start, c.status, c.feature AS version, c.value AS gain,
-                           c.message, r.report_path
-                    FROM mlmon.checks AS c
-                    JOIN mlmon.runs AS r USING (model, window_start, window_end)
-                    WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'versions'
-                      AND c.check_name = 'version_quality' AND $__timeFilter(c.window_start)
-                    ORDER BY c.window_start DESC, c.feature
-                    LIMIT 500
-                """),
+                where=(
+                    "c.category = 'versions'",
+                    f"c.check_name = 'version_quality' AND {CHECK_IN_RANGE}",
+                ),
+                select=(
+                    "c.window_start, c.status, c.feature AS version, c.value AS gain,",
+                    "c.message, r.report_path",
+                ),
+                order="c.window_start DESC, c.feature",
                 units={"gain": "percentunit"},
             ),
             h=8,
@@ -1355,21 +1357,17 @@ def fairness_rows() -> list[Row]:
                 metric_series(["fairness_selection_rate"], by="feature"),
                 unit="percentunit",
             ),
-            table(
+            checks_table(
                 "Fairness gaps and their limits",
                 "Each gap (demographic parity difference / ratio, equal opportunity, equalized odds …) per "
                 "attribute with its limit; a gap fails only when its one-sided bound is beyond the limit. "
                 "Not passing first; click a row for the HTML report.",
-                sql(f"""
-                    SELECT c.window_start, c.status, c.check_name AS "check", c.feature AS attribute,
-                           c.value, c.threshold AS "limit", c.message, r.report_path
-                    FROM mlmon.checks AS c
-                    JOIN mlmon.runs AS r USING (model, window_start, window_end)
-                    WHERE c.{MODEL} AND c.{SEGMENT} AND c.category = 'fairness'
-                      AND $__timeFilter(c.window_start)
-                    ORDER BY c.window_start DESC, c.status = 'pass', c.check_name, c.feature
-                    LIMIT 500
-                """),
+                where=("c.category = 'fairness'", CHECK_IN_RANGE),
+                select=(
+                    'c.window_start, c.status, c.check_name AS "check", c.feature AS attribute,',
+                    'c.value, c.threshold AS "limit", c.message, r.report_path',
+                ),
+                order="c.window_start DESC, c.status = 'pass', c.check_name, c.feature",
             ),
             h=9,
         )
