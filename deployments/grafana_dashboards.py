@@ -101,6 +101,23 @@ def metric_series(metrics: list[str], *, by: str, extra: str = "") -> str:
     """)
 
 
+def threshold_series(name: str, where: str) -> str:
+    """The threshold of the checks matching ``where`` over time, as one series called ``name`` (draw it
+    with ``dashed``)."""
+    return sql(f"""
+        SELECT window_start AS "time", '{name}' AS metric, threshold AS value
+        FROM mlmon.checks
+        WHERE {MODEL} AND {SEGMENT} AND {where}
+          AND threshold IS NOT NULL AND {IN_RANGE}
+        ORDER BY 1
+    """)
+
+
+def window_series(metrics: list[str]) -> str:
+    """Window-level values (``feature = ''``) of ``metrics`` over time, one series per metric."""
+    return metric_series(metrics, by="metric", extra=" AND feature = ''")
+
+
 # ------------------------------------------------------------------------------------------- panels
 
 
@@ -173,6 +190,20 @@ def timeseries(
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
     )
+
+
+def dashed(pattern: str) -> list[Json]:
+    """Overrides drawing the series whose names match ``pattern`` (a regexp) dashed, without points:
+    limits and SLOs next to the values they bound."""
+    return [
+        {
+            "matcher": {"id": "byRegexp", "options": pattern},
+            "properties": [
+                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                {"id": "custom.showPoints", "value": "never"},
+            ],
+        }
+    ]
 
 
 def table(title: str, description: str, query: str, *, units: dict[str, str] | None = None) -> Json:
@@ -323,9 +354,17 @@ def text(title: str, markdown: str) -> Json:
 
 
 def query_variable(
-    name: str, label: str, query: str, *, multi: bool = False, default: str | None = None
+    name: str,
+    label: str,
+    query: str,
+    *,
+    multi: bool = False,
+    default: str | None = None,
+    datasource: Json = DATASOURCE,
+    sort: int = 0,
 ) -> Json:
-    """A variable filled by SQL (refreshed when the time range changes)."""
+    """A variable filled by a query, SQL unless ``datasource`` says otherwise (refreshed when the time
+    range changes)."""
     if multi:
         current: Json = {"selected": True, "text": ["All"], "value": ["$__all"]}
     elif default is not None:
@@ -336,7 +375,7 @@ def query_variable(
         "type": "query",
         "name": name,
         "label": label,
-        "datasource": DATASOURCE,
+        "datasource": datasource,
         "query": query,
         "definition": query,
         "refresh": 2,
@@ -344,7 +383,7 @@ def query_variable(
         "includeAll": multi,
         "current": current,
         "options": [],
-        "sort": 0,
+        "sort": sort,
         "regex": "",
         "hide": 0,
         "skipUrlSync": False,
@@ -762,7 +801,6 @@ def drift() -> Json:
 
 def quality() -> Json:
     per_feature = f" AND {FEATURES}"
-    window_level = " AND feature = ''"
     return dashboard(
         "mlmon-quality",
         "mlmon · data quality",
@@ -796,7 +834,7 @@ def quality() -> Json:
                     "Rows per window",
                     "Documents accepted into the window (the volume check compares them with "
                     "quality.expected_volume).",
-                    metric_series(["row_count"], by="metric", extra=window_level),
+                    window_series(["row_count"]),
                     bars=True,
                 ),
                 h=8,
@@ -805,7 +843,7 @@ def quality() -> Json:
                 timeseries(
                     "Quarantined share",
                     "Share of documents rejected by the log contract (whole window only).",
-                    metric_series(["quarantined_share"], by="metric", extra=window_level),
+                    window_series(["quarantined_share"]),
                     unit="percentunit",
                 ),
                 timeseries(
@@ -875,7 +913,6 @@ def quality() -> Json:
 
 
 def performance() -> Json:
-    window_level = " AND feature = ''"
     return dashboard(
         "mlmon-performance",
         "mlmon · model quality",
@@ -885,17 +922,13 @@ def performance() -> Json:
                 timeseries(
                     "Classification scores",
                     "Accuracy, precision, recall, F1 (positive class) and ROC AUC on the labelled rows.",
-                    metric_series(
-                        ["accuracy", "precision", "recall", "f1", "roc_auc"],
-                        by="metric",
-                        extra=window_level,
-                    ),
+                    window_series(["accuracy", "precision", "recall", "f1", "roc_auc"]),
                     unit="percentunit",
                 ),
                 timeseries(
                     "Log loss",
                     "Log loss of the predicted probabilities (lower is better).",
-                    metric_series(["log_loss"], by="metric", extra=window_level),
+                    window_series(["log_loss"]),
                 ),
                 h=9,
             ),
@@ -903,12 +936,12 @@ def performance() -> Json:
                 timeseries(
                     "Regression errors",
                     "MAE and RMSE, in the target's unit (lower is better).",
-                    metric_series(["mae", "rmse"], by="metric", extra=window_level),
+                    window_series(["mae", "rmse"]),
                 ),
                 timeseries(
                     "MAPE and R²",
                     "Mean absolute percentage error (lower is better) and R² (higher is better).",
-                    metric_series(["mape", "r2"], by="metric", extra=window_level),
+                    window_series(["mape", "r2"]),
                 ),
                 h=8,
             ),
@@ -917,13 +950,13 @@ def performance() -> Json:
                     "Label coverage",
                     "Share of the window's predictions with a ground-truth label so far (labels may "
                     "arrive late).",
-                    metric_series(["label_coverage"], by="metric", extra=window_level),
+                    window_series(["label_coverage"]),
                     unit="percentunit",
                 ),
                 timeseries(
                     "Labelled predictions",
                     "Predictions with a label: the sample size behind the scores.",
-                    metric_series(["n_labelled"], by="metric", extra=window_level),
+                    window_series(["n_labelled"]),
                     bars=True,
                 ),
                 h=8,
@@ -945,16 +978,7 @@ def performance() -> Json:
 
 
 def health() -> Json:
-    window_level = " AND feature = ''"
-    slo_line = [
-        {
-            "matcher": {"id": "byRegexp", "options": ".*(SLO|limit).*"},
-            "properties": [
-                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                {"id": "custom.showPoints", "value": "never"},
-            ],
-        }
-    ]
+    slo_line = dashed(".*(SLO|limit).*")
     return dashboard(
         "mlmon-health",
         "mlmon · service health",
@@ -990,14 +1014,8 @@ def health() -> Json:
                     "Error rate and limit",
                     "Share of requests whose status is not in service.ok_statuses; dashed: "
                     "service.max_error_rate.",
-                    metric_series(["error_rate"], by="metric", extra=window_level),
-                    sql(f"""
-                        SELECT window_start AS "time", 'error_rate limit' AS metric, threshold AS value
-                        FROM mlmon.checks
-                        WHERE {MODEL} AND {SEGMENT} AND check_name = 'error_rate' AND feature = ''
-                          AND threshold IS NOT NULL AND {IN_RANGE}
-                        ORDER BY 1
-                    """),
+                    window_series(["error_rate"]),
+                    threshold_series("error_rate limit", "check_name = 'error_rate' AND feature = ''"),
                     unit="percentunit",
                     overrides=slo_line,
                 ),
@@ -1007,13 +1025,13 @@ def health() -> Json:
                 timeseries(
                     "Requests per minute",
                     "Average throughput over the window.",
-                    metric_series(["requests_per_minute"], by="metric", extra=window_level),
+                    window_series(["requests_per_minute"]),
                     unit="reqpm",
                 ),
                 timeseries(
                     "Requests per window",
                     "Requests logged in the window (accepted documents).",
-                    metric_series(["row_count"], by="metric", extra=window_level),
+                    window_series(["row_count"]),
                     bars=True,
                 ),
                 h=8,
@@ -1065,14 +1083,13 @@ def model_health() -> Json:
 
 def multivariate_drift_rows() -> list[Row]:
     """Multivariate drift (tasks/checks/multivariate.py): the domain classifier's AUC and what it uses."""
-    window_level = " AND feature = ''"
     return [
         row(
             timeseries(
                 "Multivariate drift: domain classifier AUC",
                 "Out-of-fold ROC AUC of a classifier telling window rows from reference rows (0.5 = "
                 "indistinguishable). Fails when significantly above 0.5 AND at least min_auc (dashed).",
-                metric_series(["multivariate_auc"], by="metric", extra=window_level),
+                window_series(["multivariate_auc"]),
                 threshold=0.55,
             ),
             timeseries(
@@ -1220,20 +1237,20 @@ def estimated_performance_rows() -> list[Row]:
 def versions_rows() -> list[Row]:
     """Champion–challenger and shadow models (category ``versions``): quality and agreement per version,
     and every challenger's verdict."""
-    window_level = " AND feature <> ''"
+    per_version = " AND feature <> ''"
     return [
         row(
             timeseries(
                 "Accuracy by model version",
                 "Accuracy of each version on its labelled rows in the window (shadow versions on the "
                 "requests they scored again). Late labels refill it when the window is re-evaluated.",
-                metric_series(["version_accuracy"], by="feature", extra=window_level),
+                metric_series(["version_accuracy"], by="feature", extra=per_version),
                 unit="percentunit",
             ),
             timeseries(
                 "Agreement with the champion (shadow)",
                 "Share of the requests a shadow challenger scored where it gave the champion's answer.",
-                metric_series(["version_agreement"], by="feature", extra=window_level),
+                metric_series(["version_agreement"], by="feature", extra=per_version),
                 unit="percentunit",
             ),
             h=8,
@@ -1284,26 +1301,10 @@ def outliers_rows() -> list[Row]:
                 "reference) flag as outliers, the reference's own share (held-out rows), and dashed the "
                 "fail line (reference share + outliers.min_excess; the check also needs a significant "
                 "one-sided binomial test).",
-                metric_series(
-                    ["outlier_share", "outlier_reference_share"], by="metric", extra=" AND feature = ''"
-                ),
-                sql(f"""
-                    SELECT window_start AS "time", 'fail line' AS metric, threshold AS value
-                    FROM mlmon.checks
-                    WHERE {MODEL} AND {SEGMENT} AND category = 'outliers' AND check_name = 'outlier_share'
-                      AND threshold IS NOT NULL AND {IN_RANGE}
-                    ORDER BY 1
-                """),
+                window_series(["outlier_share", "outlier_reference_share"]),
+                threshold_series("fail line", "category = 'outliers' AND check_name = 'outlier_share'"),
                 unit="percentunit",
-                overrides=[
-                    {
-                        "matcher": {"id": "byRegexp", "options": ".*fail line.*"},
-                        "properties": [
-                            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                            {"id": "custom.showPoints", "value": "never"},
-                        ],
-                    }
-                ],
+                overrides=dashed(".*fail line.*"),
             ),
             table(
                 "Outliers: most outlying rows",
@@ -1338,12 +1339,6 @@ def outliers_rows() -> list[Row]:
             widths=(10, 14),
         )
     ]
-
-
-# ------------------------------------------------------------------------------------------- live
-
-PROMETHEUS = {"type": "prometheus", "uid": "mlmon-prometheus"}
-LIVE_MODEL = 'model=~"$model"'
 
 
 def fairness_rows() -> list[Row]:
@@ -1458,23 +1453,9 @@ def live_distribution(title: str, description: str, share: str, reference: str) 
 def live() -> Json:
     n = live_rules()
     m = LIVE_MODEL
-    model = {
-        "type": "query",
-        "name": "model",
-        "label": "Model",
-        "datasource": PROMETHEUS,
-        "query": "label_values(mlmon_live_predictions_total, model)",
-        "definition": "label_values(mlmon_live_predictions_total, model)",
-        "refresh": 2,
-        "multi": False,
-        "includeAll": False,
-        "current": {},
-        "options": [],
-        "sort": 1,
-        "regex": "",
-        "hide": 0,
-        "skipUrlSync": False,
-    }
+    model = query_variable(
+        "model", "Model", "label_values(mlmon_live_predictions_total, model)", datasource=PROMETHEUS, sort=1
+    )
     board = dashboard(
         "mlmon-live",
         "mlmon · live",
