@@ -197,14 +197,36 @@ def _noise(over: bool, failed: bool, n: int) -> str:
     return f", but not significant at {n:,} rows: not flagged" if over and not failed else ""
 
 
+def _excess(k: int, n: int, threshold: float) -> tuple[float, bool, bool]:
+    """The share ``k / n`` (0 when ``n`` is 0), whether it is over ``threshold``, and whether it failed:
+    over it and significantly so (:func:`significant_excess`)."""
+    share = k / n if n else 0.0
+    over = share > threshold
+    return share, over, over and significant_excess(k, n, threshold)
+
+
+def _share_result(
+    check: str, name: str, failed: bool, share: float, threshold: float, message: str, segment: str
+) -> CheckResult:
+    """The result of a per-feature share check judged by :func:`_excess`."""
+    return CheckResult(
+        check=check,
+        category=Category.QUALITY,
+        status=Status.FAIL if failed else Status.PASS,
+        value=share,
+        threshold=threshold,
+        message=message,
+        feature=name,
+        segment=segment,
+    )
+
+
 def missing_share(
     name: str, n_missing: int, rows: int, reference_share: float, allowed: float, segment: str = ALL
 ) -> CheckResult:
     """Fail when the missing share exceeds the reference's own missing share by more than ``allowed``."""
-    share = n_missing / rows if rows else 0.0
     threshold = reference_share + allowed
-    over = share > threshold
-    failed = over and significant_excess(n_missing, rows, threshold)
+    share, over, failed = _excess(n_missing, rows, threshold)
     if share >= 1.0 and rows:
         message = f"{name}: never present: missing field? (100% missing in {rows:,} rows"
         message += f"; reference {_pct(reference_share)})" if not failed else ")"
@@ -214,16 +236,7 @@ def missing_share(
             f"{name}: {_pct(share)} missing {op} {_pct(threshold)} allowed "
             f"(reference {_pct(reference_share)} + {_pct(allowed)})"
         ) + _noise(over, failed, rows)
-    return CheckResult(
-        check="missing_share",
-        category=Category.QUALITY,
-        status=Status.FAIL if failed else Status.PASS,
-        value=share,
-        threshold=threshold,
-        message=message,
-        feature=name,
-        segment=segment,
-    )
+    return _share_result("missing_share", name, failed, share, threshold, message, segment)
 
 
 def out_of_range(
@@ -258,25 +271,14 @@ def out_of_range_counts(
     """:func:`out_of_range` from counts: ``n_out`` of ``n_present`` values outside ``bounds``; ``observed``
     is the observed [min, max] shown when any is out (the sharded path merges these per shard)."""
     lo, hi = bounds
-    share = n_out / n_present
-    over = share > allowed
-    failed = over and significant_excess(n_out, n_present, allowed)
+    share, over, failed = _excess(n_out, n_present, allowed)
     message = (
         f"{name}: {_pct(share)} of values outside {source} range [{lo:g}, {hi:g}] "
         f"{'>' if over else '≤'} {_pct(allowed)} allowed"
     ) + _noise(over, failed, n_present)
     if n_out and observed is not None:
         message += f" (observed [{observed[0]:g}, {observed[1]:g}])"
-    return CheckResult(
-        check="out_of_range",
-        category=Category.QUALITY,
-        status=Status.FAIL if failed else Status.PASS,
-        value=share,
-        threshold=allowed,
-        message=message,
-        feature=name,
-        segment=segment,
-    )
+    return _share_result("out_of_range", name, failed, share, allowed, message, segment)
 
 
 def unseen_categories(
@@ -296,9 +298,7 @@ def unseen_categories(
     n = counts.to_numpy()
     unseen_mask = ~counts.index.isin(list(allowed)) & (n > 0)  # Categorical dtypes count absent levels as 0
     n_unseen = int(n[unseen_mask].sum())
-    share = n_unseen / int(n.sum())
-    over = share > max_share
-    failed = over and significant_excess(n_unseen, int(n.sum()), max_share)
+    share, over, failed = _excess(n_unseen, int(n.sum()), max_share)
     message = f"{name}: {_pct(share)} unseen categories {'>' if over else '≤'} {_pct(max_share)} allowed"
     message += _noise(over, failed, int(n.sum()))
     if n_unseen:
@@ -306,16 +306,7 @@ def unseen_categories(
         listed = ", ".join(_quote(str(k)) for k in unseen[:MAX_LISTED])
         more = f" (+{len(unseen) - MAX_LISTED} more)" if len(unseen) > MAX_LISTED else ""
         message += f" (not in {source} categories: {listed}{more})"
-    return CheckResult(
-        check="unseen_categories",
-        category=Category.QUALITY,
-        status=Status.FAIL if failed else Status.PASS,
-        value=share,
-        threshold=max_share,
-        message=message,
-        feature=name,
-        segment=segment,
-    )
+    return _share_result("unseen_categories", name, failed, share, max_share, message, segment)
 
 
 # --------------------------------------------------------------------------- window level
