@@ -32,17 +32,12 @@ def state_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(state_dir: Path) -> Iterator[None]:
     """Keep the tests' Prefect and mlmon state out of the checkout and the user's home."""
-    keep = {k: os.environ.get(k) for k in ("MLMON_HOME", "PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
-    os.environ["MLMON_HOME"] = str(state_dir / "home")
-    os.environ["PREFECT_HOME"] = str(state_dir / "prefect")
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    (state_dir / "prefect").mkdir(exist_ok=True)
-    yield
-    for k, v in keep.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLMON_HOME", str(state_dir / "home"))
+        mp.setenv("PREFECT_HOME", str(state_dir / "prefect"))
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        (state_dir / "prefect").mkdir(exist_ok=True)
+        yield
 
 
 @pytest.fixture(scope="session")

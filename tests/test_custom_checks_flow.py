@@ -5,7 +5,6 @@ a KPI that raises is an ``error`` and the rest of the window is kept."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -84,16 +83,10 @@ def kpi_env(mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactor
             "MLMON_MONGO_URI": mongo_uri, "MLMON_POSTGRES_URI": pg_uri, "MLMON_HOME": str(tmp / "home"),
             "MLMON_CONFIG": str(cfg_path), "MLMON_REPORTS_DIR": str(tmp / "reports"), WEBHOOK_ENV: hook.url,
         }  # fmt: skip
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
             yield {"env": env, "hook": hook, "config": str(cfg_path)}
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     client.drop_database(database)
     client.close()
 

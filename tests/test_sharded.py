@@ -60,16 +60,12 @@ def env(mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -
         "MLMON_REPORTS_DIR": str(tmp / "reports"),
         "DATABASE": database,
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    os.environ.pop("MLMON_DASK_ADDRESS", None)
-    with prefect_test_harness(server_startup_timeout=180):
-        yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        os.environ.pop("MLMON_DASK_ADDRESS", None)
+        with prefect_test_harness(server_startup_timeout=180):
+            yield env
     shutil.rmtree(tmp, ignore_errors=True)
 
 
