@@ -118,9 +118,8 @@ def _numerical(
     rows = len(frame)
     values = _as_float(frame[name]) if name in frame else np.full(rows, np.nan)
     n_present = int(np.count_nonzero(~np.isnan(values)))
-    ref_missing = col.missing_share if isinstance(col, NumericalProfile) else 0.0
-    checks = [missing_share(name, rows - n_present, rows, ref_missing, allowed_missing(spec, cfg), segment)]
-    metrics = [Metric("missing_share", checks[0].value or 0.0, name, segment)]
+    check, metric = missing_check(name, spec, col, rows - n_present, rows, cfg, segment)
+    checks, metrics = [check], [metric]
     if n_present == 0:
         return checks, metrics
 
@@ -154,17 +153,13 @@ def _categorical(
     # One hash pass gives both the missing count and the counts of every distinct value.
     counts = _value_counts(frame[name]) if name in frame else pd.Series([], dtype="int64")
     n_present = int(counts.sum())
-    ref_missing = col.missing_share if isinstance(col, CategoricalProfile) else 0.0
-    checks = [missing_share(name, rows - n_present, rows, ref_missing, allowed_missing(spec, cfg), segment)]
-    metrics = [Metric("missing_share", checks[0].value or 0.0, name, segment)]
+    check, metric = missing_check(name, spec, col, rows - n_present, rows, cfg, segment)
+    checks, metrics = [check], [metric]
     if n_present == 0:
         return checks, metrics
 
-    if spec.allowed is not None:
-        allowed, source = frozenset(spec.allowed), "configured"
-    elif isinstance(col, CategoricalProfile):
-        allowed, source = frozenset(col.categories), "reference"
-    else:
+    allowed, source = allowed_categories(spec, col)
+    if allowed is None:
         return checks, metrics
     check = unseen_categories(name, counts, allowed, source, cfg.quality.max_unseen_share, segment)
     checks.append(check)
@@ -511,11 +506,38 @@ def allowed_missing(spec: FeatureSpec, cfg: ModelConfig) -> float:
     return spec.max_missing_share if spec.max_missing_share is not None else cfg.quality.max_missing_share
 
 
+def missing_check(
+    name: str,
+    spec: FeatureSpec,
+    col: ColumnProfile | None,
+    n_missing: int,
+    rows: int,
+    cfg: ModelConfig,
+    segment: str = ALL,
+) -> tuple[CheckResult, Metric]:
+    """The ``missing_share`` check of a feature and its metric, against the reference's own missing share
+    (0 when the profile has no column of the feature's kind); in memory and from counts alike."""
+    kind = NumericalProfile if spec.type is Kind.NUMERICAL else CategoricalProfile
+    reference = col.missing_share if isinstance(col, kind) else 0.0
+    check = missing_share(name, n_missing, rows, reference, allowed_missing(spec, cfg), segment)
+    return check, Metric("missing_share", check.value or 0.0, name, segment)
+
+
 def feature_bounds(spec: FeatureSpec, col: ColumnProfile | None) -> tuple[tuple[float, float] | None, str]:
     if spec.range is not None:
         return (float(spec.range[0]), float(spec.range[1])), "configured"
     if isinstance(col, NumericalProfile) and col.n and np.isfinite(col.min) and np.isfinite(col.max):
         return (float(col.min), float(col.max)), "reference"
+    return None, ""
+
+
+def allowed_categories(spec: FeatureSpec, col: ColumnProfile | None) -> tuple[frozenset[str] | None, str]:
+    """The categories a feature may take and where they come from; ``None`` when neither the config nor
+    the reference says (no ``unseen_categories`` check then)."""
+    if spec.allowed is not None:
+        return frozenset(spec.allowed), "configured"
+    if isinstance(col, CategoricalProfile):
+        return frozenset(col.categories), "reference"
     return None, ""
 
 
