@@ -78,6 +78,18 @@ def baseline(cfg: Any) -> Baseline:
     return Baseline(ref, replace(profile, performance=reference_performance(ref, cfg)))
 
 
+def unlabelled_run(
+    mongo_db: Any, pg: str, cfg: Any, computed_at: datetime | None = None
+) -> tuple[Baseline, pd.DataFrame, Any]:
+    """On a migrated store: the fitted reference, the seeded window (no labels yet) and its evaluation,
+    not stored yet."""
+    store.migrate(pg)
+    base = baseline(cfg)
+    f = seed(mongo_db)
+    batch = read_window(mongo_db, cfg, WINDOW)
+    return base, f, evaluate(cfg, base.profile, batch, WINDOW, computed_at=computed_at, reference=base.frame)
+
+
 def snapshot(pg: str) -> dict[str, list[tuple]]:
     """Every row of every window table, sorted (timestamps and floats as stored)."""
     out = {}
@@ -200,14 +212,8 @@ def test_late_labels_showing_a_broken_model_fail_the_window_and_alert_once(
     from mlmon.tasks.config import AlertsConfig
 
     pg = pg_schema_uri
-    store.migrate(pg)
     cfg = model_cfg(mongo_db.name)
-    base = baseline(cfg)
-    f = seed(mongo_db)
-    ran = datetime.now(UTC) - timedelta(minutes=10)
-    result = evaluate(
-        cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, computed_at=ran, reference=base.frame
-    )
+    base, f, result = unlabelled_run(mongo_db, pg, cfg, datetime.now(UTC) - timedelta(minutes=10))
     store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
     (run,) = store.list_runs(pg, "late")
     assert run.n_labelled == 0 and run.status != "fail", run.message
@@ -243,14 +249,8 @@ def test_late_label_recheck_rerenders_the_report_and_rebuilds_the_index(
     from mlmon.reports import render
 
     pg = pg_schema_uri
-    store.migrate(pg)
     cfg = model_cfg(mongo_db.name)
-    base = baseline(cfg)
-    f = seed(mongo_db)
-    ran = datetime.now(UTC) - timedelta(minutes=10)
-    result = evaluate(
-        cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, computed_at=ran, reference=base.frame
-    )
+    base, f, result = unlabelled_run(mongo_db, pg, cfg, datetime.now(UTC) - timedelta(minutes=10))
     page = render.write_report(result, cfg, tmp_path, None)
     store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
     render.write_index(tmp_path, render.scan_index(tmp_path))
@@ -284,7 +284,6 @@ def test_late_labels_rerun_the_label_dependent_families(mongo_db: Any, pg_schema
     """Fairness gaps on labels (equal opportunity, accuracy) are computed again when the labels arrive,
     as a full evaluation with those labels gives them; drift and quality rows stay as they were."""
     pg = pg_schema_uri
-    store.migrate(pg)
     cfg = model_cfg(mongo_db.name).model_copy(
         update={
             "fairness": factories.config(
@@ -298,9 +297,7 @@ def test_late_labels_rerun_the_label_dependent_families(mongo_db: Any, pg_schema
             ).fairness
         }
     )
-    base = baseline(cfg)
-    f = seed(mongo_db)
-    result = evaluate(cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, reference=base.frame)
+    base, f, result = unlabelled_run(mongo_db, pg, cfg)
     store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
     before = snapshot(pg)
     assert labels.replaced_categories(cfg) == {"performance", "fairness"}
