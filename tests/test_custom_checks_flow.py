@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import psycopg2
 import pytest
 import yaml
 
 from tests.plugins import ensure_kpi_plugin
+from tests.postgres import rows
 from tests.receiver import receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
@@ -89,12 +89,6 @@ def kpi_env(mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactor
             yield {"env": env, "hook": hook, "config": str(cfg_path)}
     client.drop_database(database)
     client.close()
-
-
-def rows(pg_uri: str, sql: str, *params: object) -> list[tuple]:
-    with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
 
 
 def test_a_kpi_from_an_installed_package_is_computed_stored_reported_and_alerted(kpi_env: dict) -> None:

@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 import yaml
 
+from tests.postgres import rows
 from tests.receiver import Receiver, receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
@@ -89,12 +90,6 @@ def demo_env(
             mp.setenv(k, v)
         yield env
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def rows(pg_uri: str, sql: str, *params: object) -> list[tuple]:
-    with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
 
 
 def day(i: int) -> tuple[datetime, datetime]:

@@ -22,6 +22,7 @@ from mlmon.tasks.schedule import label_recheck_windows
 from mlmon.tasks.store import store
 from mlmon.tasks.window import Window
 from tests import factories
+from tests.postgres import rows as query
 
 pytestmark = pytest.mark.integration
 
@@ -270,14 +271,8 @@ def test_late_label_recheck_rerenders_the_report_and_rebuilds_the_index(
     assert run.status.value == "fail" and run.n_incidents >= 1
     index = (tmp_path / "index.html").read_text()
     assert "model quality: " in index  # rebuilt with the window's new top incident
-    stored = {k for (k,) in _rows(pg, "SELECT incident_key FROM mlmon.incidents")}
+    stored = {k for (k,) in query(pg, "SELECT incident_key FROM mlmon.incidents")}
     assert "model_quality" in stored
-
-
-def _rows(pg: str, sql: str) -> list[tuple]:
-    with psycopg2.connect(pg) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 def test_late_labels_rerun_the_label_dependent_families(mongo_db: Any, pg_schema_uri: str) -> None:

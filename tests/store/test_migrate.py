@@ -6,22 +6,14 @@ import re
 import shutil
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from mlmon.tasks.errors import StoreError
 from mlmon.tasks.store import store
+from tests.postgres import rows as query
 from tests.store.concurrency import at_once
 
 integration = pytest.mark.integration
-
-
-def query(uri: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, args)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 from mlmon.tasks.checks.outcome import Category, CheckResult, Metric, QuarantinedDoc, Status
 from mlmon.tasks.errors import StoreError
 from mlmon.tasks.store import store
+from tests.postgres import rows as query
 from tests.store.concurrency import at_once
 from tests.store.factories import drift_row, expected_rows, result, window
 
@@ -36,14 +37,6 @@ HOSTILE = [
 def uri(pg_schema_uri: str) -> str:
     store.migrate(pg_schema_uri)
     return pg_schema_uri
-
-
-def query(uri: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, args)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 def test_the_same_window_written_three_times_is_stored_once(uri: str) -> None:
