@@ -32,13 +32,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pid_running(pid: int) -> bool:
+    """Is there a process ``pid`` (signal 0: nothing is sent)?"""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _pid_alive(pid_file: Path) -> bool:
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return False
-    return True
+    return pid_running(pid)
 
 
 def _port_open(port: int) -> bool:
@@ -352,14 +360,6 @@ def _prefect_state(prefect_home: Path) -> dict[str, Any] | None:
     return state if ok else None
 
 
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _is_prefect(pid: int) -> bool:
     try:
         return b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -373,7 +373,7 @@ def running_prefect_server(prefect_home: Path) -> str | None:
     import urllib.request
 
     state = _prefect_state(prefect_home)
-    if state is None or not _pid_running(state["pid"]):
+    if state is None or not pid_running(state["pid"]):
         return None
     try:
         with urllib.request.urlopen(f"{state['api_url']}/health", timeout=2) as r:
@@ -393,13 +393,13 @@ def start_prefect_server(pg_uri: str, prefect_home: Path) -> str:
 def stop_prefect_server(prefect_home: Path, timeout: float = 20.0) -> bool:
     """Stop the local Prefect server recorded in ``prefect_home``; False when none was running."""
     state = _prefect_state(prefect_home)
-    if state is None or not _pid_running(state["pid"]) or not _is_prefect(state["pid"]):
+    if state is None or not pid_running(state["pid"]) or not _is_prefect(state["pid"]):
         return False  # gone, or its pid now belongs to another program: leave that alone
     os.kill(state["pid"], 15)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_running(state["pid"]):
+    while time.monotonic() < deadline and pid_running(state["pid"]):
         time.sleep(0.2)
-    if _pid_running(state["pid"]):
+    if pid_running(state["pid"]):
         os.kill(state["pid"], 9)
     (Path(prefect_home) / "server.json").unlink(missing_ok=True)
     return True
