@@ -17,14 +17,13 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-import yaml
 
+from tests.demo import demo_config
 from tests.postgres import rows
 from tests.receiver import Receiver, receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
 
-REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 2, 2, tzinfo=UTC)
 DAYS = 8  # day 0 = reference, days 1-7 monitored (day 7: the shadow challenger is worse)
 PER_DAY = 900
@@ -64,15 +63,13 @@ def demo_env(
 
     tmp = tmp_path_factory.mktemp("flows")
     database = f"flows_{uuid.uuid4().hex[:8]}"
-    raw = yaml.safe_load((REPO / "deployments" / "models.yaml").read_text())
-    model = raw["models"]["demo_classifier"]
-    model["source"]["database"] = database
-    model["reference"]["path"] = str(tmp / "demo_classifier.parquet")
-    model["quality"]["expected_volume"] = {"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)}
-    model["evidently"] = {"enabled": False}
-    model["alerts"] = {"webhook_env": WEBHOOK_ENV}
-    cfg_path = tmp / "models.yaml"
-    cfg_path.write_text(yaml.safe_dump(raw))
+    cfg_path = demo_config(
+        tmp,
+        database,
+        "demo_classifier.parquet",
+        expected_volume={"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)},
+        alerts={"webhook_env": WEBHOOK_ENV},
+    )
     simulate.run_simulation(mongo_uri, database, START, DAYS, PER_DAY, 7)
     cfg = load_config(cfg_path).model("demo_classifier")
     reference.build_from_mongo(mongo_uri, cfg, START, START + timedelta(days=1), cfg.reference_path)
