@@ -57,6 +57,8 @@ from typing import Any
 import numpy as np
 import prometheus_client as pc
 
+from mlmon.logger import process_generation
+
 log = logging.getLogger(__name__)
 
 EPS = 1e-4
@@ -283,7 +285,7 @@ class LiveMetrics:
 
     def _start(self) -> None:
         """(Re)create what does not survive a fork: the locks, the pending deltas, the sync thread."""
-        self._pid = os.getpid()
+        self._generation = process_generation()
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # one sync at a time (a fork may copy it held)
         self._counts = [0] * len(self._bin_children)
@@ -310,7 +312,7 @@ class LiveMetrics:
         own copies). When the sync thread is :data:`MAX_DEFERRED` predictions behind, the call counts
         inline instead, so memory stays bounded and nothing is dropped.
         """
-        if self._pid != os.getpid():
+        if self._generation != process_generation():
             self._start()  # forked: the parent's deltas are the parent's, and its thread is gone
         item = (version, features, prediction, probabilities, latency_ms, status)
         if len(self._deferred) < MAX_DEFERRED:
@@ -322,9 +324,10 @@ class LiveMetrics:
     def _drain(self) -> None:
         """Bin the predictions deferred so far into the pending counts, :data:`DRAIN_BATCH` at a time.
 
-        Why big batches rather than short chunks: a request thread hands the GIL over inside every call
-        (``uuid4``'s ``os.urandom`` releases it), so a sync thread with work takes it once per call and
-        holds it until it hands it back. Binned 16 at a time (~0.2 ms per hold), a 50 ms backlog made one
+        Why big batches rather than short chunks: whenever a request thread hands the GIL over (it waits
+        for a request or for I/O; with the logger's older ``uuid4`` request ids, inside every call, as
+        ``os.urandom`` releases it), a sync thread with work takes it and holds it until it hands it back.
+        Binned 16 at a time (~0.2 ms per hold), a 50 ms backlog made one
         call in ten ~0.2 ms slower (wall p99 230-530 µs at back-to-back calls). A whole backlog binned at
         once, column by column with NumPy (:meth:`_count_batch`, ~4 µs per prediction instead of ~8 µs),
         is handed back only a few times per drain: a few calls wait longer (up to the interpreter's
@@ -511,10 +514,10 @@ class LiveMetrics:
     def _sync_loop(self) -> None:
         """Bin what was taken every :data:`DRAIN_INTERVAL_S` (a backlog of at most that long, binned in
         one batch); sync every ``sync_interval``."""
-        pid = self._pid
+        generation = self._generation
         step = min(DRAIN_INTERVAL_S, self.sync_interval)
         next_sync = time.monotonic() + self.sync_interval
-        while not self._stopped.wait(step) and pid == os.getpid():
+        while not self._stopped.wait(step) and generation == process_generation():
             try:
                 if time.monotonic() >= next_sync:
                     next_sync = time.monotonic() + self.sync_interval

@@ -6,7 +6,10 @@ profile, and lets the page's scripts run for a few seconds of virtual time befor
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -76,9 +79,37 @@ def _run(args: list[str], budget_ms: int) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def dump_dom(url_or_path: str | Path, *, budget_ms: int = 5000) -> str:
-    """The serialized DOM of a page after its scripts ran (``--dump-dom``)."""
-    return _run(["--dump-dom", _url(url_or_path)], budget_ms).stdout
+def dump_dom(url_or_path: str | Path, *, budget_ms: int = 5000, width: int | None = None) -> str:
+    """The serialized DOM of a page after its scripts ran (``--dump-dom``), laid out ``width`` px wide."""
+    size = [f"--window-size={width},900"] if width else []
+    return _run([*size, "--dump-dom", _url(url_or_path)], budget_ms).stdout
+
+
+_MEASURE = """<script>addEventListener("load", () => {
+  const wide = [...document.querySelectorAll(".tw")].filter((e) => e.scrollWidth > e.clientWidth + 1);
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify(wide.map((e) => ({
+    section: (e.closest("section") || {}).id || "", width: e.scrollWidth, box: e.clientWidth})));
+  document.body.appendChild(out);
+});</script>"""
+
+
+def wide_tables(page: Path, width: int = 1400, *, budget_ms: int = 5000) -> list[dict[str, object]]:
+    """The tables of ``page`` (their ``.tw`` scroll boxes) wider than their box when the page is shown
+    ``width`` px wide: what a reader would have to scroll sideways for. Measured on a copy next to the
+    page without its Content-Security-Policy, so that the measuring script may run."""
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
+    copy = page.with_name(f".measure-{page.name}")
+    copy.write_text(text.replace("</body>", _MEASURE + "</body>"))
+    try:
+        dom = dump_dom(copy, budget_ms=budget_ms, width=width)
+    finally:
+        copy.unlink()
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
+    if not found:
+        raise RuntimeError(f"the measuring script did not run on {page}")
+    return json.loads(html.unescape(found.group(1)))
 
 
 def screenshot(

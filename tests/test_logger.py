@@ -147,6 +147,55 @@ def test_writes_contract_documents(mongo_uri, mongo_db):
 
 
 @pytest.mark.integration
+def test_ids_are_made_at_the_call_not_when_written(mongo_uri, mongo_db):
+    # The writer builds the documents later, in its thread; the _id still carries the call's time (the
+    # unreadable-timestamps check counts documents created in a window by it), also for a backfilled
+    # timestamp, and a batch retried after an outage keeps its ids.
+    backfilled = datetime(2020, 5, 6, tzinfo=UTC)
+    with PredictionLogger(
+        mongo_uri, database=mongo_db.name, model_name="m", model_version="v1", flush_interval=5
+    ) as logger:
+        before = datetime.now(UTC).replace(microsecond=0)
+        ids = [
+            logger.log_prediction(FEATURES, "x", timestamp=backfilled if i % 2 else None) for i in range(20)
+        ]
+        logger.log_label(ids[0], "y")
+        after = datetime.now(UTC)
+        time.sleep(1.2)  # the writer takes the batch later than the calls were made
+        assert logger.flush(timeout=10)
+    docs = list(mongo_db.predictions.find({"request_id": {"$in": ids}}))
+    assert len(docs) == 20 and len({d["_id"] for d in docs}) == 20
+    assert all(before <= d["_id"].generation_time <= after for d in docs)
+    assert sum(d["timestamp"] == backfilled for d in docs) == 10
+    label = mongo_db.labels.find_one({"request_id": {"$eq": ids[0]}})
+    assert before <= label["_id"].generation_time <= after
+
+
+def test_request_ids_are_unique_random_hex_also_across_fork():
+    with PredictionLogger(
+        f"mongodb://127.0.0.1:{_closed_port()}/", model_name="m", model_version="v1", server_timeout_ms=100
+    ) as logger:
+        parent = [logger.log_prediction(FEATURES, "x") for _ in range(300)]  # a pool refilled once
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child must not hand out what is left of the parent's pool
+            try:
+                ids = [logger.log_prediction(FEATURES, "x") for _ in range(100)]
+                os.write(write, "\n".join(ids).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            child = pipe.read().split("\n")
+        os.waitpid(pid, 0)
+        parent += [logger.log_prediction(FEATURES, "x") for _ in range(100)]
+        logger.close(timeout=0.2)
+    assert len(child) == 100 and len(parent) == 400
+    assert len(set(parent) | set(child)) == 500
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in parent + child)
+
+
+@pytest.mark.integration
 def test_unencodable_documents_are_rejected_and_the_rest_written(mongo_uri, mongo_db):
     with PredictionLogger(mongo_uri, database=mongo_db.name, model_name="m", model_version="v1") as logger:
         logger.log_prediction({"a": 1}, "x")

@@ -136,7 +136,7 @@ def test_summary_comes_first_and_failed_checks_are_listed(tmp_path: Path) -> Non
 def test_drift_table_is_sorted_by_severity_then_effect(tmp_path: Path) -> None:
     page = write_report(fx.result(), fx.config(), tmp_path, None).read_text()
     table = page[page.index('id="drift"') : page.index("Segment <span")]
-    names = re.findall(r'<td class="name nowrap">([^<]+?) <span class="tag">', table)
+    names = re.findall(r'<td class="name">([^<]+?) <span class="tag">', table)
     assert names[:4] == [
         "income",
         "sessions_last_7d",
@@ -258,7 +258,7 @@ def test_index_lists_each_model_newest_window_first(tmp_path: Path) -> None:
     for model in ("a-model", "b-model"):
         section = html[html.index(f'data-model="{model}"') :]
         section = section[: section.index("</section>")]
-        days = re.findall(r'<td><a href="[^"]+">(2026-01-\d\d)</a></td>', section)
+        days = re.findall(r'<td class="nowrap"><a href="[^"]+">(2026-01-\d\d)</a></td>', section)
         assert days == ["2026-01-09", "2026-01-08", "2026-01-07", "2026-01-06"]
         links = re.findall(r'href="([^"]+)"', section)
         assert links and all(link.startswith(f"{model}/") and link.endswith(".html") for link in links)

@@ -16,7 +16,7 @@ import pytest
 from mlmon.reports.render import scan_index, write_index, write_report
 from mlmon.tasks.checks.presets import run_evidently
 from tests import factories as fx
-from tests.browser import dump_dom, require_chromium, screenshot
+from tests.browser import dump_dom, require_chromium, screenshot, wide_tables
 
 pytestmark = pytest.mark.browser
 
@@ -98,6 +98,12 @@ def test_index_lists_reports_and_its_filters_work(site: Site) -> None:
     assert re.search(r'<section id="m-demo_classifier" data-model="demo_classifier" class="hidden">', dom)
     assert re.search(r'<section id="m-other" data-model="other"( class="")?>', dom)
     assert 'id="f-shown">3<' in dom
+
+
+def test_tables_fit_a_laptop_screen(site: Site) -> None:
+    # The report's tables (drift: 12 columns) and the index fit 1400 px without sideways scrolling.
+    for page in (site.report, site.index):
+        assert wide_tables(page, 1400, budget_ms=BUDGET_MS) == [], page.name
 
 
 def test_screenshots(site: Site, tmp_path: Path) -> None:

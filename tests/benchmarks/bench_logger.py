@@ -6,7 +6,10 @@ mode runs in its own fresh process:
 
 * ``off``          — no metrics (the default; prometheus_client is not even imported);
 * ``on``           — :class:`mlmon.live.LiveMetrics` in a single process;
-* ``multiprocess`` — the same with ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn / uvicorn workers).
+* ``multiprocess`` — the same with ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn / uvicorn workers);
+* ``floor``        — not the logger: a function that only reads the clock, copies the two dicts and
+  appends a tuple to a list (the least any logger must do), timed the same way: what this machine
+  charges for any call, e.g. after a sleep in the paced runs.
 
 The logger's MongoDB is a closed local port, and the buffer holds every call, so what is timed is the
 call itself (building the document, queueing it, counting the metrics), not the writer thread's I/O.
@@ -43,7 +46,7 @@ import numpy as np
 
 N_NUMERICAL, N_CATEGORICAL = 15, 5
 CATEGORIES = [f"c{i}" for i in range(8)]
-MODES = ("off", "on", "multiprocess")
+MODES = ("floor", "off", "on", "multiprocess")
 
 
 def _spec():  # imported late: in "off" mode the logger must stay light
@@ -71,7 +74,7 @@ def run_mode(mode: str, calls: int, warmup: int, rate: float = 0) -> dict[str, f
     from mlmon.logger import PredictionLogger
 
     metrics = None
-    if mode != "off":
+    if mode in ("on", "multiprocess"):
         import prometheus_client as pc
 
         from mlmon.live import LiveMetrics
@@ -100,6 +103,12 @@ def run_mode(mode: str, calls: int, warmup: int, rate: float = 0) -> dict[str, f
     cpu = np.empty(total, dtype=np.int64)
     clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     log = logger.log_prediction
+    if mode == "floor":
+        kept: list[tuple] = []
+
+        def log(features, prediction, probabilities, latency_ms, status):  # the floor
+            kept.append((time.time(), dict(features), prediction, dict(probabilities), latency_ms, status))
+
     gap = 1 / rate if rate else 0.0
     next_call = time.perf_counter()
     for i in range(total):
