@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,24 +40,29 @@ def _isolated_env(state_dir: Path) -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
-def mongo_uri(state_dir: Path) -> Iterator[str]:
-    uri = os.environ.get("MLMON_TEST_MONGO_URI")
+def _server(
+    variable: str, start: Callable[[Path], str], stop: Callable[[Path], object], data: Path
+) -> Iterator[str]:
+    """The URI in ``variable`` when set (a server of yours), else an embedded server in ``data``, stopped
+    at the end of the session."""
+    uri = os.environ.get(variable)
     if uri:
         yield uri
         return
-    yield embedded.start_mongo(state_dir / "mongo")
-    embedded.stop_mongo(state_dir / "mongo")
+    yield start(data)
+    stop(data)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(state_dir: Path) -> Iterator[str]:
+    yield from _server("MLMON_TEST_MONGO_URI", embedded.start_mongo, embedded.stop_mongo, state_dir / "mongo")
 
 
 @pytest.fixture(scope="session")
 def pg_uri(state_dir: Path) -> Iterator[str]:
-    uri = os.environ.get("MLMON_TEST_POSTGRES_URI")
-    if uri:
-        yield uri
-        return
-    yield embedded.start_postgres(state_dir / "pg")
-    embedded.stop_postgres(state_dir / "pg")
+    yield from _server(
+        "MLMON_TEST_POSTGRES_URI", embedded.start_postgres, embedded.stop_postgres, state_dir / "pg"
+    )
 
 
 @pytest.fixture
