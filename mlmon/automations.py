@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import yaml
-
+from mlmon.tasks.config import read_yaml
 from mlmon.tasks.errors import ConfigError
 
 AUTOMATIONS_FILE = Path(__file__).resolve().parents[1] / "deployments" / "automations.yaml"
@@ -41,12 +40,7 @@ def load(path: Path, block_id: UUID | str) -> list[Any]:
     from prefect.events.schemas.automations import AutomationCore
     from pydantic import ValidationError
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"automations file {path} not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = read_yaml(path, f"automations file {path} not found")
     items = raw.get("automations") if isinstance(raw, dict) else raw
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{path}: expected `automations:` with a list of automations")

@@ -575,14 +575,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_: str, func: Any, description: str | None = None) -> argparse.ArgumentParser:
-        sp = sub.add_parser(
+    def add(
+        name: str,
+        help_: str,
+        func: Any,
+        description: str | None = None,
+        *,
+        under: Any = sub,
+        config: str = "models config (default: $MLMON_CONFIG or deployments/models.yaml)",
+    ) -> argparse.ArgumentParser:
+        """A command running ``func``, top level or ``under`` a :func:`group`; ``config`` is the help of
+        its --config option (``argparse.SUPPRESS`` hides it)."""
+        sp = under.add_parser(
             name, help=help_, description=description or help_, epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         sp.set_defaults(func=func)
-        sp.add_argument("--config", help="models config (default: $MLMON_CONFIG or deployments/models.yaml)")
+        sp.add_argument("--config", help=config)
         return sp
+
+    def group(name: str, help_: str, description: str, dest: str) -> Any:
+        """A command whose ACTIONs are added with ``add(..., under=group(...))``."""
+        parser = sub.add_parser(name, help=help_, description=description)
+        return parser.add_subparsers(dest=dest, metavar="ACTION", required=True)
 
     sp = add("run", "run every check for one window of one model", cmd_run,
              "Run every check for one window (default: the last complete window) and store the results. "
@@ -611,16 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--per-day", type=int, default=2500, help="predictions per day (default 2500)")
     sp.add_argument("--fresh", action="store_true", help="drop the demo data and seed again")
 
-    ref = sub.add_parser("reference", help="build reference datasets", description="Reference datasets.")
-    ref_sub = ref.add_subparsers(dest="ref_command", metavar="ACTION", required=True)
-    sp = ref_sub.add_parser(
-        "build", help="build a model's reference Parquet from a past window in MongoDB",
-        description="Extract [start, end) of a model's logs (same contract and quarantine as a monitored "
-        "window, labels joined) and write it as the model's reference Parquet.", epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sp.set_defaults(func=cmd_reference_build)
-    sp.add_argument("--config", help="models config")
+    ref_sub = group("reference", "build reference datasets", "Reference datasets.", "ref_command")
+    sp = add("build", "build a model's reference Parquet from a past window in MongoDB", cmd_reference_build,
+             "Extract [start, end) of a model's logs (same contract and quarantine as a monitored window, "
+             "labels joined) and write it as the model's reference Parquet.",
+             under=ref_sub, config="models config")  # fmt: skip
     sp.add_argument("model", help="model name from the config")
     sp.add_argument("--start", type=_time, required=True, help="window start (UTC ISO time)")
     sp.add_argument("--end", type=_time, required=True, help="window end, exclusive")
@@ -628,25 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("reports", "rebuild the HTML report index and print where it is", cmd_reports)
 
-    cfg = sub.add_parser(
-        "config", help="check or draft the models config", description="Models config tools."
-    )
-    cfg_sub = cfg.add_subparsers(dest="cfg_command", metavar="ACTION", required=True)
-    sp = cfg_sub.add_parser(
-        "check", help="validate the config and say what is missing",
-        description="Validate the models config (unknown keys, types, durations, segments) and report, per "
-        "model, its features, task, window and whether its reference file exists.", epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sp.set_defaults(func=cmd_config_check)
-    sp.add_argument("--config", help="models config")
-    sp = cfg_sub.add_parser(
-        "draft", help="draft a model config from a sample of an existing collection",
-        description="Sample documents from a collection, infer field paths, types and categories, and print "
-        "a config for you to edit.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sp.set_defaults(func=cmd_config_draft)
-    sp.add_argument("--config", help=argparse.SUPPRESS)
+    cfg_sub = group("config", "check or draft the models config", "Models config tools.", "cfg_command")
+    add("check", "validate the config and say what is missing", cmd_config_check,
+        "Validate the models config (unknown keys, types, durations, segments) and report, per model, its "
+        "features, task, window and whether its reference file exists.",
+        under=cfg_sub, config="models config")  # fmt: skip
+    sp = add("draft", "draft a model config from a sample of an existing collection", cmd_config_draft,
+             "Sample documents from a collection, infer field paths, types and categories, and print a "
+             "config for you to edit.", under=cfg_sub, config=argparse.SUPPRESS)  # fmt: skip
     sp.add_argument("--collection", required=True, help="collection of prediction documents")
     sp.add_argument("--database", default="mlmon", help="database (default mlmon)")
     sp.add_argument("--model", default="my_model", help="name for the drafted model")
@@ -692,29 +691,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
 
-    lab = sub.add_parser("labels", help="late labels", description="Late-arriving labels.")
-    lab_sub = lab.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
-    sp = lab_sub.add_parser(
-        "recheck", help="re-evaluate model quality of windows whose labels arrived after they ran",
-        description="For windows inside the model's schedule.label_horizon whose labels arrived after their "
-        "last evaluation, recompute only the model-quality checks and metrics (drift, quality and health "
-        "results are left untouched).", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sp.set_defaults(func=cmd_labels_recheck)
-    sp.add_argument("--config", help="models config")
+    lab_sub = group("labels", "late labels", "Late-arriving labels.", "labels_command")
+    sp = add("recheck", "re-evaluate model quality of windows whose labels arrived after they ran",
+             cmd_labels_recheck,
+             "For windows inside the model's schedule.label_horizon whose labels arrived after their last "
+             "evaluation, recompute only the model-quality checks and metrics (drift, quality and health "
+             "results are left untouched).", under=lab_sub, config="models config")  # fmt: skip
     sp.add_argument("model", help="model name from the config")
 
-    al = sub.add_parser("alerts", help="alert notifications", description="Alert notifications.")
-    al_sub = al.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
-    sp = al_sub.add_parser(
-        "install", help="install the Prefect automations that turn mlmon.window.failed into notifications",
-        description="Create or update (by name) the automations of deployments/automations.yaml on the Prefect "
-        "server in PREFECT_API_URL, notifying through a Slack-compatible webhook (--webhook-url, or "
-        "MLMON_ALERT_WEBHOOK_URL) or an existing notification block (--block). Safe to run again.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sp.set_defaults(func=cmd_alerts_install)
-    sp.add_argument("--config", help=argparse.SUPPRESS)
+    al_sub = group("alerts", "alert notifications", "Alert notifications.", "alerts_command")
+    sp = add("install", "install the Prefect automations that turn mlmon.window.failed into notifications",
+             cmd_alerts_install,
+             "Create or update (by name) the automations of deployments/automations.yaml on the Prefect "
+             "server in PREFECT_API_URL, notifying through a Slack-compatible webhook (--webhook-url, or "
+             "MLMON_ALERT_WEBHOOK_URL) or an existing notification block (--block). Safe to run again.",
+             under=al_sub, config=argparse.SUPPRESS)  # fmt: skip
     sp.add_argument(
         "--webhook-url", help="Slack-compatible incoming-webhook URL (default $MLMON_ALERT_WEBHOOK_URL)"
     )
@@ -726,10 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
              "Run every check of the pipeline on --current against --reference (Parquet, CSV or JSON lines) "
              "and exit 0 when nothing fails, 1 when a check fails, 2 for a usage or config error, 3 when the "
              "comparison could not run. Without --config, feature kinds, the task and the prediction/target "
-             "columns are inferred from the reference.")  # fmt: skip
-    next(
-        a for a in sp._actions if "--config" in a.option_strings
-    ).help = "models config YAML (default: none, everything is inferred from the reference)"
+             "columns are inferred from the reference.",
+             config="models config YAML (default: none, everything is inferred from the reference)")  # fmt: skip
     sp.add_argument(
         "--reference", help="reference dataset (what the model was validated on); default: the reference.path "
         "of the --config model"

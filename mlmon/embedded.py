@@ -32,13 +32,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pid_running(pid: int) -> bool:
+    """Is there a process ``pid`` (signal 0: nothing is sent)?"""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _pid_alive(pid_file: Path) -> bool:
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return False
-    return True
+    return pid_running(pid)
 
 
 def _port_open(port: int) -> bool:
@@ -128,6 +136,25 @@ PREFECT_ROLE, PREFECT_DATABASE = "mlmon_prefect", "prefect"
 pipeline writes as ``mlmon_writer`` (owns schema ``mlmon``, runs the migrations), ``mlmon sql`` and
 Grafana read as ``grafana_reader`` (SELECT on ``mlmon`` only, read-only sessions, a statement timeout)."""
 
+
+def _hand_relations(schema: str, role: str) -> str:
+    """A PL/pgSQL loop (in a ``DO`` block declaring ``r record``) giving ``role`` every table, view,
+    materialized view and free-standing sequence of ``schema`` it does not own yet (a sequence owned by
+    a table follows the table)."""
+    return f"""    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = '{schema}' AND c.relowner <> '{role}'::regrole
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+          AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid
+                                                AND d.deptype IN ('a', 'i')))
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {role}',
+            CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+            ELSE 'TABLE' END, r.rel);
+    END LOOP;"""
+
+
 _ROLES_LOCK = (
     0x6D6C726F6C65  # b"mlrole": serialises concurrent provisioning (ALTER ROLE is not concurrent-safe)
 )
@@ -153,17 +180,7 @@ ALTER SCHEMA mlmon OWNER TO {WRITER};
 -- A data folder from before the roles: its tables and views were created by the superuser. They become
 -- the writer's, so its later migrations can alter them (sequences owned by a table follow the table).
 DO $$ DECLARE r record; BEGIN
-    FOR r IN
-        SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'mlmon' AND c.relowner <> '{WRITER}'::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
-                          AND c.relkind = 'S')
-    LOOP
-        EXECUTE format('ALTER %s %s OWNER TO {WRITER}',
-            CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-            ELSE 'TABLE' END, r.rel);
-    END LOOP;
+{_hand_relations("mlmon", WRITER)}
 END $$;
 REVOKE ALL ON SCHEMA mlmon FROM PUBLIC;
 GRANT USAGE ON SCHEMA mlmon TO {READER};
@@ -276,18 +293,7 @@ def ensure_prefect_database(admin_uri: str) -> None:
 _HAND_OVER_SQL = f"""
 ALTER SCHEMA public OWNER TO {PREFECT_ROLE};
 DO $$ DECLARE r record; BEGIN
-    FOR r IN
-        SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public' AND c.relowner <> '{PREFECT_ROLE}'::regrole
-          AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-          AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid
-                                                AND d.deptype IN ('a', 'i')))
-    LOOP
-        EXECUTE format('ALTER %s %s OWNER TO {PREFECT_ROLE}',
-            CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-            ELSE 'TABLE' END, r.rel);
-    END LOOP;
+{_hand_relations("public", PREFECT_ROLE)}
     FOR r IN
         SELECT t.oid::regtype AS typ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c')
@@ -352,14 +358,6 @@ def _prefect_state(prefect_home: Path) -> dict[str, Any] | None:
     return state if ok else None
 
 
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _is_prefect(pid: int) -> bool:
     try:
         return b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -373,7 +371,7 @@ def running_prefect_server(prefect_home: Path) -> str | None:
     import urllib.request
 
     state = _prefect_state(prefect_home)
-    if state is None or not _pid_running(state["pid"]):
+    if state is None or not pid_running(state["pid"]):
         return None
     try:
         with urllib.request.urlopen(f"{state['api_url']}/health", timeout=2) as r:
@@ -393,13 +391,13 @@ def start_prefect_server(pg_uri: str, prefect_home: Path) -> str:
 def stop_prefect_server(prefect_home: Path, timeout: float = 20.0) -> bool:
     """Stop the local Prefect server recorded in ``prefect_home``; False when none was running."""
     state = _prefect_state(prefect_home)
-    if state is None or not _pid_running(state["pid"]) or not _is_prefect(state["pid"]):
+    if state is None or not pid_running(state["pid"]) or not _is_prefect(state["pid"]):
         return False  # gone, or its pid now belongs to another program: leave that alone
     os.kill(state["pid"], 15)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_running(state["pid"]):
+    while time.monotonic() < deadline and pid_running(state["pid"]):
         time.sleep(0.2)
-    if _pid_running(state["pid"]):
+    if pid_running(state["pid"]):
         os.kill(state["pid"], 9)
     (Path(prefect_home) / "server.json").unlink(missing_ok=True)
     return True

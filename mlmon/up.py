@@ -36,6 +36,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from mlmon.embedded import pid_running
 from mlmon.serve import ServiceError
 from mlmon.settings import Settings
 from mlmon.tasks.errors import StoreError
@@ -185,11 +186,7 @@ def _healthy(api_url: str) -> bool:
 def _alive(pid: int, process: subprocess.Popen[bytes] | None = None) -> bool:
     if process is not None:
         return process.poll() is None
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+    return pid_running(pid)
 
 
 def _read_state(path: Path) -> dict | None:

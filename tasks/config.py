@@ -1038,15 +1038,21 @@ def model_from_dict(body: dict[str, Any], name: str = "model", source: str = "<c
         raise ConfigError(_describe(e, Path(source))) from None
 
 
+def read_yaml(path: Path, missing: str) -> Any:
+    """The YAML document in ``path``; :class:`ConfigError` saying ``missing`` when there is no such file,
+    or where the YAML is broken."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(missing) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
 def load_config(path: str | Path) -> Config:
     """Load and validate a models config; raise :class:`ConfigError` naming the file, model and key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found; pass --config or set MLMON_CONFIG") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = read_yaml(path, f"config file {path} not found; pass --config or set MLMON_CONFIG")
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
         raise ConfigError(
             f"{path}: expected a mapping with a non-empty `models:` mapping of model name -> settings"

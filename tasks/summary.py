@@ -815,15 +815,13 @@ def summary_quality(cfg: ModelConfig, profile: Profile, s: Summary) -> tuple[lis
     if rows:
         for name, spec in cfg.features.items():
             col = profile.columns.get(name)
-            allowed = q.allowed_missing(spec, cfg)
             if spec.type is Kind.NUMERICAL:
                 ns = s.numerical.get(name)
                 if ns is None:
                     continue
-                ref_missing = col.missing_share if isinstance(col, NumericalProfile) else 0.0
-                check = q.missing_share(name, ns.n_missing, rows, ref_missing, allowed)
+                check, metric = q.missing_check(name, spec, col, ns.n_missing, rows, cfg)
                 checks.append(check)
-                metrics.append(Metric("missing_share", check.value or 0.0, name))
+                metrics.append(metric)
                 n_present = rows - ns.n_missing
                 if not n_present:
                     continue
@@ -850,17 +848,13 @@ def summary_quality(cfg: ModelConfig, profile: Profile, s: Summary) -> tuple[lis
                 cs = s.categorical.get(name)
                 if cs is None:
                     continue
-                ref_missing = col.missing_share if isinstance(col, CategoricalProfile) else 0.0
-                check = q.missing_share(name, cs.n_missing, rows, ref_missing, allowed)
+                check, metric = q.missing_check(name, spec, col, cs.n_missing, rows, cfg)
                 checks.append(check)
-                metrics.append(Metric("missing_share", check.value or 0.0, name))
+                metrics.append(metric)
                 if not cs.counts or not sum(cs.counts.values()):
                     continue
-                if spec.allowed is not None:
-                    allowed_set, source = frozenset(spec.allowed), "configured"
-                elif isinstance(col, CategoricalProfile):
-                    allowed_set, source = frozenset(col.categories), "reference"
-                else:
+                allowed_set, source = q.allowed_categories(spec, col)
+                if allowed_set is None:
                     continue
                 counts = pd.Series(cs.counts, dtype=np.int64).sort_values(ascending=False, kind="stable")
                 uc = q.unseen_categories(name, counts, allowed_set, source, cfg.quality.max_unseen_share)

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,37 +32,37 @@ def state_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(state_dir: Path) -> Iterator[None]:
     """Keep the tests' Prefect and mlmon state out of the checkout and the user's home."""
-    keep = {k: os.environ.get(k) for k in ("MLMON_HOME", "PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
-    os.environ["MLMON_HOME"] = str(state_dir / "home")
-    os.environ["PREFECT_HOME"] = str(state_dir / "prefect")
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    (state_dir / "prefect").mkdir(exist_ok=True)
-    yield
-    for k, v in keep.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLMON_HOME", str(state_dir / "home"))
+        mp.setenv("PREFECT_HOME", str(state_dir / "prefect"))
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        (state_dir / "prefect").mkdir(exist_ok=True)
+        yield
+
+
+def _server(
+    variable: str, start: Callable[[Path], str], stop: Callable[[Path], object], data: Path
+) -> Iterator[str]:
+    """The URI in ``variable`` when set (a server of yours), else an embedded server in ``data``, stopped
+    at the end of the session."""
+    uri = os.environ.get(variable)
+    if uri:
+        yield uri
+        return
+    yield start(data)
+    stop(data)
 
 
 @pytest.fixture(scope="session")
 def mongo_uri(state_dir: Path) -> Iterator[str]:
-    uri = os.environ.get("MLMON_TEST_MONGO_URI")
-    if uri:
-        yield uri
-        return
-    yield embedded.start_mongo(state_dir / "mongo")
-    embedded.stop_mongo(state_dir / "mongo")
+    yield from _server("MLMON_TEST_MONGO_URI", embedded.start_mongo, embedded.stop_mongo, state_dir / "mongo")
 
 
 @pytest.fixture(scope="session")
 def pg_uri(state_dir: Path) -> Iterator[str]:
-    uri = os.environ.get("MLMON_TEST_POSTGRES_URI")
-    if uri:
-        yield uri
-        return
-    yield embedded.start_postgres(state_dir / "pg")
-    embedded.stop_postgres(state_dir / "pg")
+    yield from _server(
+        "MLMON_TEST_POSTGRES_URI", embedded.start_postgres, embedded.stop_postgres, state_dir / "pg"
+    )
 
 
 @pytest.fixture

@@ -168,6 +168,18 @@ def test_unexpected_error_is_one_line_and_exit_3(
     assert err.startswith("mlmon: error: ") and "--debug" in err and "Traceback" not in err
 
 
+def no_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh state folder and no server configured (no Prefect API, no database URIs); returns the
+    folder, where any server the command started would leave its files."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLMON_HOME", str(home))
+    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for k in ("MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
+        monkeypatch.delenv(k, raising=False)
+    return home
+
+
 @pytest.mark.parametrize(
     ("cmd", "expected"),
     [
@@ -189,12 +201,7 @@ def test_unaligned_bounds_are_refused_before_any_server_starts(
     expected: str,
 ) -> None:
     path = config_dir(tmp_path)
-    home = tmp_path / "home"
-    monkeypatch.setenv("MLMON_HOME", str(home))
-    monkeypatch.delenv("PREFECT_HOME", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    for k in ("MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
-        monkeypatch.delenv(k, raising=False)
+    home = no_servers(tmp_path, monkeypatch)
     assert main([*cmd, "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert expected in err and "nearest boundaries" in err and "window_origin" in err
@@ -206,12 +213,7 @@ def test_missing_reference_is_refused_before_any_server_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config_dir(tmp_path, GOOD.replace("path: ref.parquet", "path: gone.parquet"))
-    home = tmp_path / "home"
-    monkeypatch.setenv("MLMON_HOME", str(home))
-    monkeypatch.delenv("PREFECT_HOME", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    for k in ("MLMON_MONGO_URI", "MLMON_POSTGRES_URI"):
-        monkeypatch.delenv(k, raising=False)
+    home = no_servers(tmp_path, monkeypatch)
     assert main(["run", "churn", "--start", "2026-02-02", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "gone.parquet not found" in err and "mlmon reference build churn" in err

@@ -5,18 +5,17 @@ a KPI that raises is an ``error`` and the rest of the window is kept."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import psycopg2
 import pytest
 import yaml
 
 from tests.plugins import ensure_kpi_plugin
+from tests.postgres import rows
 from tests.receiver import receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
@@ -84,24 +83,12 @@ def kpi_env(mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactor
             "MLMON_MONGO_URI": mongo_uri, "MLMON_POSTGRES_URI": pg_uri, "MLMON_HOME": str(tmp / "home"),
             "MLMON_CONFIG": str(cfg_path), "MLMON_REPORTS_DIR": str(tmp / "reports"), WEBHOOK_ENV: hook.url,
         }  # fmt: skip
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
             yield {"env": env, "hook": hook, "config": str(cfg_path)}
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     client.drop_database(database)
     client.close()
-
-
-def rows(pg_uri: str, sql: str, *params: object) -> list[tuple]:
-    with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
 
 
 def test_a_kpi_from_an_installed_package_is_computed_stored_reported_and_alerted(kpi_env: dict) -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 
 from mlmon import simulate
 from mlmon.tasks import extract
@@ -20,8 +18,8 @@ from mlmon.tasks.evaluate import evaluate, profile_kinds
 from mlmon.tasks.reference import fit_profile
 from mlmon.tasks.store import store
 from mlmon.tasks.window import Window
+from tests.demo import demo_config
 
-REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 1, tzinfo=UTC)
 PER_DAY = 1_500
 DAYS = (0, 1, 2, 8)
@@ -32,14 +30,8 @@ pytestmark = pytest.mark.integration
 def test_day_8_bias_fails_fairness_and_clean_days_pass(mongo_db, pg_schema_uri, tmp_path) -> None:
     import psycopg2
 
-    raw = yaml.safe_load((REPO / "deployments" / "models.yaml").read_text())
-    model = raw["models"]["demo_classifier"]
-    model["source"]["database"] = mongo_db.name
-    model["reference"]["path"] = str(tmp_path / "ref.parquet")
-    model["quality"]["expected_volume"] = {"min": 1000, "max": 2000}
-    model["evidently"] = {"enabled": False}
-    (tmp_path / "models.yaml").write_text(yaml.safe_dump(raw))
-    cfg = load_config(tmp_path / "models.yaml").model("demo_classifier")
+    path = demo_config(tmp_path, mongo_db.name, "ref.parquet", expected_volume={"min": 1000, "max": 2000})
+    cfg = load_config(path).model("demo_classifier")
     preds, labels = [], []
     for d in DAYS:  # a day depends only on (seed, day): write just the days the test reads
         p, lab = simulate._simulate_day(START + timedelta(days=d), d, PER_DAY, 7, simulate.Scenario())

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-import yaml
 
+from tests.demo import demo_config
+from tests.postgres import rows
 from tests.receiver import Receiver, receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
 
-REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 2, 2, tzinfo=UTC)
 DAYS = 8  # day 0 = reference, days 1-7 monitored (day 7: the shadow challenger is worse)
 PER_DAY = 900
@@ -63,15 +63,13 @@ def demo_env(
 
     tmp = tmp_path_factory.mktemp("flows")
     database = f"flows_{uuid.uuid4().hex[:8]}"
-    raw = yaml.safe_load((REPO / "deployments" / "models.yaml").read_text())
-    model = raw["models"]["demo_classifier"]
-    model["source"]["database"] = database
-    model["reference"]["path"] = str(tmp / "demo_classifier.parquet")
-    model["quality"]["expected_volume"] = {"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)}
-    model["evidently"] = {"enabled": False}
-    model["alerts"] = {"webhook_env": WEBHOOK_ENV}
-    cfg_path = tmp / "models.yaml"
-    cfg_path.write_text(yaml.safe_dump(raw))
+    cfg_path = demo_config(
+        tmp,
+        database,
+        "demo_classifier.parquet",
+        expected_volume={"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)},
+        alerts={"webhook_env": WEBHOOK_ENV},
+    )
     simulate.run_simulation(mongo_uri, database, START, DAYS, PER_DAY, 7)
     cfg = load_config(cfg_path).model("demo_classifier")
     reference.build_from_mongo(mongo_uri, cfg, START, START + timedelta(days=1), cfg.reference_path)
@@ -84,21 +82,11 @@ def demo_env(
         "MLMON_REPORTS_URL": "http://reports.example:8080",
         WEBHOOK_ENV: webhook.url,
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        yield env
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def rows(pg_uri: str, sql: str, *params: object) -> list[tuple]:
-    with psycopg2.connect(pg_uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
 
 
 def day(i: int) -> tuple[datetime, datetime]:
@@ -175,41 +163,38 @@ def test_backfill_finds_the_incidents_and_passes_the_clean_days(demo_env: dict[s
     assert quarantined > 0
 
 
-def test_unreachable_postgres_is_a_clear_error_within_seconds(
-    demo_env: dict[str, str], tmp_path: Path
-) -> None:
+def fails_within_seconds(error: type[Exception], match: str) -> None:
+    """A monitor run of day 2 raises ``error`` (message matching ``match``) in under 30 s."""
     from mlmon.flows.monitor import monitor_window
+
+    t = time.monotonic()
+    with pytest.raises(error, match=match):
+        monitor_window("demo_classifier", *day(2))
+    assert time.monotonic() - t < 30
+
+
+def test_unreachable_postgres_is_a_clear_error_within_seconds(
+    demo_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlmon.tasks.errors import StoreError
 
-    os.environ["MLMON_POSTGRES_URI"] = f"postgresql://postgres@/postgres?host={tmp_path / 'nowhere'}"
-    try:
-        t = time.monotonic()
-        with pytest.raises(StoreError, match="Postgres"):
-            monitor_window("demo_classifier", *day(2))
-        assert time.monotonic() - t < 30
-    finally:
-        os.environ["MLMON_POSTGRES_URI"] = demo_env["MLMON_POSTGRES_URI"]
+    monkeypatch.setenv("MLMON_POSTGRES_URI", f"postgresql://postgres@/postgres?host={tmp_path / 'nowhere'}")
+    fails_within_seconds(StoreError, "Postgres")
 
 
-def test_unreachable_mongo_is_a_clear_error_within_seconds(demo_env: dict[str, str]) -> None:
+def test_unreachable_mongo_is_a_clear_error_within_seconds(
+    demo_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
-    from mlmon.flows.monitor import monitor_window
     from mlmon.tasks.errors import SourceUnavailable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    os.environ["MLMON_MONGO_URI"] = f"mongodb://127.0.0.1:{port}/"
-    os.environ["MLMON_DB_TIMEOUT_S"] = "1"
-    try:
-        t = time.monotonic()
-        with pytest.raises(SourceUnavailable, match="MLMON_MONGO_URI"):
-            monitor_window("demo_classifier", *day(2))
-        assert time.monotonic() - t < 30
-    finally:
-        os.environ["MLMON_MONGO_URI"] = demo_env["MLMON_MONGO_URI"]
-        os.environ.pop("MLMON_DB_TIMEOUT_S", None)
+    monkeypatch.setenv("MLMON_MONGO_URI", f"mongodb://127.0.0.1:{port}/")
+    monkeypatch.setenv("MLMON_DB_TIMEOUT_S", "1")
+    fails_within_seconds(SourceUnavailable, "MLMON_MONGO_URI")
 
 
 def server_events(name: str, since: datetime) -> list[dict]:

@@ -22,6 +22,7 @@ from mlmon.tasks.schedule import label_recheck_windows
 from mlmon.tasks.store import store
 from mlmon.tasks.window import Window
 from tests import factories
+from tests.postgres import rows as query
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +77,18 @@ def baseline(cfg: Any) -> Baseline:
     ref = factories.frame(1500, seed=1, labelled=1.0).drop(columns=[c.SCORE])
     profile = fit_profile(ref, profile_kinds(cfg), "ref-hash")
     return Baseline(ref, replace(profile, performance=reference_performance(ref, cfg)))
+
+
+def unlabelled_run(
+    mongo_db: Any, pg: str, cfg: Any, computed_at: datetime | None = None
+) -> tuple[Baseline, pd.DataFrame, Any]:
+    """On a migrated store: the fitted reference, the seeded window (no labels yet) and its evaluation,
+    not stored yet."""
+    store.migrate(pg)
+    base = baseline(cfg)
+    f = seed(mongo_db)
+    batch = read_window(mongo_db, cfg, WINDOW)
+    return base, f, evaluate(cfg, base.profile, batch, WINDOW, computed_at=computed_at, reference=base.frame)
 
 
 def snapshot(pg: str) -> dict[str, list[tuple]]:
@@ -200,14 +213,8 @@ def test_late_labels_showing_a_broken_model_fail_the_window_and_alert_once(
     from mlmon.tasks.config import AlertsConfig
 
     pg = pg_schema_uri
-    store.migrate(pg)
     cfg = model_cfg(mongo_db.name)
-    base = baseline(cfg)
-    f = seed(mongo_db)
-    ran = datetime.now(UTC) - timedelta(minutes=10)
-    result = evaluate(
-        cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, computed_at=ran, reference=base.frame
-    )
+    base, f, result = unlabelled_run(mongo_db, pg, cfg, datetime.now(UTC) - timedelta(minutes=10))
     store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
     (run,) = store.list_runs(pg, "late")
     assert run.n_labelled == 0 and run.status != "fail", run.message
@@ -243,14 +250,8 @@ def test_late_label_recheck_rerenders_the_report_and_rebuilds_the_index(
     from mlmon.reports import render
 
     pg = pg_schema_uri
-    store.migrate(pg)
     cfg = model_cfg(mongo_db.name)
-    base = baseline(cfg)
-    f = seed(mongo_db)
-    ran = datetime.now(UTC) - timedelta(minutes=10)
-    result = evaluate(
-        cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, computed_at=ran, reference=base.frame
-    )
+    base, f, result = unlabelled_run(mongo_db, pg, cfg, datetime.now(UTC) - timedelta(minutes=10))
     page = render.write_report(result, cfg, tmp_path, None)
     store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
     render.write_index(tmp_path, render.scan_index(tmp_path))
@@ -270,21 +271,14 @@ def test_late_label_recheck_rerenders_the_report_and_rebuilds_the_index(
     assert run.status.value == "fail" and run.n_incidents >= 1
     index = (tmp_path / "index.html").read_text()
     assert "model quality: " in index  # rebuilt with the window's new top incident
-    stored = {k for (k,) in _rows(pg, "SELECT incident_key FROM mlmon.incidents")}
+    stored = {k for (k,) in query(pg, "SELECT incident_key FROM mlmon.incidents")}
     assert "model_quality" in stored
-
-
-def _rows(pg: str, sql: str) -> list[tuple]:
-    with psycopg2.connect(pg) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 def test_late_labels_rerun_the_label_dependent_families(mongo_db: Any, pg_schema_uri: str) -> None:
     """Fairness gaps on labels (equal opportunity, accuracy) are computed again when the labels arrive,
     as a full evaluation with those labels gives them; drift and quality rows stay as they were."""
     pg = pg_schema_uri
-    store.migrate(pg)
     cfg = model_cfg(mongo_db.name).model_copy(
         update={
             "fairness": factories.config(
@@ -298,9 +292,7 @@ def test_late_labels_rerun_the_label_dependent_families(mongo_db: Any, pg_schema
             ).fairness
         }
     )
-    base = baseline(cfg)
-    f = seed(mongo_db)
-    result = evaluate(cfg, base.profile, read_window(mongo_db, cfg, WINDOW), WINDOW, reference=base.frame)
+    base, f, result = unlabelled_run(mongo_db, pg, cfg)
     store.write_window(pg, result, report_path="late/x.html", flow_run_id="run-1")
     before = snapshot(pg)
     assert labels.replaced_categories(cfg) == {"performance", "fairness"}

@@ -14,7 +14,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,14 +134,15 @@ def _by_column(result: list[dict[str, Any]]) -> dict[str, float]:
     return {r["metric"]["column"]: float(r["value"][1]) for r in result}
 
 
-def _mlmon_psi(live: Live) -> dict[str, float]:
+def _mlmon_statistic(live: Live, method: Callable[..., Any]) -> dict[str, float]:
+    """mlmon's own ``method`` (a drift method of tasks/checks/drift.py) on everything sent, per column."""
     keys = {name: name for name in dm.FEATURES} | {"prediction": c.PREDICTION, "score": c.SCORE}
-    psi = {}
+    found = {}
     for col, key in keys.items():
         profile = live.profile.columns[key]
         values = np.asarray(live.sent[col], dtype=float if isinstance(profile, NumericalProfile) else object)
-        psi[col] = drift.psi(profile, values).statistic
-    return psi
+        found[col] = method(profile, values).statistic
+    return found
 
 
 def test_two_worker_processes_are_counted_through_one_multiprocess_dir(live: Live) -> None:
@@ -154,34 +155,28 @@ def test_two_worker_processes_are_counted_through_one_multiprocess_dir(live: Liv
     assert len(shares) == len(live.profile.columns["plan"].categories) + 1  # one per bin, not per worker
 
 
-def test_live_psi_in_promql_equals_mlmons_psi_on_the_same_values(live: Live) -> None:
-    expected = _mlmon_psi(live)
+def assert_promql_equals(
+    live: Live, expected: dict[str, float], formula: Callable[[str, str], str], rule: str
+) -> None:
+    """``formula`` over everything sent so far gives ``expected`` per column (to float rounding), and so
+    does the recording rule ``rule`` (an increase over 15 min: its ratios are the counts' ratios)."""
     counts = f"sum by ({', '.join(promql.BIN)}) (mlmon_live_bin_total)"  # everything sent so far
-    exact = _by_column(live.query(promql.psi(promql.shares(counts), promql.reference_shares())))
+    exact = _by_column(live.query(formula(promql.shares(counts), promql.reference_shares())))
     assert sorted(exact) == sorted(expected)
     for col, value in expected.items():
         assert exact[col] == pytest.approx(value, rel=1e-9, abs=1e-12), col
-    # the recording rule (increase over 15 min) sees the same values: its ratios are the counts' ratios
-    recorded = _by_column(live.query(promql.names()["psi"]))
+    recorded = _by_column(live.query(promql.names()[rule]))
     for col, value in expected.items():
         assert recorded[col] == pytest.approx(value, rel=1e-6, abs=1e-9), col
+
+
+def test_live_psi_in_promql_equals_mlmons_psi_on_the_same_values(live: Live) -> None:
+    assert_promql_equals(live, _mlmon_statistic(live, drift.psi), promql.psi, "psi")
 
 
 def test_live_jensen_shannon_in_promql_equals_mlmons_on_the_same_values(live: Live) -> None:
-    keys = {name: name for name in dm.FEATURES} | {"prediction": c.PREDICTION, "score": c.SCORE}
-    expected = {}
-    for col, key in keys.items():
-        profile = live.profile.columns[key]
-        values = np.asarray(live.sent[col], dtype=float if isinstance(profile, NumericalProfile) else object)
-        expected[col] = drift.jensen_shannon(profile, values).statistic
-    counts = f"sum by ({', '.join(promql.BIN)}) (mlmon_live_bin_total)"  # everything sent so far
-    exact = _by_column(live.query(promql.jensen_shannon(promql.shares(counts), promql.reference_shares())))
-    assert sorted(exact) == sorted(expected)
-    for col, value in expected.items():
-        assert exact[col] == pytest.approx(value, rel=1e-9, abs=1e-12), col
-    recorded = _by_column(live.query(promql.names()["jensen_shannon"]))
-    for col, value in expected.items():
-        assert recorded[col] == pytest.approx(value, rel=1e-6, abs=1e-9), col
+    expected = _mlmon_statistic(live, drift.jensen_shannon)
+    assert_promql_equals(live, expected, promql.jensen_shannon, "jensen_shannon")
     assert all(0 <= v < 0.1 for v in expected.values())  # a stream from the reference's own distribution
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-import yaml
+
+from tests.demo import demo_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 2, tzinfo=UTC)
 PER_DAY = 1200
 
@@ -38,17 +38,15 @@ def env(mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     tmp = tmp_path_factory.mktemp("sharded")
     database = f"sharded_{uuid.uuid4().hex[:8]}"
-    raw = yaml.safe_load((REPO / "deployments" / "models.yaml").read_text())
-    raw["models"] = {"demo_classifier": raw["models"]["demo_classifier"]}
-    model = raw["models"]["demo_classifier"]
-    model["source"]["database"] = database
-    model["reference"]["path"] = str(tmp / "ref.parquet")
-    model["quality"]["expected_volume"] = {"min": 1, "max": 10 * PER_DAY}
-    model["evidently"] = {"enabled": False}
-    model["segments"] = []
-    model["shards"] = {"max_in_memory_rows": 500, "shard": "6h", "workers": 2, "worker_memory": "1GB"}
-    cfg_path = tmp / "models.yaml"
-    cfg_path.write_text(yaml.safe_dump(raw))
+    cfg_path = demo_config(
+        tmp,
+        database,
+        "ref.parquet",
+        expected_volume={"min": 1, "max": 10 * PER_DAY},
+        alone=True,
+        segments=[],
+        shards={"max_in_memory_rows": 500, "shard": "6h", "workers": 2, "worker_memory": "1GB"},
+    )
     simulate.run_simulation(mongo_uri, database, START, 3, PER_DAY, 3)
     cfg = load_config(cfg_path).model("demo_classifier")
     reference.build_from_mongo(mongo_uri, cfg, START, START + timedelta(days=1), cfg.reference_path)
@@ -60,16 +58,12 @@ def env(mongo_uri: str, pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -
         "MLMON_REPORTS_DIR": str(tmp / "reports"),
         "DATABASE": database,
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    os.environ.pop("MLMON_DASK_ADDRESS", None)
-    with prefect_test_harness(server_startup_timeout=180):
-        yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        os.environ.pop("MLMON_DASK_ADDRESS", None)
+        with prefect_test_harness(server_startup_timeout=180):
+            yield env
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -4,14 +4,13 @@ does): it fails the versions check on day 7 only, and its documents make no othe
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.demo import demo_config
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 2, 2, tzinfo=UTC)
 PER_DAY = 900
 
@@ -28,14 +27,10 @@ def test_the_demo_shadow_challenger_fails_on_day_7_and_nothing_else_does(
     from mlmon.tasks.evaluate import evaluate
     from mlmon.tasks.window import Window
 
-    raw = yaml.safe_load((ROOT / "deployments" / "models.yaml").read_text())
-    model = raw["models"]["demo_classifier"]
-    model["source"]["database"] = mongo_db.name
-    model["reference"]["path"] = str(tmp_path / "reference.parquet")
-    model["quality"]["expected_volume"] = {"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)}
-    model["evidently"] = {"enabled": False}
-    (tmp_path / "models.yaml").write_text(yaml.safe_dump(raw))
-    cfg = load_config(tmp_path / "models.yaml").model("demo_classifier")
+    volume = {"min": int(PER_DAY * 0.7), "max": int(PER_DAY * 1.3)}
+    cfg = load_config(
+        demo_config(tmp_path, mongo_db.name, "reference.parquet", expected_volume=volume)
+    ).model("demo_classifier")
     simulate.run_simulation(mongo_uri, mongo_db.name, START, 8, PER_DAY, 7)
     reference.build_from_mongo(mongo_uri, cfg, START, START + timedelta(days=1), cfg.reference_path)
     base = reference.baseline(cfg, tmp_path / "profiles")

@@ -118,9 +118,8 @@ def _numerical(
     rows = len(frame)
     values = _as_float(frame[name]) if name in frame else np.full(rows, np.nan)
     n_present = int(np.count_nonzero(~np.isnan(values)))
-    ref_missing = col.missing_share if isinstance(col, NumericalProfile) else 0.0
-    checks = [missing_share(name, rows - n_present, rows, ref_missing, allowed_missing(spec, cfg), segment)]
-    metrics = [Metric("missing_share", checks[0].value or 0.0, name, segment)]
+    check, metric = missing_check(name, spec, col, rows - n_present, rows, cfg, segment)
+    checks, metrics = [check], [metric]
     if n_present == 0:
         return checks, metrics
 
@@ -154,17 +153,13 @@ def _categorical(
     # One hash pass gives both the missing count and the counts of every distinct value.
     counts = _value_counts(frame[name]) if name in frame else pd.Series([], dtype="int64")
     n_present = int(counts.sum())
-    ref_missing = col.missing_share if isinstance(col, CategoricalProfile) else 0.0
-    checks = [missing_share(name, rows - n_present, rows, ref_missing, allowed_missing(spec, cfg), segment)]
-    metrics = [Metric("missing_share", checks[0].value or 0.0, name, segment)]
+    check, metric = missing_check(name, spec, col, rows - n_present, rows, cfg, segment)
+    checks, metrics = [check], [metric]
     if n_present == 0:
         return checks, metrics
 
-    if spec.allowed is not None:
-        allowed, source = frozenset(spec.allowed), "configured"
-    elif isinstance(col, CategoricalProfile):
-        allowed, source = frozenset(col.categories), "reference"
-    else:
+    allowed, source = allowed_categories(spec, col)
+    if allowed is None:
         return checks, metrics
     check = unseen_categories(name, counts, allowed, source, cfg.quality.max_unseen_share, segment)
     checks.append(check)
@@ -197,14 +192,36 @@ def _noise(over: bool, failed: bool, n: int) -> str:
     return f", but not significant at {n:,} rows: not flagged" if over and not failed else ""
 
 
+def _excess(k: int, n: int, threshold: float) -> tuple[float, bool, bool]:
+    """The share ``k / n`` (0 when ``n`` is 0), whether it is over ``threshold``, and whether it failed:
+    over it and significantly so (:func:`significant_excess`)."""
+    share = k / n if n else 0.0
+    over = share > threshold
+    return share, over, over and significant_excess(k, n, threshold)
+
+
+def _share_result(
+    check: str, name: str, failed: bool, share: float, threshold: float, message: str, segment: str
+) -> CheckResult:
+    """The result of a per-feature share check judged by :func:`_excess`."""
+    return CheckResult(
+        check=check,
+        category=Category.QUALITY,
+        status=Status.FAIL if failed else Status.PASS,
+        value=share,
+        threshold=threshold,
+        message=message,
+        feature=name,
+        segment=segment,
+    )
+
+
 def missing_share(
     name: str, n_missing: int, rows: int, reference_share: float, allowed: float, segment: str = ALL
 ) -> CheckResult:
     """Fail when the missing share exceeds the reference's own missing share by more than ``allowed``."""
-    share = n_missing / rows if rows else 0.0
     threshold = reference_share + allowed
-    over = share > threshold
-    failed = over and significant_excess(n_missing, rows, threshold)
+    share, over, failed = _excess(n_missing, rows, threshold)
     if share >= 1.0 and rows:
         message = f"{name}: never present: missing field? (100% missing in {rows:,} rows"
         message += f"; reference {_pct(reference_share)})" if not failed else ")"
@@ -214,16 +231,7 @@ def missing_share(
             f"{name}: {_pct(share)} missing {op} {_pct(threshold)} allowed "
             f"(reference {_pct(reference_share)} + {_pct(allowed)})"
         ) + _noise(over, failed, rows)
-    return CheckResult(
-        check="missing_share",
-        category=Category.QUALITY,
-        status=Status.FAIL if failed else Status.PASS,
-        value=share,
-        threshold=threshold,
-        message=message,
-        feature=name,
-        segment=segment,
-    )
+    return _share_result("missing_share", name, failed, share, threshold, message, segment)
 
 
 def out_of_range(
@@ -258,25 +266,14 @@ def out_of_range_counts(
     """:func:`out_of_range` from counts: ``n_out`` of ``n_present`` values outside ``bounds``; ``observed``
     is the observed [min, max] shown when any is out (the sharded path merges these per shard)."""
     lo, hi = bounds
-    share = n_out / n_present
-    over = share > allowed
-    failed = over and significant_excess(n_out, n_present, allowed)
+    share, over, failed = _excess(n_out, n_present, allowed)
     message = (
         f"{name}: {_pct(share)} of values outside {source} range [{lo:g}, {hi:g}] "
         f"{'>' if over else '≤'} {_pct(allowed)} allowed"
     ) + _noise(over, failed, n_present)
     if n_out and observed is not None:
         message += f" (observed [{observed[0]:g}, {observed[1]:g}])"
-    return CheckResult(
-        check="out_of_range",
-        category=Category.QUALITY,
-        status=Status.FAIL if failed else Status.PASS,
-        value=share,
-        threshold=allowed,
-        message=message,
-        feature=name,
-        segment=segment,
-    )
+    return _share_result("out_of_range", name, failed, share, allowed, message, segment)
 
 
 def unseen_categories(
@@ -296,9 +293,7 @@ def unseen_categories(
     n = counts.to_numpy()
     unseen_mask = ~counts.index.isin(list(allowed)) & (n > 0)  # Categorical dtypes count absent levels as 0
     n_unseen = int(n[unseen_mask].sum())
-    share = n_unseen / int(n.sum())
-    over = share > max_share
-    failed = over and significant_excess(n_unseen, int(n.sum()), max_share)
+    share, over, failed = _excess(n_unseen, int(n.sum()), max_share)
     message = f"{name}: {_pct(share)} unseen categories {'>' if over else '≤'} {_pct(max_share)} allowed"
     message += _noise(over, failed, int(n.sum()))
     if n_unseen:
@@ -306,16 +301,7 @@ def unseen_categories(
         listed = ", ".join(_quote(str(k)) for k in unseen[:MAX_LISTED])
         more = f" (+{len(unseen) - MAX_LISTED} more)" if len(unseen) > MAX_LISTED else ""
         message += f" (not in {source} categories: {listed}{more})"
-    return CheckResult(
-        check="unseen_categories",
-        category=Category.QUALITY,
-        status=Status.FAIL if failed else Status.PASS,
-        value=share,
-        threshold=max_share,
-        message=message,
-        feature=name,
-        segment=segment,
-    )
+    return _share_result("unseen_categories", name, failed, share, max_share, message, segment)
 
 
 # --------------------------------------------------------------------------- window level
@@ -520,11 +506,38 @@ def allowed_missing(spec: FeatureSpec, cfg: ModelConfig) -> float:
     return spec.max_missing_share if spec.max_missing_share is not None else cfg.quality.max_missing_share
 
 
+def missing_check(
+    name: str,
+    spec: FeatureSpec,
+    col: ColumnProfile | None,
+    n_missing: int,
+    rows: int,
+    cfg: ModelConfig,
+    segment: str = ALL,
+) -> tuple[CheckResult, Metric]:
+    """The ``missing_share`` check of a feature and its metric, against the reference's own missing share
+    (0 when the profile has no column of the feature's kind); in memory and from counts alike."""
+    kind = NumericalProfile if spec.type is Kind.NUMERICAL else CategoricalProfile
+    reference = col.missing_share if isinstance(col, kind) else 0.0
+    check = missing_share(name, n_missing, rows, reference, allowed_missing(spec, cfg), segment)
+    return check, Metric("missing_share", check.value or 0.0, name, segment)
+
+
 def feature_bounds(spec: FeatureSpec, col: ColumnProfile | None) -> tuple[tuple[float, float] | None, str]:
     if spec.range is not None:
         return (float(spec.range[0]), float(spec.range[1])), "configured"
     if isinstance(col, NumericalProfile) and col.n and np.isfinite(col.min) and np.isfinite(col.max):
         return (float(col.min), float(col.max)), "reference"
+    return None, ""
+
+
+def allowed_categories(spec: FeatureSpec, col: ColumnProfile | None) -> tuple[frozenset[str] | None, str]:
+    """The categories a feature may take and where they come from; ``None`` when neither the config nor
+    the reference says (no ``unseen_categories`` check then)."""
+    if spec.allowed is not None:
+        return frozenset(spec.allowed), "configured"
+    if isinstance(col, CategoricalProfile):
+        return frozenset(col.categories), "reference"
     return None, ""
 
 

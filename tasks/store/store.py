@@ -313,7 +313,7 @@ def write_window(
     run = _run_row(model, result, report_path, flow_run_id, started_at)
     copies = {table: _csv(rows) for table, rows in _window_rows(model, result).items()}
     with _transaction(target, f"writing {result.model!r} {w}") as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_lock_key(model, w),))
+        _lock_window(cur, model, w)
         cur.execute(
             "DELETE FROM mlmon.runs WHERE model = %s AND window_start = %s AND window_end = %s"
             " RETURNING status, started_at, flow_run_id",
@@ -383,8 +383,10 @@ def mark_failed(
         )
 
 
-def _lock_key(model: str, w: Window) -> str:
-    return f"mlmon.window\x1f{model}\x1f{w.start.isoformat()}\x1f{w.end.isoformat()}"
+def _lock_window(cur: psycopg2.extensions.cursor, model: str, w: Window) -> None:
+    """Hold the window's advisory lock until the transaction ends: every writer of a window takes it."""
+    key = f"mlmon.window\x1f{model}\x1f{w.start.isoformat()}\x1f{w.end.isoformat()}"
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
 
 def _run_row(
@@ -637,7 +639,7 @@ def replace_model_quality(
     check_rows, metric_rows = list(rows["checks"]), list(rows["metrics"])
     names = sorted(set(metric_names) | {m.metric for m in partial.metrics})
     with _transaction(target, f"replacing model quality of {model!r} {window}") as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_lock_key(model_t, window),))
+        _lock_window(cur, model_t, window)
         cur.execute(
             "UPDATE mlmon.runs SET n_labelled = %s, label_coverage = %s, labels_checked_at = now()"
             " WHERE model = %s AND window_start = %s AND window_end = %s",

@@ -12,6 +12,7 @@ from mlmon.tasks import contract as c
 from mlmon.tasks.checks.health import health_checks
 from mlmon.tasks.checks.outcome import ALL, Category, Status
 from mlmon.tasks.config import ModelConfig
+from tests.checks.results import by_name, metrics_of
 
 
 def make_cfg(**kw: Any) -> ModelConfig:
@@ -33,16 +34,6 @@ def frame(latency: Any = None, is_error: Any = None) -> pd.DataFrame:
     if is_error is not None:
         data[c.IS_ERROR] = is_error
     return pd.DataFrame(data)
-
-
-def by_name(checks) -> dict[str, Any]:
-    names = [x.check for x in checks]
-    assert len(names) == len(set(names)), names
-    return {x.check: x for x in checks}
-
-
-def metrics_of(metrics) -> dict[str, float]:
-    return {m.metric: m.value for m in metrics}
 
 
 def test_percentiles_match_numpy_linear_interpolation():

@@ -22,6 +22,7 @@ from mlmon.tasks.checks.performance import (
 )
 from mlmon.tasks.config import ModelConfig, PerformanceConfig
 from mlmon.tasks.profile import CategoricalProfile, Profile
+from tests.checks.results import by_name, metrics_of
 
 TOL = 1e-12
 
@@ -61,16 +62,6 @@ def reg_frame(y_true: Any, y_pred: Any) -> pd.DataFrame:
     return pd.DataFrame(
         {c.TARGET: np.asarray(y_true, np.float64), c.PREDICTION: np.asarray(y_pred, np.float64)}
     )
-
-
-def by_name(checks) -> dict[str, Any]:
-    names = [x.check for x in checks]
-    assert len(names) == len(set(names)), names
-    return {x.check: x for x in checks}
-
-
-def metrics_of(metrics) -> dict[str, float]:
-    return {m.metric: m.value for m in metrics}
 
 
 def assert_close(ours: dict[str, float], expected: dict[str, float]) -> None:

@@ -11,20 +11,11 @@ import pytest
 
 from mlmon.tasks.store import query, store
 from tests.deploy.conftest import PASSWORDS, Roles, as_role, run_init_sql, window_result, with_database
+from tests.postgres import rows as fetch
 from tests.store.factories import window
 from tests.store.test_query import HOSTILE
 
 pytestmark = pytest.mark.integration
-
-
-def fetch(dsn: str, sql: str, *args: object) -> list[tuple]:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def test_it_creates_the_roles_the_prefect_database_and_the_schema(roles: Roles) -> None:

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from mlmon.tasks.errors import StoreError
 from mlmon.tasks.store import store
+from tests.postgres import rows as query
+from tests.store.concurrency import at_once
 
 integration = pytest.mark.integration
-
-
-def query(uri: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, args)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 @pytest.fixture
@@ -70,23 +62,7 @@ def test_every_table_column_says_what_grafana_uses_it_for(pg_schema_uri: str) ->
 
 @integration
 def test_two_processes_migrating_at_once_apply_it_once(pg_schema_uri: str) -> None:
-    results: list[list[int]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
-
-    def run() -> None:
-        start.wait()
-        try:
-            results.append(store.migrate(pg_schema_uri))
-        except BaseException as e:  # reported by the assertion below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    results = at_once(lambda: store.migrate(pg_schema_uri), timeout=30)
     assert sorted(results) == [[], [], [m.version for m in store.migrations()]]
     assert query(pg_schema_uri, "SELECT count(*) FROM mlmon.schema_migrations") == [
         (len(store.migrations()),)

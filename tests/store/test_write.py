@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +12,8 @@ import pytest
 from mlmon.tasks.checks.outcome import Category, CheckResult, Metric, QuarantinedDoc, Status
 from mlmon.tasks.errors import StoreError
 from mlmon.tasks.store import store
+from tests.postgres import rows as query
+from tests.store.concurrency import at_once
 from tests.store.factories import drift_row, expected_rows, result, window
 
 pytestmark = pytest.mark.integration
@@ -36,14 +37,6 @@ HOSTILE = [
 def uri(pg_schema_uri: str) -> str:
     store.migrate(pg_schema_uri)
     return pg_schema_uri
-
-
-def query(uri: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(sql, args)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 def test_the_same_window_written_three_times_is_stored_once(uri: str) -> None:
@@ -266,23 +259,7 @@ def test_list_runs_filters_by_model_and_orders_by_window(uri: str) -> None:
 
 def test_concurrent_writes_of_one_window_never_duplicate(uri: str) -> None:
     r = result(n_features=20)
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
-
-    def run() -> None:
-        start.wait()
-        try:
-            for _ in range(3):
-                store.write_window(uri, r, report_path=None, flow_run_id=None)
-        except BaseException as e:  # reported by the assertion below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    at_once(lambda: [store.write_window(uri, r, report_path=None, flow_run_id=None) for _ in range(3)])
     assert store.window_rows(uri, r.model, r.window) == expected_rows(r)
 
 
