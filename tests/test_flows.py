@@ -442,6 +442,8 @@ def test_a_window_with_evidently_gets_its_section_from_the_worker_processes(
 ) -> None:
     """Evidently on (the module's config has it off): its parts run in worker processes while the
     checks run, and the window's report links Evidently's page."""
+    import yaml
+
     from mlmon.flows.monitor import monitor_window
     from mlmon.tasks.window import Window
 
