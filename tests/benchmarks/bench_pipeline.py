@@ -606,7 +606,8 @@ def target_end_to_end(n: int, evidently_workers_setting: int = 0) -> dict[str, A
             embedded.stop_postgres(Path(tmp) / "pg")
     for name, secs in stages.items():
         print(f"  {name:<52} {secs:7.2f} s")
-    where = f"{evid.workers} worker processes" if evid.workers else "this process (fallback)"
+    here = "this process (fallback: the workers failed)" if ev_workers > 1 else "this process"
+    where = f"{evid.workers} worker processes" if evid.workers else here
     print(
         f"  (Evidently on a sample of {evid.rows_used:,} in {where}: {evid.seconds:.2f} s from submission "
         f"to its page, of which {evid.seconds - stages[WAITED]:.2f} s "
