@@ -132,10 +132,7 @@ def evidently_task(
 ) -> presets.EvidentlyOutput | None:
     if not cfg.evidently.enabled:
         return None
-    out = presets.run_evidently(base.frame, batch.frame, cfg)
-    for err in out.errors:  # shown in the report too; the run goes on without that part
-        get_run_logger().warning("[%s %s] Evidently: %s", cfg.name, window.label, err)
-    return out
+    return _logged(cfg, window, presets.run_evidently(base.frame, batch.frame, cfg))
 
 
 @task(name="evidently", task_run_name="evidently {cfg.name} {window.label}", cache_policy=NO_CACHE)
@@ -145,7 +142,10 @@ def evidently_result_task(
     """Evidently's section, computed in worker processes while the checks ran (waits for it)."""
     if job is None:
         return None
-    out = job.result()
+    return _logged(cfg, window, job.result())
+
+
+def _logged(cfg: ModelConfig, window: Window, out: presets.EvidentlyOutput) -> presets.EvidentlyOutput:
     for err in out.errors:  # shown in the report too; the run goes on without that part
         get_run_logger().warning("[%s %s] Evidently: %s", cfg.name, window.label, err)
     return out

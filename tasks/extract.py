@@ -851,13 +851,13 @@ def _decoded(
     workers = decode_workers(cfg)
     n, after = 0, cfg.source.parallel_decode_rows
     big = workers > 1 and expected_rows is not None and expected_rows >= after
-    starting = _start_workers(workers) if big else None
+    starting = start_workers(workers) if big else None
     for raw in it:
         part = decode_batch(raw, cfg, window)
         yield part
         n += part.n_read
         if workers > 1 and (big or n >= after // 2):
-            starting = starting or _start_workers(workers)  # they start while this process decodes on
+            starting = starting or start_workers(workers)  # they start while this process decodes on
             if (big or n >= after) and starting.done():
                 break
     else:
@@ -900,8 +900,14 @@ def _in_workers(
 
 def decode_workers(cfg: ModelConfig) -> int:
     """How many processes decode a big window's batches (``source.decode_workers``, 0 = per CPU, ≤ 4)."""
-    if cfg.source.decode_workers:
-        return cfg.source.decode_workers
+    return worker_count(cfg.source.decode_workers)
+
+
+def worker_count(setting: int) -> int:
+    """Worker processes for a ``*.workers`` setting: itself, or for 0 one per CPU this process may use,
+    at most 4 (the process pool the decoding and Evidently's parts share)."""
+    if setting:
+        return setting
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cpus))
 
@@ -912,23 +918,27 @@ def in_one_process(cfg: ModelConfig) -> ModelConfig:
     return cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
 
 
-def _start_workers(workers: int) -> Future[bool]:
-    """Start ``workers`` decoding processes in the background (each imports this module); the future
-    says whether they run. Loky's executor is the process's one, reused by the next window."""
+def start_workers(
+    workers: int, warm: Callable[[], None] | None = None, instead: str = "decoding in one process"
+) -> Future[bool]:
+    """Start ``workers`` processes of the pool in the background, each running ``warm`` once (default:
+    nothing, so that it has imported this module); the future says whether they run. Loky's executor is
+    the process's one, shared by the decoding and Evidently's parts and reused by the next window.
+    ``instead``: what this process does when they cannot start (logged)."""
     started: Future[bool] = Future()
 
     def start() -> None:
         from joblib import Parallel, delayed
 
         try:
-            Parallel(n_jobs=workers, backend="loky")(delayed(_ready)() for _ in range(workers))
-        except Exception as e:  # no processes here (a sandbox, no /dev/shm): decode in this process
-            log.warning("mlmon: decoding in one process: worker processes cannot start here (%s)", e)
+            Parallel(n_jobs=workers, backend="loky")(delayed(warm or _ready)() for _ in range(workers))
+        except Exception as e:  # no processes here (a sandbox, no /dev/shm)
+            log.warning("mlmon: %s: worker processes cannot start here (%s)", instead, e)
             started.set_result(False)
         else:
             started.set_result(True)
 
-    threading.Thread(target=start, name="mlmon-decode-workers", daemon=True).start()
+    threading.Thread(target=start, name="mlmon-workers", daemon=True).start()
     return started
 
 

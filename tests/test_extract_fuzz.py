@@ -194,7 +194,7 @@ def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
     serial = decode_batches(batches, cfg.model_copy(update={"source": source}), WINDOW)
     source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 1000})
     par_cfg = cfg.model_copy(update={"source": source})
-    assert extract._start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
+    assert extract.start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
     here = []
     decode = extract.decode_batch
     monkeypatch.setattr(extract, "decode_batch", lambda *a: here.append(1) or decode(*a))
@@ -226,7 +226,7 @@ def test_a_window_estimated_big_is_decoded_by_the_workers_from_its_first_batches
     # the whole window is below the threshold's count of documents read, but its estimate is not
     source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": serial.n_read})
     par_cfg = cfg.model_copy(update={"source": source})
-    assert extract._start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
+    assert extract.start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
     here = []
     decode = extract.decode_batch
     monkeypatch.setattr(extract, "decode_batch", lambda *a: here.append(1) or decode(*a))

@@ -25,7 +25,6 @@ import html
 import json
 import logging
 import multiprocessing
-import os
 import pickle
 import sys
 import threading
@@ -81,14 +80,7 @@ def preload() -> None:
     """
     if _PRELOAD or "evidently.presets" in sys.modules:
         return
-
-    def load() -> None:
-        try:
-            import evidently.presets  # noqa: F401
-        except Exception:  # run_evidently imports it again and reports the failure where it is shown
-            log.debug("preloading Evidently failed", exc_info=True)
-
-    thread = threading.Thread(target=load, name="mlmon-evidently-import", daemon=True)
+    thread = threading.Thread(target=_import_evidently, name="mlmon-evidently-import", daemon=True)
     _PRELOAD.append(thread)
     thread.start()
 
@@ -121,12 +113,9 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, cfg: ModelConf
 def evidently_workers(cfg: ModelConfig) -> int:
     """How many processes compute Evidently's parts (``evidently.workers``; 0 = one per CPU, at most 4,
     as the decoding workers; 1 = the calling process). A daemonic process cannot start any."""
-    if cfg.evidently.workers:
-        n = cfg.evidently.workers
-    else:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        n = max(1, min(4, cpus))
-    return 1 if multiprocessing.current_process().daemon else n
+    from mlmon.tasks.extract import worker_count
+
+    return 1 if multiprocessing.current_process().daemon else worker_count(cfg.evidently.workers)
 
 
 def prewarm(cfg: ModelConfig) -> None:
@@ -140,20 +129,13 @@ def prewarm(cfg: ModelConfig) -> None:
     if workers <= 1:
         preload()
         return
+    from mlmon.tasks.extract import start_workers
 
-    def warm() -> None:
-        from joblib import Parallel, delayed
-
-        try:
-            Parallel(n_jobs=workers, backend="loky")(delayed(_import_evidently)() for _ in range(workers))
-        except Exception as e:  # no worker processes here: the job falls back to this process, and says so
-            log.warning("mlmon: Evidently's worker processes cannot start (%s)", e)
-
-    threading.Thread(target=warm, name="mlmon-evidently-prewarm", daemon=True).start()
+    start_workers(workers, _import_evidently, instead="Evidently in this process")
 
 
 def _import_evidently() -> None:
-    """Run in a worker process: import Evidently (nothing if this worker has it already)."""
+    """Import Evidently (nothing if this process has it already), in a worker or preload's thread."""
     if "evidently.presets" in sys.modules:
         return
     try:
