@@ -4,7 +4,7 @@
 that is most of an extraction's time. Documents logged by one serving app share one layout: the same
 keys in the same order with the same value types, only the values (and string lengths) differ. This
 decoder takes the layout of the batch's first document as a template and walks every document of the
-batch through it at once with NumPy (one gather per element, for all documents), checking each key and
+batch through it at once with NumPy (one gather per 8 bytes of an element, for all documents), checking each key and
 type byte; each mapped field becomes an array without any per-document Python object (categories are
 decoded once per distinct value).
 
@@ -20,6 +20,7 @@ still decides every quarantine, and the frame is the exact path's (tests/test_ex
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +46,7 @@ _TYPES = {
 }
 _FIXED = {0x01: 8, 0x10: 4, 0x12: 8, 0x08: 1, 0x0A: 0, 0x07: 12, 0x09: 8}
 MAX_STRING = 4096
-"""Longer strings (in any field) take the exact path: the columnar gather is a documents × length matrix."""
+"""Longer strings (in any field) take the exact path: a string is read 8 bytes at a time for all documents."""
 MAX_ID = 128
 
 
@@ -104,13 +105,17 @@ def _parse(raw: bytes, pos: int, stop: int) -> tuple[list[_Element], int]:
 
 
 class _Walk:
-    """Every document of a batch walked through the template at once: values by path, and ``ok``."""
+    """Every document of a batch walked through the template at once: values by path, and ``ok``.
+
+    Reads are 8-byte little-endian words at any byte position (an unaligned ``uint64`` view of the
+    buffer, one 1-D gather per read for all documents): a key, a number, a length or up to 8 bytes of a
+    string are one or two reads, never a documents × bytes matrix."""
 
     def __init__(self, raw: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
-        # padded so that a row of up to MAX_STRING bytes can start at any position of the batch
+        # padded so that a string of up to MAX_STRING bytes can start at any position of the batch
         self.buf = np.concatenate([np.frombuffer(raw, dtype=np.uint8), np.zeros(MAX_STRING + 16, np.uint8)])
+        self._words = np.ndarray((self.buf.size - 7,), dtype="<u8", buffer=self.buf, strides=(1,))
         self.last = len(raw) - 1
-        self._rows: dict[int, np.ndarray] = {}
         self.ends = ends  # position of each document's terminating NUL
         self.ok = np.ones(starts.size, dtype=bool)
         self.values: dict[
@@ -119,19 +124,32 @@ class _Walk:
         self.keys: dict[tuple[str, ...], list[str]] = {}  # path of a document -> its keys
         self.starts = starts
 
-    def gather(self, pos: np.ndarray, width: int) -> np.ndarray:
-        """The ``width`` bytes from each position: one row index per document into a strided view
-        of the buffer (positions of broken documents are clipped into it, they are not ok anyway)."""
-        rows = self._rows.get(width)
-        if rows is None:
-            rows = self._rows[width] = np.lib.stride_tricks.sliding_window_view(self.buf, width)
-        return rows[np.clip(pos, 0, self.last)]
+    def word(self, pos: np.ndarray) -> np.ndarray:
+        """The 8 bytes from each position as one little-endian ``uint64`` (positions of broken documents
+        are clipped into the buffer, they are not ok anyway)."""
+        return self._words[np.clip(pos, 0, self.last)]
 
     def byte(self, pos: np.ndarray) -> np.ndarray:
         return self.buf[np.clip(pos, 0, self.last)]
 
     def int32(self, pos: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(self.gather(pos, 4)).view("<i4").ravel().astype(np.int64)
+        return (self.word(pos) & _LOW[4]).astype(np.uint32).view(np.int32).astype(np.int64)
+
+    def equals(self, pos: np.ndarray, data: bytes) -> np.ndarray:
+        """Do the bytes from each position equal ``data``?"""
+        same = np.ones(pos.size, dtype=bool)
+        for i in range(0, len(data), 8):
+            chunk = data[i : i + 8]
+            w = self.word(pos + i)
+            if len(chunk) < 8:
+                w &= _LOW[len(chunk)]
+            same &= w == np.uint64(int.from_bytes(chunk, "little"))
+        return same
+
+    def chunks(self, start: np.ndarray, length: np.ndarray, width: int) -> Iterator[np.ndarray]:
+        """The first ``width`` bytes from each start, 8 at a time, bytes past each ``length`` zeroed."""
+        for i in range(0, width, 8):
+            yield self.word(start + i) & _LOW[np.clip(length - i, 0, 8)]
 
     def document(
         self, elements: list[_Element], pos: np.ndarray, end: np.ndarray, path: tuple[str, ...]
@@ -140,9 +158,10 @@ class _Walk:
         self.keys[path] = [e.name for e in elements]
         for e in elements:
             t = self.byte(pos)
-            self.ok &= np.isin(t, _TYPES[e.cls])
+            allowed = _TYPES[e.cls]
+            self.ok &= t == allowed[0] if allowed.size == 1 else np.isin(t, allowed)
             width = len(e.key)
-            self.ok &= (self.gather(pos + 1, width) == np.frombuffer(e.key, dtype=np.uint8)).all(axis=1)
+            self.ok &= self.equals(pos + 1, e.key)
             vpos = pos + 1 + width
             sub = (*path, e.name)
             if e.cls == _STRING:
@@ -172,29 +191,32 @@ class _Walk:
     def _text(self, start: np.ndarray, length: np.ndarray) -> None:
         """Every string must be ASCII without NUL to be decoded here (the decoder would reject bad
         UTF-8; anything else non-ASCII is left to the exact path)."""
-        live = length[self.ok]
-        width = int(min(live.max(initial=0), MAX_STRING))
-        if width == 0:
-            return
-        body = self.gather(start, width)
-        inside = np.arange(width) < length[:, None]
-        self.ok &= ~(((body >= 0x80) | (body == 0)) & inside).any(axis=1)
+        width = int(min(length[self.ok].max(initial=0), MAX_STRING))
+        bad = np.zeros(length.size, dtype=bool)
+        for i in range(0, width, 8):
+            inside = _LOW[np.clip(length - i, 0, 8)]
+            v = self.word(start + i) & inside
+            marked = v | ~inside  # bytes past the string set to 0xFF: not a NUL
+            bad |= (v & _HIGH) != 0  # a byte ≥ 0x80
+            bad |= ((marked - _ONES) & ~marked & _HIGH) != 0  # a NUL byte
+        self.ok &= ~bad
 
     # ------------------------------------------------------------------ typed values
 
     def numbers(self, path: tuple[str, ...]) -> np.ndarray:
         _, t, vpos = self.values[path]
-        raw8 = np.ascontiguousarray(self.gather(vpos, 8))
-        out = raw8.view("<f8").ravel().copy()
-        for typ, dtype in ((0x10, "<i4"), (0x12, "<i8")):
+        w = self.word(vpos)
+        out = w.view("<f8")
+        for typ, low in ((0x10, 4), (0x12, 8)):
             rows = t == typ
             if rows.any():
-                out[rows] = raw8[rows][:, : np.dtype(dtype).itemsize].copy().view(dtype).ravel()
+                x = w[rows] & _LOW[low]
+                out[rows] = x.astype(np.uint32).view(np.int32) if low == 4 else x.view(np.int64)
         return out
 
     def int64(self, path: tuple[str, ...]) -> np.ndarray:
         _, _, vpos = self.values[path]
-        return np.ascontiguousarray(self.gather(vpos, 8)).view("<i8").ravel()
+        return self.word(vpos).view("<i8")
 
     def strings(self, path: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-document codes into distinct values (an object array of ``str``); non-ASCII, NUL inside,
@@ -203,12 +225,18 @@ class _Walk:
         length = self.int32(vpos) - 1
         self.ok &= (length <= max_len) & (length >= 0)
         width = int(max(min(length[self.ok].max(initial=0), max_len), 1))
-        body = self.gather(vpos + 4, width)
-        inside = np.arange(width) < length[:, None]
-        body = np.where(inside, body, 0).astype(np.uint8)
-        fixed = np.ascontiguousarray(body).view(f"S{width}").ravel()
-        uniques, codes = np.unique(fixed, return_inverse=True)
-        return np.array([u.decode("ascii", "replace") for u in uniques.tolist()], dtype=object), codes
+        words = list(self.chunks(vpos + 4, length, width))
+        if len(words) == 1:  # up to 8 bytes: the word itself is the key (no string sort)
+            uniques, codes = np.unique(words[0], return_inverse=True)
+            fixed = uniques.view("S8")
+        else:  # little-endian words side by side are the bytes in order, NUL-padded
+            fixed = np.ascontiguousarray(np.column_stack(words)).view(f"S{8 * len(words)}").ravel()
+            fixed, codes = np.unique(fixed, return_inverse=True)
+        return np.array([u.decode("ascii", "replace") for u in fixed.tolist()], dtype=object), codes
+
+
+_LOW = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)  # the k low bytes of a word
+_ONES, _HIGH = np.uint64(0x0101010101010101), np.uint64(0x8080808080808080)
 
 
 @dataclass
@@ -340,7 +368,9 @@ def _typed(walk: _Walk, cfg: ModelConfig, columns: list, limits: tuple[int, int]
     if id_ is None:
         ids = np.full(n, "", dtype=object)
     elif id_[0] == _OBJECT_ID:
-        raw12 = np.ascontiguousarray(walk.gather(id_[2], 12))
+        pos = id_[2]
+        two = np.column_stack([walk.word(pos), walk.word(pos + 8) & _LOW[4]])
+        raw12 = two.view(np.uint8).reshape(-1, 16)[:, :12]
         hexed = np.ascontiguousarray(_HEX[raw12].reshape(-1, 24)).view("S24").ravel()
         ids = hexed.astype("U24").astype(object)
     elif id_[0] == _STRING:

@@ -87,3 +87,37 @@ def test_a_batch_outside_the_decoders_scope_is_the_exact_path() -> None:
     fast, exact = decode_batch(raw, cfg, WINDOW), decode_exact(raw, cfg, WINDOW)
     _same(fast.frame, exact.frame)
     assert fast.quarantine == exact.quarantine
+
+
+def test_every_string_length_and_odd_byte_position_is_read_as_the_exact_path_reads_it() -> None:
+    """The decoder reads 8 bytes at a time: strings of every length around those words, a NUL or a
+    non-ASCII byte at each position, a key that differs past its first word, and integers at the limits
+    of int32 and int64. The clean documents are decoded columnar; exactly the others are handed back."""
+    rng = np.random.default_rng(7)
+    docs, odd = [], set()
+    for length in range(0, 21):
+        for p in range(-1, length):  # -1: a clean string of this length
+            for bad in ("\x00", "é") if p >= 0 else ("",):
+                text = "".join(chr(c) for c in rng.integers(0x20, 0x7F, length))
+                if bad:
+                    text = text[:p] + bad + text[p + 1 :]
+                    odd.add(len(docs))
+                d = good(len(docs))
+                d["features"]["plan"] = text
+                docs.append(d)
+    for age in (-(2**31), -1, 2**31 - 1, 2**40, -(2**40), 0):
+        d = good(len(docs))
+        d["features"]["age"] = age
+        docs.append(d)
+    d = good(len(docs))
+    d["request_iD"] = d.pop("request_id")  # differs in the key's 10th byte, past the first word
+    odd.add(len(docs))
+    docs.append(d)
+    raw = _raw(docs)
+    cfg = make_cfg()
+    cols = columnar.decode(raw, cfg, columns_for(cfg), None, None, (-(2**62), 2**62))
+    assert cols is not None and set(cols.rest.tolist()) == odd
+    fast, exact = decode_batch(raw, cfg, WINDOW), decode_exact(raw, cfg, WINDOW)
+    _same(fast.frame, exact.frame)
+    assert fast.quarantine == exact.quarantine
+    assert fast.rows is not None and list(fast.rows) == list(exact.rows)
