@@ -421,7 +421,7 @@ class EvidentlyConfig(Strict):
         0,
         ge=0,
         description="processes computing Evidently's parts (drift, summary, quality) while mlmon's checks "
-        "run; 0 = one per CPU (at most 4, as source.decode_workers, whose processes they share), "
+        "run, forked from one process that imports Evidently once; 0 = one per CPU (at most 4), "
         "1 = in the flow's process after the checks",
     )
 

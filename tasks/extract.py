@@ -905,7 +905,7 @@ def decode_workers(cfg: ModelConfig) -> int:
 
 def worker_count(setting: int) -> int:
     """Worker processes for a ``*.workers`` setting: itself, or for 0 one per CPU this process may use,
-    at most 4 (the process pool the decoding and Evidently's parts share)."""
+    at most 4."""
     if setting:
         return setting
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -918,22 +918,18 @@ def in_one_process(cfg: ModelConfig) -> ModelConfig:
     return cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
 
 
-def start_workers(
-    workers: int, warm: Callable[[], None] | None = None, instead: str = "decoding in one process"
-) -> Future[bool]:
-    """Start ``workers`` processes of the pool in the background, each running ``warm`` once (default:
-    nothing, so that it has imported this module); the future says whether they run. Loky's executor is
-    the process's one, shared by the decoding and Evidently's parts and reused by the next window.
-    ``instead``: what this process does when they cannot start (logged)."""
+def start_workers(workers: int) -> Future[bool]:
+    """Start ``workers`` decoding processes in the background (each imports this module once); the
+    future says whether they run. Loky's executor is the process's one, reused by the next window."""
     started: Future[bool] = Future()
 
     def start() -> None:
         from joblib import Parallel, delayed
 
         try:
-            Parallel(n_jobs=workers, backend="loky")(delayed(warm or _ready)() for _ in range(workers))
+            Parallel(n_jobs=workers, backend="loky")(delayed(_ready)() for _ in range(workers))
         except Exception as e:  # no processes here (a sandbox, no /dev/shm)
-            log.warning("mlmon: %s: worker processes cannot start here (%s)", instead, e)
+            log.warning("mlmon: decoding in one process: worker processes cannot start here (%s)", e)
             started.set_result(False)
         else:
             started.set_result(True)

@@ -21,11 +21,14 @@ Tested against evidently 0.7.23 (pinned); the page is assembled from ``Snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import multiprocessing
+import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -120,18 +123,162 @@ def evidently_workers(cfg: ModelConfig) -> int:
 
 def prewarm(cfg: ModelConfig) -> None:
     """Start importing Evidently where the window's Evidently section will be computed, as the window's
-    run starts, so that the import (3-6 s of a core here) overlaps the extraction: in each worker process
-    (which starts the process pool, the one the decoding uses), or in a background thread of this
-    process when Evidently runs here (:func:`preload`). Nothing when Evidently is disabled."""
+    run starts, so that the import (5-9 s of a core here) overlaps the extraction: in Evidently's
+    process (:func:`_server`), or in a background thread of this process when Evidently runs here
+    (:func:`preload`). Nothing when Evidently is disabled."""
     if not cfg.evidently.enabled:
         return
     workers = evidently_workers(cfg)
     if workers <= 1:
         preload()
         return
-    from mlmon.tasks.extract import start_workers
+    _server(workers)
 
-    start_workers(workers, _import_evidently, instead="Evidently in this process")
+
+# Evidently's process: one process of its own (loky's executor: it never re-runs the caller's script)
+# imports Evidently once, then forks the processes that compute the parts, before it computes anything
+# (a fork of a process that has computed may inherit a busy thread pool); they share its imported
+# modules. Importing Evidently takes as long as computing a window's section: imported once instead of
+# once per worker, it leaves a core to the extraction. Kept for the next windows.
+_SERVER: dict[int, Any] = {}
+_SERVER_LOCK = threading.Lock()
+_FORKS: list[Any] = []  # in Evidently's process: its executor of forked processes
+
+
+def _server(workers: int) -> Any:
+    """Evidently's process for ``workers`` parts at a time, started (in the background) if need be."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    with _SERVER_LOCK:
+        server = _SERVER.get(workers)
+        if server is None:
+            server = _SERVER[workers] = ProcessPoolExecutor(
+                max_workers=1, initializer=_serve, initargs=(workers,)
+            )
+            server.submit(_ready)  # starts it now: the import runs while the window is extracted
+        return server
+
+
+def _drop_server(server: Any) -> None:
+    with _SERVER_LOCK:
+        for k, v in list(_SERVER.items()):
+            if v is server:
+                del _SERVER[k]
+    server.shutdown(wait=False, kill_workers=True)
+
+
+def _serve(workers: int) -> None:
+    """In Evidently's process, once: import Evidently, then fork the processes that compute the parts."""
+    _import_evidently()
+    _forks(workers)
+
+
+def _forks(workers: int) -> _Forks:
+    """The forked processes (made now if there are none, or the last ones died)."""
+    if not _FORKS:
+        _FORKS.append(_Forks(workers))
+    return _FORKS[0]
+
+
+def _ready() -> None:
+    """Nothing: a task that makes a process start."""
+
+
+class _Forks:
+    """Processes forked from Evidently's process, each computing one call at a time sent over its pipe
+    (no thread here or there: a fork of a process with threads may inherit a held lock). A process whose
+    pipe closes (Evidently's process ended) exits. Where there is no ``fork``, the calls run here."""
+
+    def __init__(self, n: int) -> None:
+        from multiprocessing.connection import Pipe
+
+        self.conns: list[tuple[Any, int]] = []
+        for _ in range(n if hasattr(os, "fork") else 0):
+            here, there = Pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: only its own end stays open, so that it sees its pipe close
+                here.close()
+                for conn, _ in self.conns:
+                    conn.close()
+                _serve_calls(there)
+            there.close()
+            self.conns.append((here, pid))
+
+    def map(self, calls: Sequence[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
+        """``fn(*args)`` of each call, in order, at most one per process at a time."""
+        from multiprocessing.connection import wait
+
+        if not self.conns:
+            return [fn(*args) for fn, args in calls]
+        results: list[Any] = [None] * len(calls)
+        todo = list(enumerate(calls))
+        idle = [conn for conn, _ in self.conns]
+        busy: dict[Any, int] = {}
+        while todo or busy:
+            while todo and idle:
+                conn = idle.pop()
+                k, call = todo.pop(0)
+                conn.send(call)
+                busy[conn] = k
+            for conn in wait(list(busy)):
+                try:
+                    ok, value = conn.recv()
+                except (EOFError, OSError):
+                    raise _PartsFailed("a process computing Evidently's parts died") from None
+                results[busy.pop(conn)] = value
+                idle.append(conn)
+                if not ok:
+                    raise value
+        return results
+
+    def close(self) -> None:
+        for conn, pid in self.conns:
+            conn.close()
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        self.conns = []
+
+
+def _serve_calls(conn: Any) -> None:
+    """In a forked process: compute the calls sent until the pipe closes, then exit (never returns)."""
+    code = 0
+    try:
+        while True:
+            try:
+                fn, args = conn.recv()
+            except EOFError:
+                break
+            try:
+                out = (True, fn(*args))
+            except Exception as e:
+                out = (False, RuntimeError(f"{type(e).__name__}: {e}"))
+            conn.send(out)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _section(
+    pieces: list[bytes], sections: list[str], owners: list[str], notes: tuple[str, ...], workers: int,
+    compute: Any,
+) -> tuple[str, list[str]]:  # fmt: skip
+    """In Evidently's process: each piece computed (``compute``) in a forked process, then the page
+    rendered in one; a forked process dying raises (the caller computes the section itself)."""
+    forks = _forks(workers)
+    try:
+        computed = forks.map([(compute, (p,)) for p in pieces])
+        ((page, errors),) = forks.map([(_page_pickled, (sections, owners, computed, notes))])
+    except _PartsFailed:
+        _FORKS.clear()  # the next window forks new ones
+        forks.close()
+        raise
+    return page, errors
+
+
+class _PartsFailed(RuntimeError):
+    """A forked process of Evidently's process died; Evidently's process itself goes on."""
 
 
 def _import_evidently() -> None:
@@ -149,8 +296,9 @@ class EvidentlyJob:
     mlmon's checks); :meth:`result` waits for it.
 
     The inputs (seeded samples, screened window, labelled rows) are prepared here, at submission; each
-    part (DataDriftPreset, DataSummaryPreset, the quality preset) is one task on the process pool, and
-    the page is rendered by one more task, so this process never imports Evidently; the page is the one
+    part (DataDriftPreset, DataSummaryPreset, the quality preset) is computed by one of the processes
+    forked from Evidently's process (:func:`_server`), and the page is rendered by one of them, so this
+    process never imports Evidently; the page is the one
     :func:`run_evidently` renders here from the same inputs. With ``evidently.workers: 1``, or when the
     worker processes cannot start or one dies, :meth:`result` computes it here (:func:`run_evidently`,
     logged); like it, the job never raises for what Evidently does.
@@ -174,19 +322,22 @@ class EvidentlyJob:
         thread.start()
 
     def _run(self, plan: _Plan, workers: int) -> None:
-        from joblib import Parallel, delayed
-
+        server = None
         try:
-            run = Parallel(n_jobs=workers, backend="loky")
-            computed = run(delayed(_computed_pickled)(pickle.dumps(p)) for p in plan.pieces)
+            server = _server(workers)
+            pieces = [pickle.dumps(p) for p in plan.pieces]
             owners = [p.section for p in plan.pieces]
-            ((page, errors),) = run([delayed(_page_pickled)(plan.sections(), owners, computed, plan.notes)])
-        except Exception as e:  # a worker died (TerminatedWorkerError), no processes, a broken pool
+            page, errors = server.submit(
+                _section, pieces, plan.sections(), owners, plan.notes, workers, _computed_pickled
+            ).result()
+        except Exception as e:  # a process died (BrokenProcessPool), no processes here, a broken pool
             log.warning(
                 "mlmon: Evidently's worker processes failed (%s: %s); computing it in this process",
                 type(e).__name__,
                 e,
             )
+            if server is not None and not isinstance(e, _PartsFailed):
+                _drop_server(server)
             self._done.set_result(None)
         else:
             self._done.set_result(plan.rendered(page, errors, self._t0, workers))
