@@ -135,16 +135,16 @@ class _Walk:
     def int32(self, pos: np.ndarray) -> np.ndarray:
         return (self.word(pos) & _LOW[4]).astype(np.uint32).view(np.int32).astype(np.int64)
 
-    def equals(self, pos: np.ndarray, data: bytes) -> np.ndarray:
-        """Do the bytes from each position equal ``data``?"""
-        same = np.ones(pos.size, dtype=bool)
-        for i in range(0, len(data), 8):
-            chunk = data[i : i + 8]
-            w = self.word(pos + i)
-            if len(chunk) < 8:
-                w &= _LOW[len(chunk)]
-            same &= w == np.uint64(int.from_bytes(chunk, "little"))
-        return same
+    def head(self, pos: np.ndarray, key: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """An element's type byte at each position, and whether its key (NUL included) follows."""
+        first = self.word(pos)
+        t = (first & _LOW[1]).astype(np.uint8)
+        data = key[:7]
+        same = (first >> np.uint64(8)) & _LOW[len(data)] == np.uint64(int.from_bytes(data, "little"))
+        for i in range(7, len(key), 8):
+            chunk = key[i : i + 8]
+            same &= self.word(pos + 1 + i) & _LOW[len(chunk)] == np.uint64(int.from_bytes(chunk, "little"))
+        return t, same
 
     def chunks(self, start: np.ndarray, length: np.ndarray, width: int) -> Iterator[np.ndarray]:
         """The first ``width`` bytes from each start, 8 at a time, bytes past each ``length`` zeroed."""
@@ -157,11 +157,10 @@ class _Walk:
         """Walk the elements of one (embedded) document starting at ``pos``; its NUL must be at ``end``."""
         self.keys[path] = [e.name for e in elements]
         for e in elements:
-            t = self.byte(pos)
+            t, same = self.head(pos, e.key)
             allowed = _TYPES[e.cls]
-            self.ok &= t == allowed[0] if allowed.size == 1 else np.isin(t, allowed)
+            self.ok &= same & (t == allowed[0] if allowed.size == 1 else np.isin(t, allowed))
             width = len(e.key)
-            self.ok &= self.equals(pos + 1, e.key)
             vpos = pos + 1 + width
             sub = (*path, e.name)
             if e.cls == _STRING:
@@ -302,7 +301,7 @@ def decode(raw: bytes, cfg: ModelConfig, columns: list, lo_ms: int | None, hi_ms
     else:
         keep = ok
     rows = np.flatnonzero(keep)
-    out = {k: v[rows] for k, v in data.items()}
+    out = data if rows.size == keep.size else {k: v[rows] for k, v in data.items()}
     return Columns(out, rows, np.flatnonzero(~ok), n_other, _unexpected(walk, cfg, rows.size))
 
 
