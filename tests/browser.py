@@ -86,19 +86,23 @@ def dump_dom(url_or_path: str | Path, *, budget_ms: int = 5000, width: int | Non
 
 
 _MEASURE = """<script>addEventListener("load", () => {
-  const wide = [...document.querySelectorAll(".tw")].filter((e) => e.scrollWidth > e.clientWidth + 1);
+  const wide = [...document.querySelectorAll(".tw, .tabs")].filter((e) =>
+    e.scrollWidth > e.clientWidth + 1 ||
+    [...e.querySelectorAll(":scope > a")].some((a) => a.getBoundingClientRect().right > innerWidth));
   const out = document.createElement("pre");
   out.id = "measured";
   out.textContent = JSON.stringify(wide.map((e) => ({
-    section: (e.closest("section") || {}).id || "", width: e.scrollWidth, box: e.clientWidth})));
+    section: e.matches(".tabs") ? "tabs" : (e.closest("section") || {}).id || "",
+    width: e.scrollWidth, box: e.clientWidth})));
   document.body.appendChild(out);
 });</script>"""
 
 
 def wide_tables(page: Path, width: int = 1400, *, budget_ms: int = 5000) -> list[dict[str, object]]:
-    """The tables of ``page`` (their ``.tw`` scroll boxes) wider than their box when the page is shown
-    ``width`` px wide: what a reader would have to scroll sideways for. Measured on a copy next to the
-    page without its Content-Security-Policy, so that the measuring script may run."""
+    """What a reader would have to scroll sideways for when ``page`` is shown ``width`` px wide: its
+    tables (their ``.tw`` scroll boxes) wider than their box, and its tab bar (section ``tabs``) when a
+    tab is off the screen. Measured on a copy next to the page without its Content-Security-Policy, so
+    that the measuring script may run."""
     text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
     copy = page.with_name(f".measure-{page.name}")
     copy.write_text(text.replace("</body>", _MEASURE + "</body>"))

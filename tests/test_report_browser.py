@@ -100,10 +100,12 @@ def test_index_lists_reports_and_its_filters_work(site: Site) -> None:
     assert 'id="f-shown">3<' in dom
 
 
-def test_tables_fit_a_laptop_screen(site: Site) -> None:
-    # The report's tables (drift: 12 columns) and the index fit 1400 px without sideways scrolling.
+def test_tables_and_tabs_fit_a_laptop_screen(site: Site) -> None:
+    # The report's tables (drift: 12 columns), its tab bar (every section's tab) and the index fit
+    # 1400 px without sideways scrolling; on a narrower screen the tabs wrap rather than hide.
     for page in (site.report, site.index):
         assert wide_tables(page, 1400, budget_ms=BUDGET_MS) == [], page.name
+    assert [w for w in wide_tables(site.report, 900, budget_ms=BUDGET_MS) if w["section"] == "tabs"] == []
 
 
 def test_screenshots(site: Site, tmp_path: Path) -> None:
