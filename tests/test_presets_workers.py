@@ -9,8 +9,10 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,49 @@ def test_a_dying_worker_falls_back_to_this_process(
     monkeypatch.undo()  # the next window: Evidently's process forks new processes and they compute it
     again = presets.submit_evidently(ref, cur, fx.config(evidently={"workers": 2})).result()
     assert again.workers == 2 and again.errors == ()
+
+
+def _kill_evidentlys_process(_piece: bytes) -> bytes:
+    os.kill(os.getppid(), signal.SIGKILL)  # Evidently's process itself killed (out of memory, say)
+    time.sleep(120)  # this fork dies with it
+    return b""
+
+
+def _raises(_piece: bytes) -> bytes:
+    raise MemoryError("no room for the widgets")
+
+
+def test_a_dead_evidently_process_is_replaced_by_the_next_window(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref, cur = _inputs()
+    cfg = fx.config(evidently={"workers": 2})
+    presets.submit_evidently(ref, cur, cfg).result()  # Evidently's process is up
+    before = presets._SERVER[2]
+    monkeypatch.setattr(presets, "_computed_pickled", _kill_evidentlys_process)
+    with caplog.at_level(logging.WARNING, logger=presets.__name__):
+        out = presets.submit_evidently(ref, cur, cfg).result()
+    assert out.workers == 0 and out.errors == () and DASHBOARD in out.html  # computed here instead
+    assert "computing it in this process" in caplog.text
+    monkeypatch.undo()
+    again = presets.submit_evidently(ref, cur, cfg).result()
+    assert again.workers == 2 and presets._SERVER[2] is not before
+
+
+def test_a_failing_fork_keeps_evidentlys_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref, cur = _inputs()
+    cfg = fx.config(evidently={"workers": 2})
+    presets.submit_evidently(ref, cur, cfg).result()
+    before = presets._SERVER[2]
+    monkeypatch.setattr(presets, "_computed_pickled", _raises)
+    with caplog.at_level(logging.WARNING, logger=presets.__name__):
+        out = presets.submit_evidently(ref, cur, cfg).result()
+    assert out.workers == 0 and out.errors == () and "MemoryError" in caplog.text
+    monkeypatch.undo()
+    again = presets.submit_evidently(ref, cur, cfg).result()  # new forks, no second import
+    assert again.workers == 2 and presets._SERVER[2] is before
 
 
 def test_a_failing_part_in_a_worker_is_shown_not_raised() -> None:

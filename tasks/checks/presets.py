@@ -21,7 +21,9 @@ Tested against evidently 0.7.23 (pinned); the page is assembled from ``Snapshot.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import html
 import json
 import logging
@@ -36,6 +38,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,9 +171,18 @@ def _drop_server(server: Any) -> None:
 
 
 def _serve(workers: int) -> None:
-    """In Evidently's process, once: import Evidently, then fork the processes that compute the parts."""
+    """In Evidently's process, once: import Evidently, then fork the processes that compute the parts.
+    It waits for them as it exits (a container's init may not reap orphans)."""
     _import_evidently()
     _forks(workers)
+    atexit.register(lambda: [f.close() for f in _FORKS])
+
+
+def _die_with_parent() -> None:
+    """In a forked process: be killed when Evidently's process ends, even mid-call (Linux only;
+    elsewhere it ends when its pipe closes)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _forks(workers: int) -> _Forks:
@@ -197,10 +209,14 @@ class _Forks:
             here, there = Pipe()
             pid = os.fork()
             if pid == 0:  # the child: only its own end stays open, so that it sees its pipe close
-                here.close()
-                for conn, _ in self.conns:
-                    conn.close()
-                _serve_calls(there)
+                try:
+                    _die_with_parent()
+                    here.close()
+                    for conn, _ in self.conns:
+                        conn.close()
+                    _serve_calls(there)
+                finally:
+                    os._exit(1)  # never back into the server's code as a second copy of it
             there.close()
             self.conns.append((here, pid))
 
@@ -218,7 +234,10 @@ class _Forks:
             while todo and idle:
                 conn = idle.pop()
                 k, call = todo.pop(0)
-                conn.send(call)
+                try:
+                    conn.send(call)
+                except OSError:  # it died while idle
+                    raise _PartsFailed("a process computing Evidently's parts died") from None
                 busy[conn] = k
             for conn in wait(list(busy)):
                 try:
@@ -270,7 +289,7 @@ def _section(
     try:
         computed = forks.map([(compute, (p,)) for p in pieces])
         ((page, errors),) = forks.map([(_page_pickled, (sections, owners, computed, notes))])
-    except _PartsFailed:
+    except BaseException:  # a fork died, or a reply is owed by another: none of them is reused
         _FORKS.clear()  # the next window forks new ones
         forks.close()
         raise
@@ -336,8 +355,8 @@ class EvidentlyJob:
                 type(e).__name__,
                 e,
             )
-            if server is not None and not isinstance(e, _PartsFailed):
-                _drop_server(server)
+            if server is not None and isinstance(e, BrokenProcessPool):  # Evidently's process itself
+                _drop_server(server)  # the next window starts a new one
             self._done.set_result(None)
         else:
             self._done.set_result(plan.rendered(page, errors, self._t0, workers))

@@ -533,7 +533,7 @@ WAITED = "Evidently: waited for after the checks"
 
 def target_end_to_end(n: int, evidently_workers_setting: int = 0) -> dict[str, Any]:
     """One window of ``n`` rows from raw BSON batches to stored results and the report, as
-    ``monitor_window`` runs it: the worker processes start with the run and import Evidently; extraction
+    ``monitor_window`` runs it: Evidently's process starts with the run and imports Evidently; extraction
     (the workers decode from the first batches: the window's size is known); Evidently's sampled section
     (``evidently.max_rows``) submitted to the workers, every check meanwhile here, then the wait for
     Evidently; one transaction into embedded Postgres; the HTML report. Each stage's time.
@@ -541,6 +541,7 @@ def target_end_to_end(n: int, evidently_workers_setting: int = 0) -> dict[str, A
     process, the flow before Evidently ran in workers)."""
     from mlmon import embedded
     from mlmon.reports import render
+    from mlmon.tasks.checks import presets
     from mlmon.tasks.checks.presets import evidently_workers, prewarm, submit_evidently
     from mlmon.tasks.extract import decode_workers
     from mlmon.tasks.store import store
@@ -557,14 +558,9 @@ def target_end_to_end(n: int, evidently_workers_setting: int = 0) -> dict[str, A
         os.environ.pop(k, None)
     window = Window(T0, T0 + timedelta(days=60))
     print(f"\n== target 4: one {n:,}-row window, raw batches to stored results and report ==", flush=True)
-    print(
-        "  worker processes: "
-        + (
-            "already running (started by an earlier target)"
-            if warm
-            else "none yet, as in a flow run's new process"
-        )
-    )
+    cold = "none yet, as in a flow run's new process"
+    print(f"  decoding workers: {'already running (started by an earlier target)' if warm else cold}")
+    print(f"  Evidently's process: {'already running' if presets._SERVER else cold}")
     ref = reference_frame(100_000, np.random.default_rng(0))
     profile = fit_profile(ref, profile_kinds(cfg), "bench")
     batches = raw_batches(n, np.random.default_rng(n))
