@@ -275,7 +275,7 @@ def monitor_window(model: str, start: datetime, end: datetime, config: str | Non
             if cfg.evidently.enabled:
                 presets.preload()  # Evidently runs on the shards' sample in this process
             return sharded.run_sharded(model, start, end, config, estimated)
-        presets.prewarm(cfg)  # Evidently's import, in its worker processes, overlaps the extraction
+        presets.prewarm(cfg)  # Evidently's import, in its own process, overlaps the extraction
         batch = extract_task(cfg, window, mongo_uri, estimated)
         base = reference_task(cfg, settings.profiles_dir, window)
         history = store.volume_history(pg_uri, model, window)
