@@ -145,7 +145,7 @@ def prewarm(cfg: ModelConfig) -> None:
 # once per worker, it leaves a core to the extraction. Kept for the next windows.
 _SERVER: dict[int, Any] = {}
 _SERVER_LOCK = threading.Lock()
-_FORKS: list[Any] = []  # in Evidently's process: its executor of forked processes
+_FORKS: list[_Forks] = []  # in Evidently's process: its forked processes (none or one)
 
 
 def _server(workers: int) -> Any:
@@ -162,11 +162,10 @@ def _server(workers: int) -> Any:
         return server
 
 
-def _drop_server(server: Any) -> None:
+def _drop_server(workers: int, server: Any) -> None:
     with _SERVER_LOCK:
-        for k, v in list(_SERVER.items()):
-            if v is server:
-                del _SERVER[k]
+        if _SERVER.get(workers) is server:  # not a replacement another window started meanwhile
+            del _SERVER[workers]
     server.shutdown(wait=False, kill_workers=True)
 
 
@@ -175,7 +174,12 @@ def _serve(workers: int) -> None:
     It waits for them as it exits (a container's init may not reap orphans)."""
     _import_evidently()
     _forks(workers)
-    atexit.register(lambda: [f.close() for f in _FORKS])
+    atexit.register(_close_forks)
+
+
+def _close_forks() -> None:
+    for forks in _FORKS:
+        forks.close()
 
 
 def _die_with_parent() -> None:
@@ -356,7 +360,7 @@ class EvidentlyJob:
                 e,
             )
             if server is not None and isinstance(e, BrokenProcessPool):  # Evidently's process itself
-                _drop_server(server)  # the next window starts a new one
+                _drop_server(workers, server)  # the next window starts a new one
             self._done.set_result(None)
         else:
             self._done.set_result(plan.rendered(page, errors, self._t0, workers))
