@@ -9,6 +9,7 @@ read. Runs in a few seconds.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,6 +18,7 @@ from typing import Any
 
 import bson
 import numpy as np
+import psutil
 
 from mlmon.tasks import contract as c
 from mlmon.tasks.contract import Reason
@@ -198,6 +200,7 @@ def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
     here = []
     decode = extract.decode_batch
     monkeypatch.setattr(extract, "decode_batch", lambda *a: here.append(1) or decode(*a))
+    before = os.nice(0)
     parallel = decode_batches(batches, par_cfg, WINDOW)
     pd.testing.assert_frame_equal(parallel.frame, serial.frame)
     assert parallel.quarantine == serial.quarantine
@@ -207,6 +210,12 @@ def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
         serial.unexpected_fields,
     )
     assert 0 < len(here) < len(batches) / 2  # the first batches were decoded here, most by the workers
+    # the workers decoded at a lower priority than this process, whose own is unchanged
+    assert os.nice(0) == before
+    loky = [p for p in psutil.Process().children() if "loky" in " ".join(p.cmdline())]
+    niceness = [p.nice() for p in loky]
+    assert before + extract.DECODE_NICENESS in niceness, niceness  # each lowers its own as it first decodes
+    assert set(niceness) <= {before, before + extract.DECODE_NICENESS}
 
 
 def test_a_window_estimated_big_is_decoded_by_the_workers_from_its_first_batches(monkeypatch) -> None:
