@@ -808,28 +808,27 @@ def decode_batches(
     (:func:`decode_batch`). A batch whose length prefixes do not add up is a broken reply and raises.
     """
     t0 = time.perf_counter()
-    joined = _Joined(expected_rows)
-    quarantine: list[QuarantinedDoc] = []
-    unexpected: Counter[str] = Counter()
-    n = n_other = 0
+    parts: list[Batch] = []
+    n = 0
     for part in _decoded(batches, cfg, window, expected_rows):
         n += part.n_read
-        n_other += part.n_other_window
-        quarantine.extend(part.quarantine)
-        unexpected.update(part.unexpected_fields)
-        joined.add(part.frame)  # copied in now, while the workers decode the next batches
+        parts.append(part)
         if progress:
             progress(n)
-    if not n:
+    if not parts:
         return decode_documents([], cfg, window)
-    frame, shadow = split_shadow(joined.frame(), cfg)  # once, on the joined frame (batches decode unsplit)
+    unexpected: Counter[str] = Counter()
+    for p in parts:
+        unexpected.update(p.unexpected_fields)
+    frame = parts[0].frame if len(parts) == 1 else _concat([p.frame for p in parts])
+    frame, shadow = split_shadow(frame, cfg)  # once, on the joined frame (batches decode unsplit)
     return Batch(
         frame=frame,
         shadow=shadow,
-        quarantine=quarantine,
+        quarantine=[q for p in parts for q in p.quarantine],
         unexpected_fields=dict(unexpected),
         n_read=n,
-        n_other_window=n_other,
+        n_other_window=sum(p.n_other_window for p in parts),
         seconds=time.perf_counter() - t0,
     )
 
@@ -907,25 +906,24 @@ def _in_workers(
 # decode, and Evidently's parts wait for both; at equal priority the import got half a core and ended
 # 3 s after the extraction (1M rows, 2 cores), at this one it ends first and the extraction takes as
 # long as before (README, target 4). They also yield to the serving app when it shares the machine.
+# The workers are joblib's loky workers of this process: other joblib work of the same process (none
+# of mlmon's) would run at this priority too.
 DECODE_NICENESS = 5
 
 
 def _decode_in_worker(raw: bytes, cfg: ModelConfig, window: Window | None, caller: int) -> Batch:
-    """:func:`decode_batch` in a decoding worker, which first lowers its own priority, once
-    (``DECODE_NICENESS``; never the calling process's, should joblib run the task there)."""
-    if os.getpid() != caller:
-        _lower_priority()
+    """:func:`decode_batch` in a decoding worker, whose decoding thread first lowers its priority, once
+    (``DECODE_NICENESS``; never in the calling process, should joblib run the task there). Only that
+    thread (on Linux ``nice`` is per thread): lowered as the worker started, the threads it starts for
+    its pipes would inherit it, and 1M rows' decoding then took 15-20 % more CPU here."""
+    if os.getpid() != caller and not _LOWERED:
+        _LOWERED.append(True)
+        with contextlib.suppress(OSError, AttributeError):  # no os.nice (Windows): as it is
+            os.nice(DECODE_NICENESS)
     return decode_batch(raw, cfg, window)
 
 
 _LOWERED: list[bool] = []
-
-
-def _lower_priority() -> None:
-    if not _LOWERED:
-        _LOWERED.append(True)
-        with contextlib.suppress(OSError, AttributeError):  # no os.nice (Windows): as it is
-            os.nice(DECODE_NICENESS)
 
 
 def decode_workers(cfg: ModelConfig) -> int:
@@ -978,115 +976,19 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     first = frames[0]
     if any(not f.dtypes.equals(first.dtypes) for f in frames[1:]):
         return pd.concat(frames, ignore_index=True)
+    columns: dict[str, list[Any]] = {str(name): [] for name in first.columns}
+    for f in frames:
+        for name, values in f.items():  # (``f[name]`` per frame and column: 0.3 s of 1M rows' join)
+            columns[str(name)].append(values)
     data: dict[str, Any] = {}
-    for name, dtype in first.dtypes.items():
+    for (name, dtype), parts in zip(first.dtypes.items(), columns.values(), strict=True):
         if isinstance(dtype, np.dtype):
-            data[str(name)] = np.concatenate([f[name].to_numpy() for f in frames])
+            data[str(name)] = np.concatenate([p.to_numpy() for p in parts])
         else:  # tz-aware timestamps, categories: pandas' own concat of the one column
-            data[str(name)] = pd.concat([f[name] for f in frames], ignore_index=True)
+            data[str(name)] = pd.concat(parts, ignore_index=True)
     # copy=False: the arrays are this function's own; pandas would otherwise copy every column into
     # consolidated 2-D blocks (0.5 s of 1M rows' extraction, for nothing)
     return pd.DataFrame(data, index=pd.RangeIndex(sum(len(f) for f in frames)), copy=False)
-
-
-class _Joined:
-    """The window's frame, joined part by part as the decoded parts arrive: ``pd.concat`` of the parts
-    that have rows (a part without rows adds none, and its dtypes, all-missing objects say, must not
-    change a column's). Each part is copied into arrays sized for the window (``expected_rows``, at
-    most ``_ROWS_AT_ONCE``: the estimate may count the whole collection; doubled when short), so the
-    copy overlaps the decoding of the next batches instead of following the last one (the join after
-    the last batch of 1M rows took 1 s here, now 0.06 s), and no decoded part is kept once copied. A part whose columns
-    or dtypes differ from the arrays' closes them; the pieces are then joined by :func:`_concat`."""
-
-    def __init__(self, expected_rows: int | None) -> None:
-        self.expected = expected_rows or 0
-        self.closed: list[pd.DataFrame] = []  # in row order, before the arrays
-        self.empty: pd.DataFrame | None = None  # the first part, when none has rows
-        self.first: pd.DataFrame | None = None  # a first part with rows is copied once a second comes
-        self.dtypes: pd.Series | None = None
-        self.arrays: dict[str, np.ndarray] = {}
-        self.n = self.size = 0
-
-    def add(self, part: pd.DataFrame) -> None:
-        if part.empty:
-            self.empty = part if self.empty is None else self.empty
-            return
-        if self.first is None and not self.closed and self.dtypes is None:
-            self.first = part  # a window of one batch is that batch's frame, not a copy of it
-            return
-        if self.first is not None:
-            first, self.first = self.first, None
-            self._fill(first)
-        self._fill(part)
-
-    def _fill(self, part: pd.DataFrame) -> None:
-        if self.dtypes is not None and not part.dtypes.equals(self.dtypes):
-            self._close()
-        if self.dtypes is None:
-            if not _fillable(part.dtypes):
-                self.closed.append(part)
-                return
-            self.dtypes = part.dtypes
-            expected = min(self.expected - sum(len(f) for f in self.closed), _ROWS_AT_ONCE)
-            self.size = max(len(part), expected)
-            self.arrays = {str(k): np.empty(self.size, _storage(d)) for k, d in part.dtypes.items()}
-        end = self.n + len(part)
-        if end > self.size:
-            self._grow(max(end, 2 * self.size))
-        for name, values in part.items():
-            self.arrays[str(name)][self.n : end] = _stored(values)
-        self.n = end
-
-    def _grow(self, size: int) -> None:
-        for name, old in self.arrays.items():
-            new = np.empty(size, old.dtype)
-            new[: self.n] = old[: self.n]
-            self.arrays[name] = new
-        self.size = size
-
-    def _close(self) -> None:
-        if self.dtypes is None:
-            return
-        data: dict[str, Any] = {}
-        for name, dtype in self.dtypes.items():
-            values = self.arrays[str(name)][: self.n]
-            if self.n < 0.8 * self.size:  # the estimate was high: not that much memory held for nothing
-                values = values.copy()
-            data[str(name)] = values if isinstance(dtype, np.dtype) else _zoned(values, dtype)
-        # copy=False: the arrays are this object's own (pandas would copy each into 2-D blocks)
-        self.closed.append(pd.DataFrame(data, index=pd.RangeIndex(self.n), copy=False))
-        self.dtypes, self.arrays, self.n, self.size = None, {}, 0, 0
-
-    def frame(self) -> pd.DataFrame:
-        if self.first is not None:
-            return self.first
-        self._close()
-        if not self.closed:
-            assert self.empty is not None, "no part was added"
-            return self.empty
-        return self.closed[0] if len(self.closed) == 1 else _concat(self.closed)
-
-
-_ROWS_AT_ONCE = 1 << 20  # rows allocated at once on the estimate's word (object columns are filled)
-
-
-def _fillable(dtypes: pd.Series) -> bool:
-    return all(isinstance(d, np.dtype | pd.DatetimeTZDtype) for d in dtypes)
-
-
-def _storage(dtype: Any) -> np.dtype:
-    """How a column is held while joined: itself, or a tz-aware column's UTC instants."""
-    return dtype if isinstance(dtype, np.dtype) else np.dtype(f"M8[{dtype.unit}]")
-
-
-def _stored(values: pd.Series) -> np.ndarray:
-    if isinstance(values.dtype, np.dtype):
-        return values.to_numpy()
-    return values.array.asi8.view(f"M8[{values.dtype.unit}]")
-
-
-def _zoned(instants: np.ndarray, dtype: pd.DatetimeTZDtype) -> Any:
-    return pd.DatetimeIndex(instants).tz_localize("UTC").tz_convert(dtype.tz).array
 
 
 # What a hostile document can make the decoder or the conversion raise (bad UTF-8 is a ValueError).

@@ -123,59 +123,22 @@ def test_every_string_length_and_odd_byte_position_is_read_as_the_exact_path_rea
     assert fast.rows is not None and list(fast.rows) == list(exact.rows)
 
 
-def _parts() -> list[pd.DataFrame]:
-    """Decoded parts as a window's batches give them: a tz-aware timestamp, floats, objects, bools; one
-    part without rows whose columns are all-missing objects, one whose dtypes differ (a float column
-    that came back as objects)."""
-    rng = np.random.default_rng(3)
+def test_a_batch_without_rows_changes_nothing_in_the_window() -> None:
+    """A batch whose every document is quarantined decodes to a frame without rows; joined with the
+    others it changes no row and no dtype of the window, and the join is ``pd.concat``'s."""
+    import pandas as pd
 
-    def part(n: int, start: int) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "ts": pd.to_datetime(np.arange(start, start + n) * 1000, unit="ms", utc=True),
-                "x": rng.normal(size=n),
-                "c": rng.choice(["a", "b", None], size=n).astype(object),
-                "ok": rng.random(n) < 0.5,
-            }
-        )
+    from mlmon.tasks.extract import _concat, decode_batches
 
-    odd = part(4, 70).astype({"x": object})
-    empty = pd.DataFrame({k: pd.Series([], dtype=object) for k in ("ts", "x", "c", "ok")})
-    return [part(10, 0), part(7, 10), empty, part(30, 17), part(0, 47), odd, part(5, 74), part(3, 79)]
-
-
-@pytest.mark.parametrize("expected", [None, 1, 40, 59, 1000])
-def test_parts_joined_as_they_arrive_are_their_concat(expected: int | None) -> None:
-    """Whatever the size estimate (none, low: the arrays grow, exact, high: trimmed), the joined frame is
-    ``pd.concat`` of the parts with rows, dtypes included; a part without rows changes no dtype."""
-    from mlmon.tasks.extract import _Joined
-
-    parts = _parts()
-    joined = _Joined(expected)
-    for p in parts:
-        joined.add(p)
-    want = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    got = joined.frame()
-    pd.testing.assert_frame_equal(got, want)
-    assert str(got["ts"].dtype) == "datetime64[ns, UTC]"
-    # without the odd part no column falls back to objects
-    joined = _Joined(expected)
-    for p in parts[:5] + parts[6:]:
-        joined.add(p)
-    got = joined.frame()
-    assert got["x"].dtype == np.float64 and got["ok"].dtype == bool
-    pd.testing.assert_frame_equal(got, pd.concat([p for p in parts[:5] + parts[6:] if len(p)], ignore_index=True))
-
-
-def test_one_part_is_returned_as_it_is_and_none_with_rows_gives_the_first() -> None:
-    from mlmon.tasks.extract import _Joined
-
-    parts = _parts()
-    joined = _Joined(100)
-    joined.add(parts[2])
-    joined.add(parts[0])
-    assert joined.frame() is parts[0]
-    joined = _Joined(None)
-    joined.add(parts[2])
-    joined.add(parts[4])
-    assert joined.frame() is parts[2]
+    cfg = make_cfg()
+    good_batch = b"".join(bson.encode(good(i)) for i in range(20))
+    bad_batch = b"".join(bson.encode({**good(i), "timestamp": "not a date"}) for i in range(5))
+    assert len(decode_batch(bad_batch, cfg, WINDOW).frame) == 0
+    got = decode_batches([good_batch, bad_batch, good_batch], cfg, WINDOW)
+    want = decode_batches([good_batch, good_batch], cfg, WINDOW)
+    pd.testing.assert_frame_equal(got.frame, want.frame)
+    assert got.n_quarantined == 5 and got.n_read == 45
+    only_bad = decode_batches([bad_batch, bad_batch], cfg, WINDOW)
+    assert len(only_bad.frame) == 0 and only_bad.n_quarantined == 10
+    frames = [decode_batch(good_batch, cfg, WINDOW).frame for _ in range(3)]
+    pd.testing.assert_frame_equal(_concat(frames), pd.concat(frames, ignore_index=True))

@@ -145,7 +145,7 @@ ref, cur = fx.frame(300, seed=1), fx.frame(200, seed=2, shift=1.0, labelled=0.5)
 ids = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
 there = presets.submit_evidently(ref, cur, fx.config(evidently={"workers": 2})).result()
 here = presets.run_evidently(ref, cur, fx.config(evidently={"workers": 1}))
-# Evidently's process parses Plotly's property paths once each (presets.remember_plotly_paths); this one not
+# Evidently's process parses Plotly's property paths once each (presets._remember_plotly_paths); this one not
 remembered = "getattr(__import__('plotly.basedatatypes').basedatatypes._str_to_dict_path_full, 'remembered', 0)"
 print(json.dumps({"workers": there.workers, "same": ids.sub("ID", there.html) == ids.sub("ID", here.html),
                   "ids": ids.search(here.html) is not None, "errors": there.errors,

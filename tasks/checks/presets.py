@@ -174,12 +174,12 @@ def _serve(workers: int) -> None:
     """In Evidently's process, once: import Evidently, then fork the processes that compute the parts.
     It waits for them as it exits (a container's init may not reap orphans)."""
     _import_evidently()
-    remember_plotly_paths()
+    _remember_plotly_paths()
     _forks(workers)
     atexit.register(_close_forks)
 
 
-def remember_plotly_paths() -> bool:
+def _remember_plotly_paths() -> bool:
     """In Evidently's own process: make Plotly remember how it parsed each property path.
 
     Plotly parses a property path string ("xaxis.title.text", "marker_color") anew on every get, set
@@ -202,10 +202,11 @@ def remember_plotly_paths() -> bool:
         keys, starts = parse(path)
         return tuple(keys), tuple(starts)
 
-    def remembered(path: Any) -> tuple[tuple[Any, ...], list[int]]:
-        if type(path) is not str:  # only strings are what the cache may keep
-            return parse(path)  # type: ignore[no-any-return]
-        keys, starts = parsed(path)
+    @functools.wraps(parse)
+    def remembered(key_path_str: Any) -> tuple[tuple[Any, ...], list[int]]:
+        if type(key_path_str) is not str:  # only strings are what the cache may keep
+            return parse(key_path_str)  # type: ignore[no-any-return]
+        keys, starts = parsed(key_path_str)
         return keys, list(starts)
 
     remembered.remembered = True  # type: ignore[attr-defined]
