@@ -218,6 +218,31 @@ def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
     assert set(niceness) <= {before, before + extract.DECODE_NICENESS}
 
 
+def test_a_killed_decoding_worker_loses_no_document() -> None:
+    """A decoding worker killed (for memory, say) before or during a window: the window is still every
+    document's, decoded by new workers or in this process (logged), and so is the next one."""
+    import signal
+
+    import pandas as pd
+
+    from mlmon.tasks import extract
+
+    cfg = make_cfg()
+    batches, _ = generate(np.random.default_rng(SEED))
+    one = cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
+    serial = decode_batches(batches, one, WINDOW)
+    par_cfg = cfg.model_copy(
+        update={"source": cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 500})}
+    )
+    for _ in range(3):
+        assert extract.start_workers(2).result(timeout=120)
+        loky = [p for p in psutil.Process().children() if "loky" in " ".join(p.cmdline())]
+        os.kill(loky[0].pid, signal.SIGKILL)
+        got = decode_batches(batches, par_cfg, WINDOW, expected_rows=serial.n_read)
+        pd.testing.assert_frame_equal(got.frame, serial.frame)
+        assert got.quarantine == serial.quarantine and got.n_read == serial.n_read
+
+
 def test_a_window_estimated_big_is_decoded_by_the_workers_from_its_first_batches(monkeypatch) -> None:
     """With the window's size estimate past ``source.parallel_decode_rows`` (a flow knows it before the
     read), the workers take over as soon as they run, not after those rows; same frame and quarantine."""
