@@ -147,16 +147,20 @@ there = presets.submit_evidently(ref, cur, fx.config(evidently={"workers": 2})).
 here = presets.run_evidently(ref, cur, fx.config(evidently={"workers": 1}))
 # Evidently's process parses Plotly's property paths once each (presets._remember_plotly_paths); this one not
 remembered = "getattr(__import__('plotly.basedatatypes').basedatatypes._str_to_dict_path_full, 'remembered', 0)"
+# it imported Evidently without the cyclic collector and froze what it imported; the collector runs again
+collector = "[__import__('gc').isenabled(), __import__('gc').get_freeze_count() > 100_000]"
 print(json.dumps({"workers": there.workers, "same": ids.sub("ID", there.html) == ids.sub("ID", here.html),
                   "ids": ids.search(here.html) is not None, "errors": there.errors,
-                  "remembered": [presets._SERVER[2].submit(eval, remembered).result(), eval(remembered)]}))
+                  "remembered": [presets._SERVER[2].submit(eval, remembered).result(), eval(remembered)],
+                  "collector": [presets._SERVER[2].submit(eval, collector).result(), eval(collector)]}))
 """
 
 
 @pytest.mark.slow
 def test_worker_page_is_the_in_process_page() -> None:
     """Byte for byte but for Evidently's random ids (uuids of widgets and the dashboard), with Plotly's
-    parsed paths remembered in Evidently's process and not in this one. Evidently
+    parsed paths remembered in Evidently's process and not in this one, and its imported objects frozen
+    there (the collector on again). Evidently
     orders some categories by Python's string hash, random per process: the child and its workers
     share PYTHONHASHSEED=0 here, as processes of one deployment would with it set."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -165,4 +169,7 @@ def test_worker_page_is_the_in_process_page() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    assert got == {"workers": 2, "same": True, "ids": True, "errors": [], "remembered": [True, 0]}
+    assert got == {
+        "workers": 2, "same": True, "ids": True, "errors": [], "remembered": [True, 0],
+        "collector": [[True, True], [True, False]],
+    }  # fmt: skip
