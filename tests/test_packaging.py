@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The wheel, and what building it printed."""
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -34,12 +35,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         cwd=build,
         capture_output=True,
+        text=True,
     )
     (whl,) = out.glob("mlmon-*.whl")
-    return whl
+    return whl, done.stdout + done.stderr
 
 
-def test_the_wheel_installs_the_mlmon_package_only(wheel: Path) -> None:
+def test_the_wheel_installs_the_mlmon_package_only(built: tuple[Path, str]) -> None:
+    wheel, printed = built
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
     assert top == {"mlmon"}, top
@@ -48,6 +51,9 @@ def test_the_wheel_installs_the_mlmon_package_only(wheel: Path) -> None:
     # the data files travel with their packages
     assert any(n.startswith("mlmon/tasks/store/migrations/") and n.endswith(".sql") for n in names)
     assert any(n.startswith("mlmon/reports/templates/") for n in names)
+    assert any(n.startswith("mlmon/reports/static/") for n in names)
+    # and no screenful of setuptools warnings about their folders in `make demo`'s install
+    assert "is absent from the `packages` configuration" not in printed, printed[-2000:]
 
 
 def test_outside_the_repository_tasks_is_not_importable_and_mlmon_tasks_is(tmp_path: Path) -> None:
