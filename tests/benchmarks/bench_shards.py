@@ -282,6 +282,9 @@ def run(rows: int, shard_rows: int, workers: int) -> None:
         parts = bench.with_options(task_runner=runner)()
     finally:
         if server is not None:
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=30)  # the flow's last logs, before their server goes away
             server.stop()
     wall = time.perf_counter() - t
     t = time.perf_counter()
