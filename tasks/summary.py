@@ -1165,12 +1165,16 @@ def use_shards(cfg: ModelConfig, estimated_rows: int) -> bool:
 
 
 def estimate_rows(collection: Any, cfg: ModelConfig, window: Window) -> int:
-    """Documents of the window, counted only when the whole collection is bigger than the in-memory
-    limit (``estimated_document_count`` reads metadata; a window count is a query)."""
+    """About how many documents the window holds, for the two decisions made from it: the sharded path
+    (past ``shards.max_in_memory_rows``) and decoding workers started at the first batch (from
+    ``source.parallel_decode_rows``). The whole collection's size (``estimated_document_count`` reads
+    metadata) when it is below both, as the window then is; else the window is counted (a query, on
+    the timestamp index :func:`mlmon.logger.ensure_indexes` makes), so that a day's window of a
+    collection holding months starts no decoding workers it does not need."""
     from mlmon.tasks.extract import window_filter
 
     total = int(collection.estimated_document_count())
-    if total <= cfg.shards.max_in_memory_rows:
+    if total < cfg.source.parallel_decode_rows and total <= cfg.shards.max_in_memory_rows:
         return total
     return int(collection.count_documents(window_filter(cfg, window)))
 

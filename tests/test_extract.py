@@ -224,6 +224,28 @@ def test_read_window_over_the_wire_is_exact_and_joins_labels(mongo_db: object) -
 
 
 @pytest.mark.integration
+def test_the_size_estimate_counts_the_window_once_the_collection_could_start_workers(
+    mongo_db: object,
+) -> None:
+    """The whole collection's size stands for the window only while it is below both thresholds the
+    estimate feeds; past either, a day's window of a bigger collection is counted, so that it starts no
+    decoding workers (source.parallel_decode_rows) and takes no sharded path it does not need."""
+    from mlmon.tasks.summary import estimate_rows
+
+    day2 = T0 + timedelta(days=1)
+    mongo_db.predictions.insert_many(  # type: ignore[attr-defined]
+        [good(i) for i in range(10)] + [good(100 + i, day2 + timedelta(minutes=i)) for i in range(20)]
+    )
+    coll = mongo_db.predictions  # type: ignore[attr-defined]
+    below = make_cfg(source={"parallel_decode_rows": 31}, shards={"max_in_memory_rows": 30})
+    assert estimate_rows(coll, below, WINDOW) == 30  # the collection's size, from metadata
+    workers = make_cfg(source={"parallel_decode_rows": 30}, shards={"max_in_memory_rows": 30})
+    assert estimate_rows(coll, workers, WINDOW) == 10
+    shards = make_cfg(source={"parallel_decode_rows": 31}, shards={"max_in_memory_rows": 29})
+    assert estimate_rows(coll, shards, WINDOW) == 10
+
+
+@pytest.mark.integration
 def test_read_empty_window(mongo_db: object) -> None:
     batch = read_window(mongo_db, make_cfg(), WINDOW)
     assert len(batch.frame) == 0 and batch.n_read == 0
