@@ -1166,16 +1166,23 @@ def use_shards(cfg: ModelConfig, estimated_rows: int) -> bool:
 
 def estimate_rows(collection: Any, cfg: ModelConfig, window: Window) -> int:
     """About how many documents the window holds, for the two decisions made from it: the sharded path
-    (past ``shards.max_in_memory_rows``) and decoding workers started at the first batch (from
-    ``source.parallel_decode_rows``). The whole collection's size (``estimated_document_count`` reads
-    metadata) when it is below both, as the window then is; else the window is counted (a query, on
-    the timestamp index :func:`mlmon.logger.ensure_indexes` makes), so that a day's window of a
-    collection holding months starts no decoding workers it does not need."""
+    (past ``shards.max_in_memory_rows``; its sample rate needs the window's count) and decoding workers
+    started at the first batch (from ``source.parallel_decode_rows``).
+
+    The whole collection's size (``estimated_document_count`` reads metadata) while it is below both, as
+    the window then is. Past the in-memory limit, the window is counted (a query, on the timestamp index
+    :func:`mlmon.logger.ensure_indexes` makes). In between, the window is counted up to
+    ``source.parallel_decode_rows`` only (the window fits in memory; all that is left to decide is
+    whether it reaches that many), so that a day's window of a collection holding months starts no
+    decoding workers it does not need, and a big window's count stops early."""
     from mlmon.tasks.extract import window_filter
 
     total = int(collection.estimated_document_count())
-    if total < cfg.source.parallel_decode_rows and total <= cfg.shards.max_in_memory_rows:
-        return total
+    decode_from = cfg.source.parallel_decode_rows
+    if total <= cfg.shards.max_in_memory_rows:
+        if total < decode_from or decode_from == 0:  # 0: workers from the first row, whatever the size
+            return total
+        return int(collection.count_documents(window_filter(cfg, window), limit=decode_from))
     return int(collection.count_documents(window_filter(cfg, window)))
 
 

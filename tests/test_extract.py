@@ -241,8 +241,13 @@ def test_the_size_estimate_counts_the_window_once_the_collection_could_start_wor
     assert estimate_rows(coll, below, WINDOW) == 30  # the collection's size, from metadata
     workers = make_cfg(source={"parallel_decode_rows": 30}, shards={"max_in_memory_rows": 30})
     assert estimate_rows(coll, workers, WINDOW) == 10
-    shards = make_cfg(source={"parallel_decode_rows": 31}, shards={"max_in_memory_rows": 29})
-    assert estimate_rows(coll, shards, WINDOW) == 10
+    # in memory either way: the count stops once it reaches the workers' threshold
+    stops = make_cfg(source={"parallel_decode_rows": 4}, shards={"max_in_memory_rows": 30})
+    assert estimate_rows(coll, stops, WINDOW) == 4
+    always = make_cfg(source={"parallel_decode_rows": 0}, shards={"max_in_memory_rows": 30})
+    assert estimate_rows(coll, always, WINDOW) == 30  # nothing to decide: no query (a $limit of 0 fails)
+    shards = make_cfg(source={"parallel_decode_rows": 4}, shards={"max_in_memory_rows": 29})
+    assert estimate_rows(coll, shards, WINDOW) == 10  # the sharded path's sample rate needs the count
 
 
 @pytest.mark.integration

@@ -175,17 +175,20 @@ def _serve(workers: int) -> None:
     """In Evidently's process, once: import Evidently, then fork the processes that compute the parts.
     It waits for them as it exits (a container's init may not reap orphans).
 
-    The import runs without the cyclic garbage collector: it creates about 500,000 objects, all of which
-    live as long as the process, and collecting among them as they grow took 15-25 % of the import's
-    CPU here. They are then frozen (``gc.freeze``), as Python's documentation advises before a fork: the
-    forks' collections never walk them again."""
+    The import runs without the cyclic garbage collector: it creates about 500,000 objects, nearly all
+    of which live as long as the process (modules, classes, their pydantic fields), and collecting
+    among them as they grow took 15-25 % of the import's CPU here. They are then frozen (``gc.freeze``,
+    still without collecting, as Python's documentation advises before a fork): the first forks'
+    collections never walk them again. The cost: cyclic garbage of the import itself is never freed."""
+    collecting = gc.isenabled()
     gc.disable()
     try:
         _import_evidently()
         _remember_plotly_paths()
+        gc.freeze()
     finally:
-        gc.enable()
-    gc.freeze()
+        if collecting:
+            gc.enable()
     _forks(workers)
     atexit.register(_close_forks)
 

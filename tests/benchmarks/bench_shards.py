@@ -280,13 +280,15 @@ def run(rows: int, shard_rows: int, workers: int) -> None:
     t = time.perf_counter()
     try:
         parts = bench.with_options(task_runner=runner)()
+        wall = time.perf_counter() - t
     finally:
         if server is not None:
             from prefect.logging.handlers import APILogWorker
 
-            APILogWorker.drain_all(timeout=30)  # the flow's last logs, before their server goes away
-            server.stop()
-    wall = time.perf_counter() - t
+            try:
+                APILogWorker.drain_all(timeout=30)  # the flow's last logs, before their server goes away
+            finally:
+                server.stop()
     t = time.perf_counter()
     merged = summary.merge_all(summary.from_bytes(p["out"].summary) for p in parts)
     sample = summary.draw_sample([p["out"].sample for p in parts], cfg.shards.sample_rows, 0)
