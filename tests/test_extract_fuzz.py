@@ -183,6 +183,12 @@ def test_fuzz_every_document_is_accounted_for() -> None:
     assert check.value == want["implausible"] and check.status.value in ("warn", "fail")
 
 
+def _decoded_by_workers(cfg: Any, after: int) -> Any:
+    """``cfg`` decoding in 2 worker processes past ``after`` documents (``source.parallel_decode_rows``)."""
+    update = {"decode_workers": 2, "parallel_decode_rows": after}
+    return cfg.model_copy(update={"source": cfg.source.model_copy(update=update)})
+
+
 def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
     """Past ``source.parallel_decode_rows`` the batches are decoded by worker processes: the frame, every
     quarantine record and every count are exactly the serial path's, on the same hostile batches."""
@@ -192,10 +198,8 @@ def test_fuzz_parallel_decoding_is_the_serial_path(monkeypatch) -> None:
 
     cfg = make_cfg()
     batches, _ = generate(np.random.default_rng(SEED))
-    source = cfg.source.model_copy(update={"decode_workers": 1})
-    serial = decode_batches(batches, cfg.model_copy(update={"source": source}), WINDOW)
-    source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 1000})
-    par_cfg = cfg.model_copy(update={"source": source})
+    serial = decode_batches(batches, extract.in_one_process(cfg), WINDOW)
+    par_cfg = _decoded_by_workers(cfg, 1000)
     assert extract.start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
     here = []
     decode = extract.decode_batch
@@ -229,11 +233,8 @@ def test_a_killed_decoding_worker_loses_no_document() -> None:
 
     cfg = make_cfg()
     batches, _ = generate(np.random.default_rng(SEED))
-    one = cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})})
-    serial = decode_batches(batches, one, WINDOW)
-    par_cfg = cfg.model_copy(
-        update={"source": cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 500})}
-    )
+    serial = decode_batches(batches, extract.in_one_process(cfg), WINDOW)
+    par_cfg = _decoded_by_workers(cfg, 500)
     for _ in range(3):
         assert extract.start_workers(2).result(timeout=120)
         loky = [p for p in psutil.Process().children() if "loky" in " ".join(p.cmdline())]
@@ -252,14 +253,9 @@ def test_a_window_estimated_big_is_decoded_by_the_workers_from_its_first_batches
 
     cfg = make_cfg()
     batches, _ = generate(np.random.default_rng(SEED))
-    serial = decode_batches(
-        batches,
-        cfg.model_copy(update={"source": cfg.source.model_copy(update={"decode_workers": 1})}),
-        WINDOW,
-    )
+    serial = decode_batches(batches, extract.in_one_process(cfg), WINDOW)
     # the whole window is below the threshold's count of documents read, but its estimate is not
-    source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": serial.n_read})
-    par_cfg = cfg.model_copy(update={"source": source})
+    par_cfg = _decoded_by_workers(cfg, serial.n_read)
     assert extract.start_workers(2).result(timeout=120)  # up before the read: the path under test is taken
     here = []
     decode = extract.decode_batch
@@ -282,6 +278,5 @@ def test_a_broken_batch_raises_from_a_worker_as_in_this_process() -> None:
 
     cfg = make_cfg()
     batches, _ = generate(np.random.default_rng(SEED))
-    source = cfg.source.model_copy(update={"decode_workers": 2, "parallel_decode_rows": 500})
     with pytest.raises(SourceUnavailable, match="broken batch"):
-        decode_batches([*batches, batches[-1][:-3]], cfg.model_copy(update={"source": source}), WINDOW)
+        decode_batches([*batches, batches[-1][:-3]], _decoded_by_workers(cfg, 500), WINDOW)
