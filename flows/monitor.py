@@ -7,7 +7,6 @@ around a plain function in ``tasks/`` or ``reports/``; no pandas in a flow.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from mlmon.flows import sharded
+from mlmon.flows.retries import retried_on
 from mlmon.reports import render
 from mlmon.settings import Settings
 from mlmon.tasks import alerts, extract, incidents, reference, rolling
@@ -31,47 +31,26 @@ from mlmon.tasks.checks import presets
 from mlmon.tasks.checks.health import PastVolume
 from mlmon.tasks.checks.outcome import WindowResult
 from mlmon.tasks.config import ModelConfig, load_config
+from mlmon.tasks.connect import mongo_client
 from mlmon.tasks.errors import SourceUnavailable, StoreError
 from mlmon.tasks.evaluate import evaluate
 from mlmon.tasks.store import store
 from mlmon.tasks.summary import use_shards
 from mlmon.tasks.window import Window, as_utc
 
-# Database I/O is retried with backoff; a bad config or bad data is not (retrying cannot fix it).
-DB_RETRIES = dict(retries=2, retry_delay_seconds=[1, 3], cache_policy=NO_CACHE)
-
-
-def _retry_on(*kinds: type[BaseException]):
-    def condition(_task: Any, _run: Any, state: Any) -> bool:
-        try:
-            state.result()
-        except kinds:
-            return True
-        except BaseException:
-            return False
-        return False
-
-    return condition
-
 
 @task(
     name="extract",
     task_run_name="extract {cfg.name} {window.label}",
-    **DB_RETRIES,
-    retry_condition_fn=_retry_on(SourceUnavailable),
+    **retried_on(SourceUnavailable),
 )
 def extract_task(
     cfg: ModelConfig, window: Window, mongo_uri: str, expected_rows: int | None = None
 ) -> extract.Batch:
     """The window's frame (``expected_rows``: its estimated size, which starts the decoding workers at
     once on a big window)."""
-    import pymongo
-
     log = get_run_logger()
-    timeout_ms = int(1000 * float(os.environ.get("MLMON_DB_TIMEOUT_S", "3")))
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
-    )
+    client = mongo_client(mongo_uri)
     try:
         batch = extract.read_window(client[cfg.source.database], cfg, window, expected_rows=expected_rows)
     finally:
@@ -92,8 +71,7 @@ def reference_task(cfg: ModelConfig, profiles_dir: Path, window: Window) -> refe
 @task(
     name="rolling-reference",
     task_run_name="rolling reference {cfg.name} {window.label}",
-    **DB_RETRIES,
-    retry_condition_fn=_retry_on(SourceUnavailable),
+    **retried_on(SourceUnavailable),
 )
 def rolling_task(
     cfg: ModelConfig, base: reference.Baseline, window: Window, mongo_uri: str, profiles_dir: Path
@@ -102,9 +80,7 @@ def rolling_task(
     families configured so (nothing is read when none is)."""
     if not rolling.rolling_families(cfg):
         return rolling.fixed_only(base)
-    import pymongo
-
-    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000, tz_aware=True)
+    client = mongo_client(mongo_uri)
     try:
         batch = rolling.read_rolling(client[cfg.source.database], cfg, window)
     finally:
@@ -154,8 +130,7 @@ def _logged(cfg: ModelConfig, window: Window, out: presets.EvidentlyOutput) -> p
 @task(
     name="incidents",
     task_run_name="incidents {cfg.name} {result.window.label}",
-    **DB_RETRIES,
-    retry_condition_fn=_retry_on(StoreError),
+    **retried_on(StoreError),
 )
 def incidents_task(
     pg_uri: str, cfg: ModelConfig, result: WindowResult
@@ -173,8 +148,7 @@ def incidents_task(
 @task(
     name="store-incidents",
     task_run_name="store incidents {result.model} {result.window.label}",
-    **DB_RETRIES,
-    retry_condition_fn=_retry_on(StoreError),
+    **retried_on(StoreError),
 )
 def store_incidents_task(pg_uri: str, result: WindowResult, states: list[incidents.IncidentState]) -> None:
     store.write_incidents(pg_uri, result.model, result.window, states)
@@ -205,8 +179,7 @@ def publish_task(staging: Path, out_dir: Path, result: WindowResult) -> None:
 @task(
     name="store",
     task_run_name="store {result.model} {result.window.label}",
-    **DB_RETRIES,
-    retry_condition_fn=_retry_on(StoreError),
+    **retried_on(StoreError),
 )
 def store_task(pg_uri: str, result: WindowResult, report_path: str, flow_run_id: str | None) -> None:
     store.migrate(pg_uri)

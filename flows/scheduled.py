@@ -82,16 +82,13 @@ def scheduled_monitor(model: str, config: str | None = None, catch_up: str = "7d
 @task(name="labels", task_run_name="labels {cfg.name}", cache_policy=NO_CACHE)
 def labels_task(cfg: ModelConfig, settings: Settings, pg_uri: str) -> list[Window]:
     """Re-evaluate the model quality of windows whose labels arrived after they ran (``mlmon.tasks.labels``)."""
-    import pymongo
-
     from mlmon.tasks import labels, reference
+    from mlmon.tasks.connect import mongo_client
 
     if cfg.source.labels is None or cfg.source.labels.timestamp is None:
         return []  # no separate labels with an arrival time: nothing can arrive late
     log = get_run_logger()
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        settings.mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True
-    )
+    client = mongo_client(settings.mongo_uri())
     try:
         done = labels.recheck(
             pg_uri, client[cfg.source.database], cfg,

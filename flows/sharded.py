@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from mlmon.flows.retries import retried_on
 from mlmon.reports import render
 from mlmon.settings import Settings
 from mlmon.tasks import extract, summary
 from mlmon.tasks.config import ModelConfig, load_config
+from mlmon.tasks.connect import mongo_client
 from mlmon.tasks.errors import SourceUnavailable, StoreError
 from mlmon.tasks.evaluate import profile_kinds
 from mlmon.tasks.store import store
@@ -49,24 +50,12 @@ def task_runner(cfg: ModelConfig) -> Any:
     return DaskTaskRunner(cluster_kwargs=cluster)
 
 
-@task(
-    name="shard",
-    task_run_name="shard {cfg.name} {shard.label}",
-    retries=2,
-    retry_delay_seconds=[1, 3],
-    cache_policy=NO_CACHE,
-    retry_condition_fn=lambda _t, _r, state: _is_source_error(state),
-)
+@task(name="shard", task_run_name="shard {cfg.name} {shard.label}", **retried_on(SourceUnavailable))
 def shard_task(
     cfg: ModelConfig, shard: Window, plan: summary.Plan, mongo_uri: str, rate: float, index: int
 ) -> summary.ShardOutput:
     """Extract one shard from MongoDB and summarise it (runs on a Dask worker)."""
-    import pymongo
-
-    timeout_ms = int(1000 * float(os.environ.get("MLMON_DB_TIMEOUT_S", "3")))
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
-    )
+    client = mongo_client(mongo_uri)
     try:
         batch = extract.read_window(client[cfg.source.database], extract.in_one_process(cfg), shard)
     finally:
@@ -74,26 +63,12 @@ def shard_task(
     return summary.summarise_batch(batch, plan, cfg, shard, rate=rate, index=index)
 
 
-def _is_source_error(state: Any) -> bool:
-    try:
-        state.result()
-    except SourceUnavailable:
-        return True
-    except BaseException:
-        return False
-    return False
-
-
-@task(name="size", task_run_name="size {cfg.name} {window.label}", cache_policy=NO_CACHE)
+@task(name="size", task_run_name="size {cfg.name} {window.label}", **retried_on(SourceUnavailable))
 def size_task(cfg: ModelConfig, window: Window, mongo_uri: str) -> int:
     """About how many documents the window holds (:func:`mlmon.tasks.summary.estimate_rows`)."""
-    import pymongo
     from pymongo.errors import PyMongoError
 
-    timeout_ms = int(1000 * float(os.environ.get("MLMON_DB_TIMEOUT_S", "3")))
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True
-    )
+    client = mongo_client(mongo_uri)
     try:
         return summary.estimate_rows(client[cfg.source.database][cfg.source.collection], cfg, window)
     except PyMongoError as e:

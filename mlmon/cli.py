@@ -274,14 +274,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_draft(args: argparse.Namespace) -> int:
-    import pymongo
-
     from mlmon.tasks import draft
+    from mlmon.tasks.connect import mongo_client
 
     s = _settings(args)
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        s.mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True
-    )
+    client = mongo_client(s.mongo_uri())
     flt = json.loads(args.filter) if args.filter else {}
     docs = list(client[args.database][args.collection].find(flt).limit(args.sample))
     if not docs:
@@ -372,14 +369,11 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_labels_recheck(args: argparse.Namespace) -> int:
-    import pymongo
-
     from mlmon.tasks import labels, reference
+    from mlmon.tasks.connect import mongo_client
 
     s, cfg = _model_cfg(args)
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        s.mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True
-    )
+    client = mongo_client(s.mongo_uri())
     try:
         base = reference.baseline(cfg, s.profiles_dir)
         windows = labels.recheck(

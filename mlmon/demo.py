@@ -20,11 +20,10 @@ SEED = 7
 
 
 def run_demo(s: Settings, *, days: int = 10, per_day: int = 2500, fresh: bool = False) -> int:
-    import pymongo
-
     from mlmon import simulate
     from mlmon.tasks import reference
     from mlmon.tasks.config import load_config
+    from mlmon.tasks.connect import mongo_client
 
     t0 = time.monotonic()
     cfg = load_config(s.config_path).model(DEMO_MODEL)
@@ -33,7 +32,7 @@ def run_demo(s: Settings, *, days: int = 10, per_day: int = 2500, fresh: bool = 
     pg_uri = s.postgres_uri()
     print(f"[demo] MongoDB {'(embedded) ' if not s.mongo_uri_env else ''}{mongo_uri}")
     print(f"[demo] PostgreSQL {'(embedded) ' if not s.postgres_uri_env else ''}{pg_uri}")
-    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    client = mongo_client(mongo_uri)
     db = client[cfg.source.database]
     meta = db["mlmon_demo"].find_one({"_id": {"$eq": "demo"}})
     # traffic seeded by an older simulator (no region, no shadow, fewer episodes) is seeded again

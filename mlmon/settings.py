@@ -14,6 +14,8 @@ Everything comes from the environment (never from files in the repo):
 ``MLMON_REPORTS_DIR``             where HTML reports go; default ``$MLMON_HOME/reports``
 ``MLMON_REPORTS_URL``             optional public base URL of the reports (links in alerts)
 ``MLMON_ALERT_WEBHOOK_URL``       optional: `serve`/`up` install the alert automations notifying it
+``MLMON_DB_TIMEOUT_S``            seconds to wait for MongoDB or PostgreSQL before a stage fails (default 3
+                                  for MongoDB, 5 for PostgreSQL; see :mod:`mlmon.tasks.connect`)
 ================================  ==========================================================
 """
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlmon import embedded
+from mlmon.tasks.connect import MONGO_TIMEOUT_S, db_timeout_s
 from mlmon.tasks.errors import ConfigError
 
 
@@ -39,6 +42,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, config: str | Path | None = None) -> Settings:
+        db_timeout_s(MONGO_TIMEOUT_S)  # a bad MLMON_DB_TIMEOUT_S fails here, before any database is touched
         home = Path(os.environ.get("MLMON_HOME") or ".mlmon").resolve()
         cfg = Path(config or os.environ.get("MLMON_CONFIG") or "deployments/models.yaml")
         reports = Path(os.environ.get("MLMON_REPORTS_DIR") or home / "reports").resolve()

@@ -55,6 +55,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from mlmon import demo_model as dm
 from mlmon.logger import ensure_indexes
+from mlmon.tasks.connect import mongo_client
 from mlmon.tasks.errors import SourceUnavailable
 from mlmon.tasks.window import as_utc
 
@@ -443,8 +444,6 @@ def run_simulation(
     ``start`` defaults to ``days`` days before today's midnight (UTC), so the last simulated day is
     yesterday. Creates the indexes of :func:`mlmon.logger.ensure_indexes` first.
     """
-    import pymongo
-
     scenario = scenario or Scenario()
     if start is None:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -453,7 +452,7 @@ def run_simulation(
     t0 = time.perf_counter()
     predictions, labels = simulate(start, days, per_day, seed, scenario)
     t_generate = time.perf_counter() - t0
-    client: pymongo.MongoClient = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5_000, tz_aware=True)
+    client = mongo_client(uri)
     try:
         db = client[database]
         try:

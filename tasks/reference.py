@@ -310,13 +310,12 @@ def build_from_mongo(
 ) -> dict[str, object]:
     """Extract ``[start, end)`` of the model's logs (same contract, labels joined) into a reference
     Parquet; returns its rows, quarantined and labelled counts, content hash and path."""
-    import pymongo
-
+    from mlmon.tasks.connect import mongo_client
     from mlmon.tasks.extract import read_window
     from mlmon.tasks.window import Window
 
     window = Window(start, end)
-    client: pymongo.MongoClient = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    client = mongo_client(uri)
     try:
         batch = read_window(client[cfg.source.database], cfg, window)
     finally:

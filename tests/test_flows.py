@@ -194,7 +194,25 @@ def test_unreachable_mongo_is_a_clear_error_within_seconds(
         port = s.getsockname()[1]
     monkeypatch.setenv("MLMON_MONGO_URI", f"mongodb://127.0.0.1:{port}/")
     monkeypatch.setenv("MLMON_DB_TIMEOUT_S", "1")
+    since = datetime.now(UTC)
     fails_within_seconds(SourceUnavailable, "MLMON_MONGO_URI")
+    # the window's first MongoDB query (its size) was retried twice, as every database task is
+    (size,) = task_runs_since("size demo_classifier", since)
+    assert size.state.is_failed() and size.run_count == 3
+
+
+def task_runs_since(name_prefix: str, since: datetime) -> list:
+    """Task runs whose name starts with ``name_prefix``, started after ``since`` (the Prefect API's)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName, TaskRunFilterStartTime
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(
+                name=TaskRunFilterName(like_=name_prefix), start_time=TaskRunFilterStartTime(after_=since)
+            )
+        )
+    return [r for r in runs if r.name.startswith(name_prefix)]
 
 
 def server_events(name: str, since: datetime) -> list[dict]:

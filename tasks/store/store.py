@@ -35,6 +35,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from mlmon.tasks.checks.outcome import ALL, Category, CheckResult, Status, WindowResult
+from mlmon.tasks.connect import POSTGRES_TIMEOUT_S, db_timeout_s
 from mlmon.tasks.errors import StoreError
 from mlmon.tasks.incidents import IncidentState, PreviousIncident
 from mlmon.tasks.incidents import Kind as IncidentKind
@@ -57,13 +58,15 @@ _MAX_LISTED = 8  # failed checks named in runs.message
 # --------------------------------------------------------------------------------------------- connect
 
 
-def connect(uri: str, timeout_s: float = 5, *, statement_timeout_s: float = 120) -> Connection:
+def connect(uri: str, timeout_s: float | None = None, *, statement_timeout_s: float = 120) -> Connection:
     """Open a connection that fails fast: ``connect_timeout`` and a server-side statement timeout.
 
     The session runs in UTC (timestamps come back in UTC, like the windows) with UTF-8 text. An
-    unreachable server raises :class:`StoreError` within about ``timeout_s`` (libpq waits at least 2 s
-    per address tried).
+    unreachable server raises :class:`StoreError` within about ``timeout_s`` (default
+    ``MLMON_DB_TIMEOUT_S``, else 5 s; libpq waits at least 2 s per address tried).
     """
+    if timeout_s is None:
+        timeout_s = db_timeout_s(POSTGRES_TIMEOUT_S)
     try:
         params = psycopg2.extensions.parse_dsn(uri)
     except psycopg2.ProgrammingError as e:

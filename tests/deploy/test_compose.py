@@ -151,7 +151,7 @@ def variables_the_code_reads() -> set[str]:
 
 def test_the_worker_sets_every_variable_the_code_reads(raw: dict[str, Any]) -> None:
     read = variables_the_code_reads()
-    # the grep itself works: these are read in mlmon/settings.py and flows/monitor.py
+    # the grep itself works: these are read in mlmon/settings.py and tasks/connect.py
     assert {"MLMON_MONGO_URI", "MLMON_POSTGRES_URI", "MLMON_REPORTS_DIR", "MLMON_DB_TIMEOUT_S"} <= read
     worker = environment(services(raw)["worker"])
     # read by the serving app's live metrics (mlmon/live.py), set by whoever runs the serving workers
